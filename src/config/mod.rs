@@ -1,0 +1,80 @@
+//! Configuration: the YAML schema, loading with positions in every error, and the lint of
+//! `scopegate check`.
+
+mod lint;
+pub mod schema;
+mod values;
+
+pub use lint::lint;
+pub use schema::File;
+pub use values::{Dur, EnvString, interpolate, parse_duration};
+
+use std::fmt;
+use std::path::Path;
+
+/// A configuration error: where (file, and line:column when known) and what was expected.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub origin: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.origin, self.message),
+            (Some(l), None) => write!(f, "{}:{l}: {}", self.origin, self.message),
+            _ => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    pub fn new(origin: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: origin.to_string(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(origin: &str, loc: &serde_saphyr::Location, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: origin.to_string(),
+            line: (loc.line() > 0).then(|| loc.line()),
+            column: (loc.column() > 0).then(|| loc.column()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a configuration document; `origin` names it in errors (a path, or `<embedded>`).
+pub fn parse(text: &str, origin: &str) -> Result<File, ConfigError> {
+    serde_saphyr::from_str::<File>(text).map_err(|e| {
+        let loc = e.location();
+        // The rendered message repeats the position; keep only the first line of the text.
+        let message = e.to_string();
+        let message = message
+            .lines()
+            .next()
+            .unwrap_or("invalid configuration")
+            .trim()
+            .to_string();
+        match loc {
+            Some(l) => ConfigError::at(origin, &l, message),
+            None => ConfigError::new(origin, message),
+        }
+    })
+}
+
+pub fn load(path: &Path) -> Result<File, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
+    parse(&text, &origin)
+}

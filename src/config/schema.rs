@@ -1,0 +1,427 @@
+//! The YAML document as written by users (see `design.md`). Every struct rejects unknown
+//! keys; defaults are the safe choice. Compilation into the runtime form is `compile.rs`.
+
+use super::values::{Dur, EnvString};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub server: Server,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub issuers: Vec<Issuer>,
+    #[serde(default)]
+    pub tokens: Tokens,
+    #[serde(default)]
+    pub scopes: Scopes,
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub forward: Forward,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: EnvString,
+    pub tls: Option<Tls>,
+    /// Proxy worker threads; 1 is the cheapest per request on small machines.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Peers whose `X-Forwarded-For` is extended instead of replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: EnvString,
+    pub key: EnvString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_uri")]
+    pub max_uri_bytes: usize,
+    #[serde(default = "default_max_headers")]
+    pub max_header_bytes: usize,
+}
+
+fn default_max_uri() -> usize {
+    8 * 1024
+}
+fn default_max_headers() -> usize {
+    32 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_uri_bytes: default_max_uri(),
+            max_header_bytes: default_max_headers(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: EnvString,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: EnvString("127.0.0.1:9901".into()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    pub id: String,
+    /// The exact `iss` value.
+    pub issuer: EnvString,
+    #[serde(default = "yes")]
+    pub discovery: bool,
+    pub jwks_uri: Option<EnvString>,
+    pub audiences: Vec<EnvString>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_skew")]
+    pub clock_skew: Dur,
+    /// Accepted JWT `typ` header values (compared case-insensitively, `application/` prefix ignored).
+    #[serde(default = "default_typ")]
+    pub typ: Vec<String>,
+    #[serde(default)]
+    pub claims: Claims,
+    #[serde(default)]
+    pub app_principal: AppPrincipal,
+    /// How often the JWKS is re-read in the background.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh: Dur,
+    /// Scopes this issuer can grant, when known; `check` warns about route scopes outside them.
+    pub scopes_supported: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "EdDSA"].map(String::from).to_vec()
+}
+fn default_skew() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn default_typ() -> Vec<String> {
+    vec!["at+jwt".into(), "JWT".into()]
+}
+fn default_jwks_refresh() -> Dur {
+    Dur(Duration::from_secs(300))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Claims {
+    pub scope: String,
+    pub orgs: String,
+    pub sso_orgs: String,
+    pub client_id: String,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims {
+            scope: "scope".into(),
+            orgs: "orgs".into(),
+            sso_orgs: "sso_orgs".into(),
+            client_id: "client_id".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AppPrincipal {
+    /// RFC 9068 client-credentials tokens: `sub` is the client id.
+    #[default]
+    SubIsClientId,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    #[serde(default = "default_schemes")]
+    pub schemes: Vec<String>,
+    #[serde(default)]
+    pub query_parameter: bool,
+    #[serde(default)]
+    pub cache: Cache,
+}
+
+fn default_schemes() -> Vec<String> {
+    vec!["Bearer".into()]
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            schemes: default_schemes(),
+            query_parameter: false,
+            cache: Cache::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    pub max_entries: u64,
+    pub max_ttl: Dur,
+    pub negative_ttl: Dur,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            max_entries: 1_000_000,
+            max_ttl: Dur(Duration::from_secs(300)),
+            negative_ttl: Dur(Duration::from_secs(5)),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scopes {
+    #[serde(default)]
+    pub implies: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: EnvString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: Match,
+    pub upstream: String,
+    #[serde(default)]
+    pub auth: Auth,
+    pub require: Option<Require>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    pub methods: Option<Vec<String>>,
+    pub path: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    /// A credential is required and checked against `require`.
+    #[default]
+    Token,
+    /// Explicitly public: no credential needed, none checked.
+    None,
+}
+
+/// `require:` is either one alternative (`scopes` and/or `principal`) or `any:` alternatives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Require {
+    pub scopes: Option<ScopeExpr>,
+    pub principal: Option<Principal>,
+    pub any: Option<Vec<Alternative>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alternative {
+    pub principal: Option<Principal>,
+    pub scopes: Option<ScopeExpr>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Principal {
+    User,
+    App,
+}
+
+/// A scope name, `{ any: [...] }` or `{ all: [...] }`, nested freely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeExpr {
+    Scope(String),
+    Any(Vec<ScopeExpr>),
+    All(Vec<ScopeExpr>),
+}
+
+impl<'de> Deserialize<'de> for ScopeExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScopeExpr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scope name, `{ any: [...] }` or `{ all: [...] }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScopeExpr, E> {
+                if v.is_empty() || v.contains(' ') {
+                    return Err(E::custom(format!(
+                        "`{v}` is not a scope name (one scope, no spaces: use `{{ all: [...] }}`)"
+                    )));
+                }
+                Ok(ScopeExpr::Scope(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<ScopeExpr, A::Error> {
+                Err(de::Error::custom(
+                    "a bare list is ambiguous: write `{ any: [...] }` or `{ all: [...] }`",
+                ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScopeExpr, A::Error> {
+                let key: String = map
+                    .next_key()?
+                    .ok_or_else(|| de::Error::custom("expected `any:` or `all:`"))?;
+                let items: Vec<ScopeExpr> = match key.as_str() {
+                    "any" | "all" => map.next_value()?,
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "unknown key `{other}`: expected `any` or `all`"
+                        )));
+                    }
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "one of `any:` or `all:` per level: nest them to combine",
+                    ));
+                }
+                if key == "any" && items.is_empty() {
+                    return Err(de::Error::custom("`any: []` can never be satisfied"));
+                }
+                Ok(if key == "any" {
+                    ScopeExpr::Any(items)
+                } else {
+                    ScopeExpr::All(items)
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    #[serde(default)]
+    pub authorization: KeepOrStrip,
+    #[serde(default)]
+    pub identity_headers: IdentityHeaders,
+    /// Client-sent headers that other proxies or frameworks trust for routing or identity.
+    #[serde(default = "default_strip_headers")]
+    pub strip_headers: Vec<String>,
+    #[serde(default = "default_request_id")]
+    pub request_id_header: String,
+}
+
+impl Default for Forward {
+    fn default() -> Self {
+        Forward {
+            authorization: KeepOrStrip::default(),
+            identity_headers: IdentityHeaders::default(),
+            strip_headers: default_strip_headers(),
+            request_id_header: default_request_id(),
+        }
+    }
+}
+
+pub fn default_strip_headers() -> Vec<String> {
+    [
+        "X-Original-URL",
+        "X-Rewrite-URL",
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+        "X-Forwarded-Host",
+        "X-Forwarded-Prefix",
+        "X-Forwarded-Port",
+        "X-Forwarded-Server",
+        "Forwarded",
+        "X-Real-IP",
+        "X-Client-IP",
+        "X-Remote-User",
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Forwarded-Access-Token",
+        "X-Auth-Request-User",
+        "X-Auth-Request-Email",
+        "X-Auth-Request-Access-Token",
+        "X-Userinfo",
+        "X-Jwt-Payload",
+        "X-Consumer-ID",
+        "X-Consumer-Username",
+        "X-Credential-Identifier",
+        "X-Authenticated-Userid",
+        "X-Authenticated-Scope",
+        "Remote-User",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn default_request_id() -> String {
+    "X-Request-Id".into()
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepOrStrip {
+    #[default]
+    Keep,
+    Strip,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeaders {
+    pub subject: String,
+    pub client_id: String,
+    pub scopes: String,
+    pub org: String,
+    pub principal: String,
+    pub issuer: String,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        IdentityHeaders {
+            subject: "X-Auth-Subject".into(),
+            client_id: "X-Auth-Client-Id".into(),
+            scopes: "X-Auth-Scopes".into(),
+            org: "X-Auth-Org".into(),
+            principal: "X-Auth-Principal".into(),
+            issuer: "X-Auth-Issuer".into(),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Prometheus metrics, one registry per gateway instance. Per-route counters are resolved
+//! once at load so the request path increments a handle instead of hashing label values.
+
+use crate::answer::Outcome;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// `[route][outcome]`; the last row is for requests that matched no route.
+    by_route: Vec<Vec<IntCounter>>,
+    pub decision_seconds: Histogram,
+    by_upstream: Vec<Histogram>,
+    pub cache_hits: IntCounter,
+    pub cache_misses: IntCounter,
+    pub cache_entries: IntGauge,
+    pub jwks_refreshes: IntCounterVec,
+    pub jwks_keys: IntGaugeVec,
+}
+
+/// Route label for requests that matched no route.
+pub const NO_ROUTE: &str = "-";
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Only fails on invalid names or duplicate registration: programming errors.
+    r.expect("metric definition")
+}
+
+impl Metrics {
+    pub fn new(routes: &[&str], upstreams: &[&str]) -> Metrics {
+        let registry = Registry::new();
+        let requests = must(IntCounterVec::new(
+            Opts::new("scopegate_requests_total", "Requests by route and outcome"),
+            &["route", "outcome"],
+        ));
+        let by_route = routes
+            .iter()
+            .copied()
+            .chain([NO_ROUTE])
+            .map(|r| {
+                Outcome::ALL
+                    .iter()
+                    .map(|o| requests.with_label_values(&[r, o.label()]))
+                    .collect()
+            })
+            .collect();
+        let decision_seconds = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "scopegate_decision_duration_seconds",
+                "Time to decide a request (route, credential, token, policy)",
+            )
+            .buckets(vec![
+                1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1.0,
+            ]),
+        ));
+        let upstream_seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "scopegate_upstream_duration_seconds",
+                "Time from forwarding to the end of the upstream response",
+            )
+            .buckets(vec![1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            &["upstream"],
+        ));
+        let by_upstream = upstreams
+            .iter()
+            .map(|u| upstream_seconds.with_label_values(&[u]))
+            .collect();
+        let cache_hits = must(IntCounter::new(
+            "scopegate_token_cache_hits_total",
+            "Token checks answered from the cache",
+        ));
+        let cache_misses = must(IntCounter::new(
+            "scopegate_token_cache_misses_total",
+            "Token checks that had to verify the token",
+        ));
+        let cache_entries = must(IntGauge::new(
+            "scopegate_token_cache_entries",
+            "Entries in the token cache",
+        ));
+        let jwks_refreshes = must(IntCounterVec::new(
+            Opts::new("scopegate_jwks_refreshes_total", "JWKS fetches by issuer and result"),
+            &["issuer", "result"],
+        ));
+        let jwks_keys = must(IntGaugeVec::new(
+            Opts::new("scopegate_jwks_keys", "Verification keys held per issuer"),
+            &["issuer"],
+        ));
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(decision_seconds.clone()),
+            Box::new(upstream_seconds.clone()),
+            Box::new(cache_hits.clone()),
+            Box::new(cache_misses.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(jwks_refreshes.clone()),
+            Box::new(jwks_keys.clone()),
+        ] {
+            must(registry.register(c));
+        }
+        Metrics {
+            registry,
+            by_route,
+            decision_seconds,
+            by_upstream,
+            cache_hits,
+            cache_misses,
+            cache_entries,
+            jwks_refreshes,
+            jwks_keys,
+        }
+    }
+
+    /// Counts one request; `route` is `None` when nothing matched.
+    pub fn count(&self, route: Option<usize>, outcome: Outcome) {
+        let row = route.unwrap_or(self.by_route.len() - 1);
+        self.by_route[row][outcome.index()].inc();
+    }
+
+    pub fn observe_upstream(&self, upstream: usize, seconds: f64) {
+        self.by_upstream[upstream].observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,15 @@
+//! Who is calling: JWT verification against issuers' keys, and the cache of answers.
+
+mod cache;
+mod claims;
+mod error;
+mod issuer;
+mod jwt;
+mod keys;
+
+pub use cache::{Answer, TokenCache, TokenHash, hash, unix_now};
+pub use claims::principal;
+pub use error::TokenError;
+pub use issuer::{ClaimNames, Issuer};
+pub use jwt::{VerifiedClaims, looks_like_jwt, verify};
+pub use keys::{Key, KeySet};
