@@ -45,7 +45,13 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not travel past the gateway.
-const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer"];
+const HOP_BY_HOP: [&str; 5] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+];
 
 impl ForwardPolicy {
     pub fn new(
@@ -107,9 +113,7 @@ impl ForwardPolicy {
             }
         }
         // What the client marked hop-by-hop does not count as sent.
-        let sent = |name: &HeaderName| {
-            client.get(name).filter(|_| !hop_by_hop.contains(name))
-        };
+        let sent = |name: &HeaderName| client.get(name).filter(|_| !hop_by_hop.contains(name));
         out.remove(&CONNECTION);
         if upgrade {
             out.set(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -233,7 +237,10 @@ mod tests {
     fn client(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -246,9 +253,16 @@ mod tests {
 
     #[test]
     fn spoofed_identity_headers_are_replaced_by_the_gateways() {
-        let c = client(&[("x-auth-subject", "root"), ("x-auth-org", "evil"), ("x-auth-scopes", "admin")]);
+        let c = client(&[
+            ("x-auth-subject", "root"),
+            ("x-auth-org", "evil"),
+            ("x-auth-scopes", "admin"),
+        ]);
         let out = forward(&policy(false), &c, "127.0.0.1", Some(&alice()));
-        assert_eq!(out.get_all("x-auth-subject").iter().collect::<Vec<_>>(), vec!["alice"]);
+        assert_eq!(
+            out.get_all("x-auth-subject").iter().collect::<Vec<_>>(),
+            vec!["alice"]
+        );
         assert_eq!(out["x-auth-scopes"], "a b");
         assert!(out.get("x-auth-org").is_none());
         assert_eq!(out["x-auth-principal"], "user");
@@ -263,7 +277,10 @@ mod tests {
 
     #[test]
     fn headers_named_in_connection_are_dropped_and_connection_too() {
-        let c = client(&[("connection", "close, X-Request-Id, x-forwarded-for"), ("x-request-id", "abc")]);
+        let c = client(&[
+            ("connection", "close, X-Request-Id, x-forwarded-for"),
+            ("x-request-id", "abc"),
+        ]);
         let out = forward(&policy(false), &c, "127.0.0.1", Some(&alice()));
         assert!(out.get("connection").is_none());
         // Set again by the gateway, after the client's were dropped.
@@ -273,7 +290,11 @@ mod tests {
 
     #[test]
     fn routing_headers_trusted_by_frameworks_are_stripped() {
-        let c = client(&[("x-original-url", "/admin"), ("x-forwarded-host", "evil"), ("proxy-authorization", "x")]);
+        let c = client(&[
+            ("x-original-url", "/admin"),
+            ("x-forwarded-host", "evil"),
+            ("proxy-authorization", "x"),
+        ]);
         let out = forward(&policy(false), &c, "127.0.0.1", None);
         assert!(out.get("x-original-url").is_none());
         assert!(out.get("x-forwarded-host").is_none());
@@ -283,26 +304,46 @@ mod tests {
     #[test]
     fn forwarded_for_is_rewritten_unless_the_peer_is_a_trusted_proxy() {
         let c = client(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(forward(&policy(false), &c, "192.0.2.9", None)["x-forwarded-for"], "192.0.2.9");
-        assert_eq!(forward(&policy(false), &c, "10.0.0.1", None)["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
-        assert_eq!(forward(&policy(false), &c, "10.0.0.1", None)["x-forwarded-proto"], "http");
+        assert_eq!(
+            forward(&policy(false), &c, "192.0.2.9", None)["x-forwarded-for"],
+            "192.0.2.9"
+        );
+        assert_eq!(
+            forward(&policy(false), &c, "10.0.0.1", None)["x-forwarded-for"],
+            "1.2.3.4, 10.0.0.1"
+        );
+        assert_eq!(
+            forward(&policy(false), &c, "10.0.0.1", None)["x-forwarded-proto"],
+            "http"
+        );
     }
 
     #[test]
     fn authorization_is_kept_or_stripped_as_configured() {
         let c = client(&[("authorization", "Bearer t")]);
-        assert_eq!(forward(&policy(false), &c, "127.0.0.1", None)["authorization"], "Bearer t");
-        assert!(forward(&policy(true), &c, "127.0.0.1", None).get("authorization").is_none());
+        assert_eq!(
+            forward(&policy(false), &c, "127.0.0.1", None)["authorization"],
+            "Bearer t"
+        );
+        assert!(
+            forward(&policy(true), &c, "127.0.0.1", None)
+                .get("authorization")
+                .is_none()
+        );
     }
 
     #[test]
     fn a_sane_request_id_is_kept_and_a_hostile_one_replaced() {
         let c = client(&[("x-request-id", "req-42")]);
-        assert_eq!(forward(&policy(false), &c, "127.0.0.1", None)["x-request-id"], "req-42");
+        assert_eq!(
+            forward(&policy(false), &c, "127.0.0.1", None)["x-request-id"],
+            "req-42"
+        );
         let c = client(&[("x-request-id", "a b<script>")]);
         let id = forward(&policy(false), &c, "127.0.0.1", None)["x-request-id"].clone();
         assert_eq!(id.len(), 32);
-        let other = forward(&policy(false), &HeaderMap::new(), "127.0.0.1", None)["x-request-id"].clone();
+        let other =
+            forward(&policy(false), &HeaderMap::new(), "127.0.0.1", None)["x-request-id"].clone();
         assert_ne!(id, other);
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::answer::Outcome;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -60,7 +60,9 @@ impl Metrics {
                 "scopegate_upstream_duration_seconds",
                 "Time from forwarding to the end of the upstream response",
             )
-            .buckets(vec![1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            .buckets(vec![
+                1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0, 30.0,
+            ]),
             &["upstream"],
         ));
         let by_upstream = upstreams
@@ -80,7 +82,10 @@ impl Metrics {
             "Entries in the token cache",
         ));
         let jwks_refreshes = must(IntCounterVec::new(
-            Opts::new("scopegate_jwks_refreshes_total", "JWKS fetches by issuer and result"),
+            Opts::new(
+                "scopegate_jwks_refreshes_total",
+                "JWKS fetches by issuer and result",
+            ),
             &["issuer", "result"],
         ));
         let jwks_keys = must(IntGaugeVec::new(

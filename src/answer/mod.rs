@@ -28,7 +28,9 @@ pub enum Refusal {
         needs: String,
     },
     /// The authorization server could not be asked and nothing was cached.
-    Unavailable { retry_after_secs: u32 },
+    Unavailable {
+        retry_after_secs: u32,
+    },
     BadGateway,
 }
 
@@ -97,11 +99,16 @@ fn json_body(error: &str, description: &str) -> Bytes {
 
 /// RFC 6750 §3 quoted-string content must not contain `"` or `\`.
 fn quoted(s: &str) -> String {
-    s.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
 }
 
 fn challenge(error: &str, description: &str, scope: Option<&str>) -> HeaderValue {
-    let mut v = format!("{REALM}, error=\"{error}\", error_description=\"{}\"", quoted(description));
+    let mut v = format!(
+        "{REALM}, error=\"{error}\", error_description=\"{}\"",
+        quoted(description)
+    );
     if let Some(scope) = scope {
         v.push_str(&format!(", scope=\"{}\"", quoted(scope)));
     }
@@ -144,10 +151,16 @@ impl Refusal {
                 if let Ok(v) = HeaderValue::from_str(&allow.allow_header()) {
                     headers.push((http::header::ALLOW, v));
                 }
-                json_body("method_not_allowed", "this path does not accept this method")
+                json_body(
+                    "method_not_allowed",
+                    "this path does not accept this method",
+                )
             }
             Refusal::NoCredential => {
-                headers.push((http::header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM)));
+                headers.push((
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(REALM),
+                ));
                 json_body("unauthorized", "this resource needs a bearer token")
             }
             Refusal::InvalidRequest(e) => {
@@ -182,7 +195,10 @@ impl Refusal {
                 json_body("insufficient_scope", &description)
             }
             Refusal::Unavailable { retry_after_secs } => {
-                headers.push((http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+                headers.push((
+                    http::header::RETRY_AFTER,
+                    HeaderValue::from(*retry_after_secs),
+                ));
                 json_body(
                     "temporarily_unavailable",
                     "the authorization server cannot be reached; try again later",
@@ -194,7 +210,10 @@ impl Refusal {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         ));
-        headers.push((http::header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        headers.push((
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
         Answer {
             status: self.status(),
             headers,
@@ -223,7 +242,10 @@ mod tests {
     fn no_credential_is_401_with_a_bare_challenge() {
         let a = Refusal::NoCredential.render();
         assert_eq!(a.status, 401);
-        assert_eq!(header(&a, "www-authenticate"), Some("Bearer realm=\"scopegate\""));
+        assert_eq!(
+            header(&a, "www-authenticate"),
+            Some("Bearer realm=\"scopegate\"")
+        );
         assert_eq!(body(&a)["error"], "unauthorized");
     }
 
@@ -233,7 +255,9 @@ mod tests {
         assert_eq!(a.status, 401);
         assert_eq!(
             header(&a, "www-authenticate"),
-            Some("Bearer realm=\"scopegate\", error=\"invalid_token\", error_description=\"the token has expired\"")
+            Some(
+                "Bearer realm=\"scopegate\", error=\"invalid_token\", error_description=\"the token has expired\""
+            )
         );
         assert_eq!(body(&a)["error_description"], "the token has expired");
     }
@@ -242,7 +266,11 @@ mod tests {
     fn malformed_request_is_400_invalid_request() {
         let a = Refusal::InvalidRequest(CredentialError::TwoAuthorizationHeaders).render();
         assert_eq!(a.status, 400);
-        assert!(header(&a, "www-authenticate").unwrap().contains("error=\"invalid_request\""));
+        assert!(
+            header(&a, "www-authenticate")
+                .unwrap()
+                .contains("error=\"invalid_request\"")
+        );
     }
 
     #[test]
@@ -258,7 +286,10 @@ mod tests {
         let w = header(&a, "www-authenticate").unwrap();
         assert!(w.contains("error=\"insufficient_scope\""), "{w}");
         assert!(w.ends_with("scope=\"repo public_repo\""), "{w}");
-        assert_eq!(header(&a, "x-accepted-oauth-scopes"), Some("repo, public_repo"));
+        assert_eq!(
+            header(&a, "x-accepted-oauth-scopes"),
+            Some("repo, public_repo")
+        );
         assert_eq!(header(&a, "x-oauth-scopes"), Some("read:org"));
         assert_eq!(body(&a)["error"], "insufficient_scope");
     }
@@ -270,7 +301,10 @@ mod tests {
         let a = Refusal::MethodNotAllowed(allow).render();
         assert_eq!(a.status, 405);
         assert_eq!(header(&a, "allow"), Some("GET, HEAD"));
-        assert_eq!(Refusal::BadPath(PathError::EncodedSlash).render().status, 400);
+        assert_eq!(
+            Refusal::BadPath(PathError::EncodedSlash).render().status,
+            400
+        );
     }
 
     #[test]
@@ -278,20 +312,37 @@ mod tests {
         let a = Refusal::BadFraming(FramingError::ContentLengthAndTransferEncoding).render();
         assert_eq!(a.status, 400);
         assert!(a.close);
-        assert_eq!(Refusal::BadFraming(FramingError::UriTooLong).render().status, 414);
-        assert_eq!(Refusal::BadFraming(FramingError::HeadersTooLarge).render().status, 431);
+        assert_eq!(
+            Refusal::BadFraming(FramingError::UriTooLong)
+                .render()
+                .status,
+            414
+        );
+        assert_eq!(
+            Refusal::BadFraming(FramingError::HeadersTooLarge)
+                .render()
+                .status,
+            431
+        );
     }
 
     #[test]
     fn unavailable_is_503_with_retry_after() {
-        let a = Refusal::Unavailable { retry_after_secs: 5 }.render();
+        let a = Refusal::Unavailable {
+            retry_after_secs: 5,
+        }
+        .render();
         assert_eq!(a.status, 503);
         assert_eq!(header(&a, "retry-after"), Some("5"));
     }
 
     #[test]
     fn every_answer_is_json() {
-        for r in [Refusal::NotFound, Refusal::BadGateway, Refusal::NoCredential] {
+        for r in [
+            Refusal::NotFound,
+            Refusal::BadGateway,
+            Refusal::NoCredential,
+        ] {
             let a = r.render();
             assert_eq!(header(&a, "content-type"), Some("application/json"));
             body(&a);

@@ -1,1 +1,103 @@
-pub fn lint() {}
+//! Warnings of `scopegate check`: things that are valid but almost certainly not meant.
+
+use super::schema::File;
+use crate::gateway::route_scopes;
+use crate::policy::ScopeUniverse;
+use crate::route::{MethodSet, Pattern};
+
+/// Warnings for a configuration that compiled; they do not fail `check`.
+pub fn lint(file: &File) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let compiled: Vec<Option<(Pattern, MethodSet)>> = file
+        .routes
+        .iter()
+        .map(|r| {
+            let p = Pattern::parse(&r.matcher.path).ok()?;
+            let m = match &r.matcher.methods {
+                Some(m) => MethodSet::parse(m).ok()?,
+                None => MethodSet::ALL,
+            };
+            Some((p, m))
+        })
+        .collect();
+    for (j, later) in compiled.iter().enumerate() {
+        let Some((pj, mj)) = later else { continue };
+        if let Some(i) = compiled[..j].iter().position(|earlier| {
+            earlier
+                .as_ref()
+                .is_some_and(|(pi, mi)| pi.covers(pj) && mi.is_superset(*mj))
+        }) {
+            warnings.push(format!(
+                "route `{}` is never reached: route `{}` before it matches every request it would",
+                file.routes[j].name, file.routes[i].name
+            ));
+        }
+    }
+
+    // Only knowable when every issuer says what it can grant.
+    let supported: Option<Vec<&String>> = file
+        .issuers
+        .iter()
+        .map(|i| i.scopes_supported.as_ref())
+        .collect::<Option<Vec<_>>>()
+        .map(|lists| lists.into_iter().flatten().collect());
+    if let Some(supported) = supported.filter(|_| !file.issuers.is_empty()) {
+        let used: Vec<&str> = file.routes.iter().flat_map(route_scopes).collect();
+        let universe = ScopeUniverse::build(&file.scopes.implies, used.iter().copied());
+        let grantable = universe.grant(supported.iter().map(|s| s.as_str()));
+        for r in &file.routes {
+            for s in route_scopes(r) {
+                if !grantable.effective.iter().any(|g| g == s) {
+                    warnings.push(format!(
+                        "route `{}` accepts scope `{s}`, which no issuer grants (scopes_supported), directly or by implication",
+                        r.name
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings(routes: &str, issuers: &str) -> Vec<String> {
+        let yaml = format!(
+            "server: {{ listen: 127.0.0.1:1 }}\nupstreams: {{ api: {{ url: http://127.0.0.1:2 }} }}\n{issuers}\nroutes:\n{routes}"
+        );
+        lint(&crate::config::parse(&yaml, "t").unwrap())
+    }
+
+    #[test]
+    fn a_route_after_a_broader_one_is_reported_as_shadowed() {
+        let w = warnings(
+            "  - { name: all, match: { path: \"/{*x}\" }, upstream: api, auth: none }\n  - { name: health, match: { path: /health }, upstream: api, auth: none }\n",
+            "",
+        );
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("`health` is never reached"), "{w:?}");
+    }
+
+    #[test]
+    fn a_narrower_method_set_first_does_not_shadow() {
+        let w = warnings(
+            "  - { name: get, match: { methods: [GET], path: /r }, upstream: api, auth: none }\n  - { name: any, match: { path: /r }, upstream: api, auth: none }\n",
+            "",
+        );
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn a_scope_no_issuer_grants_is_reported_when_issuers_say_what_they_grant() {
+        let issuers =
+            "issuers:\n  - { id: a, issuer: https://a, audiences: [x], scopes_supported: [repo] }";
+        let w = warnings(
+            "  - { name: r, match: { path: /r }, upstream: api, require: { scopes: { any: [repo:status, admin] } } }\n",
+            &format!("{issuers}\nscopes: {{ implies: {{ repo: [repo:status] }} }}"),
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("scope `admin`"), "{w:?}");
+    }
+}

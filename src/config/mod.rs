@@ -43,7 +43,11 @@ impl ConfigError {
         }
     }
 
-    pub fn at(origin: &str, loc: &serde_saphyr::Location, message: impl Into<String>) -> ConfigError {
+    pub fn at(
+        origin: &str,
+        loc: &serde_saphyr::Location,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             origin: origin.to_string(),
             line: (loc.line() > 0).then(|| loc.line()),
@@ -59,12 +63,16 @@ pub fn parse(text: &str, origin: &str) -> Result<File, ConfigError> {
         let loc = e.location();
         // The rendered message repeats the position; keep only the first line of the text.
         let message = e.to_string();
-        let message = message
+        let first = message
             .lines()
             .next()
             .unwrap_or("invalid configuration")
-            .trim()
-            .to_string();
+            .trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let message = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+            Some((_, rest)) => rest.to_string(),
+            None => first.to_string(),
+        };
         match loc {
             Some(l) => ConfigError::at(origin, &l, message),
             None => ConfigError::new(origin, message),

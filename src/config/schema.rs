@@ -2,8 +2,8 @@
 //! keys; defaults are the safe choice. Compilation into the runtime form is `compile.rs`.
 
 use super::values::{Dur, EnvString};
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -123,7 +123,9 @@ fn yes() -> bool {
     true
 }
 fn default_algorithms() -> Vec<String> {
-    ["RS256", "PS256", "ES256", "EdDSA"].map(String::from).to_vec()
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_skew() -> Dur {
     Dur(Duration::from_secs(30))

@@ -60,9 +60,9 @@ pub struct Rules {
 pub fn is_b64token(t: &str) -> bool {
     let body = t.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -120,7 +120,10 @@ pub fn extract<'a>(
 }
 
 /// Parses `scheme 1*SP b64token`; `Ok(None)` for a scheme that is not configured.
-fn parse_authorization<'a>(raw: &'a [u8], rules: &Rules) -> Result<Option<&'a str>, CredentialError> {
+fn parse_authorization<'a>(
+    raw: &'a [u8],
+    rules: &Rules,
+) -> Result<Option<&'a str>, CredentialError> {
     let value = std::str::from_utf8(raw).map_err(|_| CredentialError::MalformedAuthorization)?;
     let (scheme, rest) = value
         .split_once(' ')
@@ -157,20 +160,36 @@ mod tests {
         m
     }
 
-    fn token(headers: &HeaderMap, q: Option<&str>, query: bool) -> Result<Option<String>, CredentialError> {
+    fn token(
+        headers: &HeaderMap,
+        q: Option<&str>,
+        query: bool,
+    ) -> Result<Option<String>, CredentialError> {
         extract(headers, q, &rules(query)).map(|c| c.map(|c| c.token.into_owned()))
     }
 
     #[test]
     fn bearer_header_is_extracted_with_any_case_of_the_scheme() {
-        assert_eq!(token(&h(&["Bearer abc.def-_~+/=="]), None, false), Ok(Some("abc.def-_~+/==".into())));
-        assert_eq!(token(&h(&["bEaReR abc"]), None, false), Ok(Some("abc".into())));
-        assert_eq!(token(&h(&["Bearer   abc"]), None, false), Ok(Some("abc".into())));
+        assert_eq!(
+            token(&h(&["Bearer abc.def-_~+/=="]), None, false),
+            Ok(Some("abc.def-_~+/==".into()))
+        );
+        assert_eq!(
+            token(&h(&["bEaReR abc"]), None, false),
+            Ok(Some("abc".into()))
+        );
+        assert_eq!(
+            token(&h(&["Bearer   abc"]), None, false),
+            Ok(Some("abc".into()))
+        );
     }
 
     #[test]
     fn configured_alias_schemes_are_accepted() {
-        assert_eq!(token(&h(&["Zoho-oauthtoken 1000.x"]), None, false), Ok(Some("1000.x".into())));
+        assert_eq!(
+            token(&h(&["Zoho-oauthtoken 1000.x"]), None, false),
+            Ok(Some("1000.x".into()))
+        );
     }
 
     #[test]
@@ -181,19 +200,37 @@ mod tests {
 
     #[test]
     fn malformed_authorization_values_are_invalid_requests() {
-        for v in ["Bearer", "Bearer ", "Bearer a b", "Bearer a=b", "Bearer =", "Bear/er abc", "Bearer a\"b"] {
-            assert_eq!(token(&h(&[v]), None, false), Err(CredentialError::MalformedAuthorization), "{v}");
+        for v in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a=b",
+            "Bearer =",
+            "Bear/er abc",
+            "Bearer a\"b",
+        ] {
+            assert_eq!(
+                token(&h(&[v]), None, false),
+                Err(CredentialError::MalformedAuthorization),
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn two_authorization_headers_are_refused() {
-        assert_eq!(token(&h(&["Bearer a", "Bearer b"]), None, false), Err(CredentialError::TwoAuthorizationHeaders));
+        assert_eq!(
+            token(&h(&["Bearer a", "Bearer b"]), None, false),
+            Err(CredentialError::TwoAuthorizationHeaders)
+        );
     }
 
     #[test]
     fn query_token_is_used_only_when_enabled() {
-        assert_eq!(token(&HeaderMap::new(), Some("x=1&access_token=abc"), true), Ok(Some("abc".into())));
+        assert_eq!(
+            token(&HeaderMap::new(), Some("x=1&access_token=abc"), true),
+            Ok(Some("abc".into()))
+        );
         assert_eq!(
             token(&HeaderMap::new(), Some("access_token=abc"), false),
             Err(CredentialError::QueryParameterDisabled)
@@ -203,15 +240,28 @@ mod tests {
 
     #[test]
     fn query_token_is_form_decoded() {
-        assert_eq!(token(&HeaderMap::new(), Some("access_token=a%2Fb"), true), Ok(Some("a/b".into())));
-        assert_eq!(token(&HeaderMap::new(), Some("access%5Ftoken=abc"), true), Ok(Some("abc".into())));
+        assert_eq!(
+            token(&HeaderMap::new(), Some("access_token=a%2Fb"), true),
+            Ok(Some("a/b".into()))
+        );
+        assert_eq!(
+            token(&HeaderMap::new(), Some("access%5Ftoken=abc"), true),
+            Ok(Some("abc".into()))
+        );
     }
 
     #[test]
     fn a_token_in_two_places_is_refused() {
-        assert_eq!(token(&h(&["Bearer a"]), Some("access_token=b"), true), Err(CredentialError::TokenInTwoPlaces));
         assert_eq!(
-            token(&HeaderMap::new(), Some("access_token=a&access_token=b"), true),
+            token(&h(&["Bearer a"]), Some("access_token=b"), true),
+            Err(CredentialError::TokenInTwoPlaces)
+        );
+        assert_eq!(
+            token(
+                &HeaderMap::new(),
+                Some("access_token=a&access_token=b"),
+                true
+            ),
             Err(CredentialError::TokenInTwoPlaces)
         );
     }

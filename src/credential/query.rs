@@ -69,13 +69,22 @@ mod tests {
 
     #[test]
     fn removing_the_token_keeps_every_other_pair_in_order() {
-        assert_eq!(without_param("a=1&access_token=x&b=2", "access_token").as_deref(), Some("a=1&b=2"));
+        assert_eq!(
+            without_param("a=1&access_token=x&b=2", "access_token").as_deref(),
+            Some("a=1&b=2")
+        );
         assert_eq!(without_param("access%5Ftoken=x", "access_token"), None);
-        assert_eq!(without_param("a&b=", "access_token").as_deref(), Some("a&b="));
+        assert_eq!(
+            without_param("a&b=", "access_token").as_deref(),
+            Some("a&b=")
+        );
     }
 
     #[test]
     fn broken_percent_encoding_in_a_value_yields_an_empty_token() {
-        assert_eq!(find_param("access_token=%zz", "access_token"), Ok(Some(Cow::Borrowed(""))));
+        assert_eq!(
+            find_param("access_token=%zz", "access_token"),
+            Ok(Some(Cow::Borrowed("")))
+        );
     }
 }

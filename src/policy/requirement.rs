@@ -57,13 +57,21 @@ fn describe_expr(e: &ScopeExpr, u: &ScopeUniverse, top: bool) -> String {
     match e {
         ScopeExpr::Scope(i) => u.name(*i).to_string(),
         ScopeExpr::Any(xs) | ScopeExpr::All(xs) => {
-            let sep = if matches!(e, ScopeExpr::Any(_)) { " or " } else { " and " };
+            let sep = if matches!(e, ScopeExpr::Any(_)) {
+                " or "
+            } else {
+                " and "
+            };
             let inner = xs
                 .iter()
                 .map(|x| describe_expr(x, u, false))
                 .collect::<Vec<_>>()
                 .join(sep);
-            if top || xs.len() < 2 { inner } else { format!("({inner})") }
+            if top || xs.len() < 2 {
+                inner
+            } else {
+                format!("({inner})")
+            }
         }
     }
 }
@@ -89,7 +97,10 @@ mod tests {
 
     fn universe() -> ScopeUniverse {
         let mut implies = BTreeMap::new();
-        implies.insert("chat.spaces".to_string(), vec!["chat.spaces.readonly".to_string()]);
+        implies.insert(
+            "chat.spaces".to_string(),
+            vec!["chat.spaces.readonly".to_string()],
+        );
         ScopeUniverse::build(&implies, ["chat.bot", "chat.admin.spaces.readonly"])
     }
 
@@ -120,7 +131,10 @@ mod tests {
             vec![
                 Alternative {
                     principal: Some(Kind::User),
-                    scopes: Some(ScopeExpr::Any(vec![s("chat.spaces.readonly"), s("chat.spaces")])),
+                    scopes: Some(ScopeExpr::Any(vec![
+                        s("chat.spaces.readonly"),
+                        s("chat.spaces"),
+                    ])),
                 },
                 Alternative {
                     principal: Some(Kind::App),
@@ -169,7 +183,13 @@ mod tests {
     #[test]
     fn an_empty_requirement_accepts_any_valid_token() {
         let u = universe();
-        let r = Requirement::new(vec![Alternative { principal: None, scopes: None }], &u);
+        let r = Requirement::new(
+            vec![Alternative {
+                principal: None,
+                scopes: None,
+            }],
+            &u,
+        );
         assert!(r.allows(&principal(&u, Kind::App, &[])));
     }
 }

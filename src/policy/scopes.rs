@@ -189,7 +189,10 @@ mod tests {
 
     fn github() -> ScopeUniverse {
         let mut implies = BTreeMap::new();
-        implies.insert("repo".to_string(), vec!["repo:status".to_string(), "public_repo".to_string()]);
+        implies.insert(
+            "repo".to_string(),
+            vec!["repo:status".to_string(), "public_repo".to_string()],
+        );
         implies.insert("admin:org".to_string(), vec!["write:org".to_string()]);
         implies.insert("write:org".to_string(), vec!["read:org".to_string()]);
         ScopeUniverse::build(&implies, ["read:audit_log"])
@@ -214,7 +217,10 @@ mod tests {
     fn unknown_token_scopes_are_kept_for_headers_but_grant_nothing() {
         let u = github();
         let g = u.grant(["openid", "repo"]);
-        assert_eq!(g.effective, vec!["openid", "public_repo", "repo", "repo:status"]);
+        assert_eq!(
+            g.effective,
+            vec!["openid", "public_repo", "repo", "repo:status"]
+        );
         assert!(u.id("openid").is_none());
     }
 

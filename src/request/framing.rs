@@ -94,13 +94,19 @@ mod tests {
     #[test]
     fn content_length_with_transfer_encoding_is_refused() {
         let h = headers(&[("content-length", "5"), ("transfer-encoding", "chunked")]);
-        assert_eq!(check(1, &h, &LIMITS), Err(FramingError::ContentLengthAndTransferEncoding));
+        assert_eq!(
+            check(1, &h, &LIMITS),
+            Err(FramingError::ContentLengthAndTransferEncoding)
+        );
     }
 
     #[test]
     fn differing_duplicate_content_length_is_refused_and_equal_ones_pass() {
         let h = headers(&[("content-length", "5"), ("content-length", "6")]);
-        assert_eq!(check(1, &h, &LIMITS), Err(FramingError::ConflictingContentLength));
+        assert_eq!(
+            check(1, &h, &LIMITS),
+            Err(FramingError::ConflictingContentLength)
+        );
         let h = headers(&[("content-length", "5"), ("content-length", "5")]);
         assert_eq!(check(1, &h, &LIMITS), Ok(()));
     }
@@ -109,13 +115,20 @@ mod tests {
     fn non_numeric_content_length_is_refused() {
         for v in ["-1", "5, 5", "+5", "0x5"] {
             let h = headers(&[("content-length", v)]);
-            assert_eq!(check(1, &h, &LIMITS), Err(FramingError::InvalidContentLength), "{v}");
+            assert_eq!(
+                check(1, &h, &LIMITS),
+                Err(FramingError::InvalidContentLength),
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn limits_give_414_and_431_reasons() {
-        assert_eq!(check(101, &HeaderMap::new(), &LIMITS), Err(FramingError::UriTooLong));
+        assert_eq!(
+            check(101, &HeaderMap::new(), &LIMITS),
+            Err(FramingError::UriTooLong)
+        );
         let big = "x".repeat(300);
         let h = headers(&[("x-big", &big)]);
         assert_eq!(check(1, &h, &LIMITS), Err(FramingError::HeadersTooLarge));

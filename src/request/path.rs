@@ -77,7 +77,10 @@ fn push_segment(seg: &[u8], out: &mut String, decoded: &mut Vec<u8>) -> Result<(
         let b = seg[i];
         match b {
             b'%' => {
-                let (h, l) = match (seg.get(i + 1).and_then(|&c| hex(c)), seg.get(i + 2).and_then(|&c| hex(c))) {
+                let (h, l) = match (
+                    seg.get(i + 1).and_then(|&c| hex(c)),
+                    seg.get(i + 2).and_then(|&c| hex(c)),
+                ) {
                     (Some(h), Some(l)) => (h, l),
                     _ => return Err(PathError::InvalidPercentEncoding),
                 };

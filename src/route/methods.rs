@@ -37,7 +37,10 @@ impl MethodSet {
         for name in names {
             let upper = name.to_ascii_uppercase();
             let i = NAMES.iter().position(|n| *n == upper).ok_or_else(|| {
-                format!("unknown method `{name}` (expected one of {})", NAMES.join(", "))
+                format!(
+                    "unknown method `{name}` (expected one of {})",
+                    NAMES.join(", ")
+                )
             })?;
             set |= 1 << i;
         }

@@ -41,8 +41,21 @@ fn valid_static(s: &str) -> bool {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                        | b'+' | b',' | b'=' | b':' | b'@'
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b'='
+                        | b':'
+                        | b'@'
                 )
         })
 }
@@ -64,7 +77,8 @@ impl Pattern {
         let mut names = Vec::new();
         for (i, part) in parts.iter().enumerate() {
             let last = i + 1 == parts.len();
-            let seg = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            let seg = if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
+            {
                 let (catch_all, name) = match inner.strip_prefix('*') {
                     Some(n) => (true, n),
                     None => (false, inner),
@@ -75,7 +89,9 @@ impl Pattern {
                     ));
                 }
                 if names.contains(&name) {
-                    return Err(format!("path pattern `{raw}`: parameter `{name}` appears twice"));
+                    return Err(format!(
+                        "path pattern `{raw}`: parameter `{name}` appears twice"
+                    ));
                 }
                 names.push(name);
                 if catch_all {
@@ -146,10 +162,22 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_rejected_with_the_reason() {
-        assert!(Pattern::parse("a").unwrap_err().contains("must start with /"));
-        assert!(Pattern::parse("/{*x}/y").unwrap_err().contains("last segment"));
+        assert!(
+            Pattern::parse("a")
+                .unwrap_err()
+                .contains("must start with /")
+        );
+        assert!(
+            Pattern::parse("/{*x}/y")
+                .unwrap_err()
+                .contains("last segment")
+        );
         assert!(Pattern::parse("/{a}/{a}").unwrap_err().contains("twice"));
-        assert!(Pattern::parse("/a//b").unwrap_err().contains("empty segment"));
+        assert!(
+            Pattern::parse("/a//b")
+                .unwrap_err()
+                .contains("empty segment")
+        );
         assert!(Pattern::parse("/a%2Fb").is_err());
         assert!(Pattern::parse("/a/../b").is_err());
         assert!(Pattern::parse("/{a-b}").is_err());

@@ -262,7 +262,11 @@ mod tests {
 
     #[test]
     fn a_catch_all_after_specific_routes_only_gets_the_rest() {
-        let t = table(&[("/health", None), ("/admin/{*rest}", None), ("/{*all}", None)]);
+        let t = table(&[
+            ("/health", None),
+            ("/admin/{*rest}", None),
+            ("/{*all}", None),
+        ]);
         assert_eq!(find(&t, Method::GET, "/health").unwrap().0, 0);
         let (r, params) = find(&t, Method::GET, "/admin/users/7").unwrap();
         assert_eq!(r, 1);
@@ -321,7 +325,9 @@ mod tests {
 
     #[test]
     fn ten_thousand_routes_still_find_the_right_one() {
-        let patterns: Vec<String> = (0..10_000).map(|i| format!("/svc{i}/items/{{id}}")).collect();
+        let patterns: Vec<String> = (0..10_000)
+            .map(|i| format!("/svc{i}/items/{{id}}"))
+            .collect();
         let routes: Vec<_> = patterns.iter().map(|p| (p.as_str(), None)).collect();
         let t = table(&routes);
         assert_eq!(find(&t, Method::GET, "/svc9999/items/4").unwrap().0, 9999);

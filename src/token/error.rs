@@ -50,6 +50,9 @@ impl TokenError {
 
     /// Worth remembering for `negative_ttl`: the same token will fail the same way.
     pub fn is_cacheable(self) -> bool {
-        !matches!(self, TokenError::UnknownKey(_) | TokenError::KeysUnavailable(_))
+        !matches!(
+            self,
+            TokenError::UnknownKey(_) | TokenError::KeysUnavailable(_)
+        )
     }
 }

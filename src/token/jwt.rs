@@ -37,7 +37,8 @@ fn decode_part<'a, T: Deserialize<'a>>(part: &str, buf: &'a mut Vec<u8>) -> Resu
 /// Picks the issuer by the (not yet trusted) `iss`, then verifies everything against it.
 pub fn verify(token: &str, issuers: &[Issuer], now: u64) -> Result<VerifiedClaims, TokenError> {
     let mut parts = token.split('.');
-    let (Some(_header), Some(p), Some(_sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(_header), Some(p), Some(_sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };

@@ -114,7 +114,11 @@ impl KeySet {
             None => {
                 let mut fitting = self.keys.iter().filter(|k| k.fits(alg));
                 let first = fitting.next();
-                if fitting.next().is_some() { None } else { first }
+                if fitting.next().is_some() {
+                    None
+                } else {
+                    first
+                }
             }
         }
     }

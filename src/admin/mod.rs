@@ -1,0 +1,118 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, plus routes an extension adds
+//! (the development issuer of `scopegate dev`). Served by hyper, apart from the proxy engine.
+
+use crate::gateway::Gateway;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Extra admin routes; returns `None` for paths it does not serve.
+pub trait Extension: Send + Sync {
+    fn handle(&self, method: &Method, path: &str, body: &[u8]) -> Option<Response<Full<Bytes>>>;
+}
+
+const MAX_BODY: usize = 64 * 1024;
+
+pub fn response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("static response parts")
+}
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
+    response(status, "application/json", v.to_string())
+}
+
+fn route(
+    gw: &Gateway,
+    ext: Option<&dyn Extension>,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    match (method, path) {
+        (&Method::GET, "/metrics") => {
+            gw.metrics.cache_entries.set(gw.cache.entry_count() as i64);
+            response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                gw.metrics.render(),
+            )
+        }
+        (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        (&Method::GET, "/readyz") => {
+            let waiting: Vec<&str> = gw
+                .issuers
+                .iter()
+                .filter(|i| !i.has_fetched())
+                .map(|i| i.id.as_str())
+                .collect();
+            if waiting.is_empty() {
+                json(StatusCode::OK, serde_json::json!({"status": "ready"}))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"status": "waiting for issuer keys", "issuers": waiting}),
+                )
+            }
+        }
+        _ => ext
+            .and_then(|e| e.handle(method, path, body))
+            .unwrap_or_else(|| {
+                json(
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"error": "not_found"}),
+                )
+            }),
+    }
+}
+
+/// Serves the admin endpoints on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, ext: Option<Arc<dyn Extension>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let gw = gw.clone();
+        let ext = ext.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let gw = gw.clone();
+                let ext = ext.clone();
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = match Limited::new(body, MAX_BODY).collect().await {
+                        Ok(b) => b.to_bytes(),
+                        Err(_) => {
+                            return Ok::<_, hyper::Error>(json(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                serde_json::json!({"error": "body too large"}),
+                            ));
+                        }
+                    };
+                    Ok(route(
+                        &gw,
+                        ext.as_deref(),
+                        &parts.method,
+                        parts.uri.path(),
+                        &body,
+                    ))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,251 @@
+//! The compiled configuration and the pipeline every request goes through:
+//! framing → path → route → credential → principal (cache or JWT) → policy → verdict.
+//!
+//! [`Gateway::decide`] is synchronous and does no I/O. The one thing it cannot do alone is
+//! fetch keys it has not seen; it then says which issuer needs a refresh
+//! ([`Decided::needs_keys`]) and [`Gateway::decide_with_refresh`] asks the sync task and
+//! decides again.
+
+mod build;
+
+pub use build::route_scopes;
+
+use crate::answer::{Outcome, Refusal};
+use crate::credential::{self, QUERY_PARAMETER, Source};
+use crate::forward::ForwardPolicy;
+use crate::metrics::Metrics;
+use crate::policy::{Requirement, ScopeUniverse};
+use crate::principal::Principal;
+use crate::request::{self, Limits};
+use crate::route::{Lookup, RouteTable};
+use crate::token::{self, Answer, Issuer, TokenCache, TokenError};
+use http::{HeaderMap, Method, Uri};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct RouteInfo {
+    pub name: String,
+    pub upstream: usize,
+    /// `None` for a public route (`auth: none`).
+    pub requirement: Option<Requirement>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// Host name for TLS (SNI and certificate check).
+    pub host: String,
+}
+
+pub struct Gateway {
+    pub table: RouteTable,
+    pub routes: Vec<RouteInfo>,
+    pub upstreams: Vec<Upstream>,
+    pub issuers: Vec<Issuer>,
+    pub universe: ScopeUniverse,
+    pub cache: TokenCache,
+    pub credentials: credential::Rules,
+    pub limits: Limits,
+    pub forward: ForwardPolicy,
+    pub metrics: Metrics,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    /// (certificate, key) paths when the listener speaks TLS.
+    pub tls: Option<(String, String)>,
+}
+
+/// The request head, as any engine can show it.
+pub struct Head<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+}
+
+/// What to do with the request.
+pub enum Verdict {
+    Forward(Forward),
+    Refuse(Refusal),
+}
+
+pub struct Forward {
+    pub upstream: usize,
+    /// The normalized path that was matched, with the query (minus a query token).
+    pub path_and_query: String,
+    /// `None` on a public route.
+    pub principal: Option<Arc<Principal>>,
+}
+
+pub struct Decided {
+    /// The matched route, if any (for metrics and logs).
+    pub route: Option<usize>,
+    pub verdict: Verdict,
+    /// Set when the refusal is for a key the issuer (index) may have published since the
+    /// last fetch.
+    pub needs_keys: Option<usize>,
+}
+
+impl Decided {
+    fn refuse(route: Option<usize>, r: Refusal) -> Decided {
+        Decided {
+            route,
+            verdict: Verdict::Refuse(r),
+            needs_keys: None,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match &self.verdict {
+            Verdict::Forward(_) => Outcome::Allowed,
+            Verdict::Refuse(r) => r.outcome(),
+        }
+    }
+}
+
+/// Seconds a client is told to wait when the authorization server is unreachable.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// Fetches an issuer's keys now (rate-limited by the implementation).
+pub trait KeyRefresh {
+    fn refresh(&self, issuer: usize) -> impl Future<Output = ()> + Send;
+}
+
+impl Gateway {
+    /// Decides one request with the keys at hand.
+    pub fn decide(&self, head: &Head, now: u64) -> Decided {
+        let uri_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if let Err(e) = request::check_framing(uri_len, head.headers, &self.limits) {
+            return Decided::refuse(None, Refusal::BadFraming(e));
+        }
+        let path = match request::normalize(head.uri.path()) {
+            Ok(p) => p,
+            Err(e) => return Decided::refuse(None, Refusal::BadPath(e)),
+        };
+        let route_match = match self.table.lookup(head.method, &path) {
+            Lookup::Found(m) => m,
+            Lookup::MethodNotAllowed(allow) => {
+                return Decided::refuse(None, Refusal::MethodNotAllowed(allow));
+            }
+            Lookup::NotFound => return Decided::refuse(None, Refusal::NotFound),
+        };
+        let index = route_match.route;
+        let route = &self.routes[index];
+        let query = head.uri.query();
+
+        let Some(requirement) = &route.requirement else {
+            // Public route: nothing is checked, the query goes on untouched.
+            return Decided {
+                route: Some(index),
+                verdict: Verdict::Forward(Forward {
+                    upstream: route.upstream,
+                    path_and_query: join(path.as_str(), query.map(str::to_string)),
+                    principal: None,
+                }),
+                needs_keys: None,
+            };
+        };
+
+        let cred = match credential::extract(head.headers, query, &self.credentials) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Decided::refuse(Some(index), Refusal::NoCredential),
+            Err(e) => return Decided::refuse(Some(index), Refusal::InvalidRequest(e)),
+        };
+        let principal = match self.authenticate(&cred.token, now) {
+            Ok(p) => p,
+            Err(e) => {
+                let needs_keys = match e {
+                    TokenError::UnknownKey(i) | TokenError::KeysUnavailable(i) => Some(i),
+                    _ => None,
+                };
+                let refusal = match e {
+                    TokenError::KeysUnavailable(_) => Refusal::Unavailable {
+                        retry_after_secs: RETRY_AFTER_SECS,
+                    },
+                    e => Refusal::InvalidToken(e),
+                };
+                return Decided {
+                    route: Some(index),
+                    verdict: Verdict::Refuse(refusal),
+                    needs_keys,
+                };
+            }
+        };
+        if !requirement.allows(&principal) {
+            return Decided::refuse(
+                Some(index),
+                Refusal::InsufficientScope {
+                    accepted: requirement.accepted_scopes.clone(),
+                    accepted_header: requirement.accepted_header.clone(),
+                    granted: principal.headers.token_scopes.clone(),
+                    needs: requirement.needs.clone(),
+                },
+            );
+        }
+        let query = match (cred.source, query) {
+            (Source::Query, Some(q)) => credential::without_param(q, QUERY_PARAMETER),
+            (_, q) => q.map(str::to_string),
+        };
+        Decided {
+            route: Some(index),
+            verdict: Verdict::Forward(Forward {
+                upstream: route.upstream,
+                path_and_query: join(path.as_str(), query),
+                principal: Some(principal),
+            }),
+            needs_keys: None,
+        }
+    }
+
+    /// Decides, and when the token names a key the gateway has not seen, refreshes that
+    /// issuer's keys once and decides again.
+    pub async fn decide_with_refresh(&self, head: &Head<'_>, keys: &impl KeyRefresh) -> Decided {
+        let first = self.decide(head, token::unix_now());
+        match first.needs_keys {
+            Some(issuer) => {
+                keys.refresh(issuer).await;
+                self.decide(head, token::unix_now())
+            }
+            None => first,
+        }
+    }
+
+    /// The principal behind a token: from the cache, or verified and then cached.
+    fn authenticate(&self, token: &str, now: u64) -> Result<Arc<Principal>, TokenError> {
+        let key = token::hash(token);
+        if let Some(answer) = self.cache.get(&key) {
+            self.metrics.cache_hits.inc();
+            return match answer {
+                Answer::Valid(p) => Ok(p),
+                Answer::Invalid(e) => Err(e),
+            };
+        }
+        self.metrics.cache_misses.inc();
+        let verified = if token::looks_like_jwt(token) {
+            token::verify(token, &self.issuers, now).and_then(|v| {
+                token::principal(v.issuer, &self.issuers[v.issuer], &v.claims, &self.universe)
+            })
+        } else {
+            Err(TokenError::Unknown)
+        };
+        match verified {
+            Ok(p) => {
+                let p = Arc::new(p);
+                self.cache.insert_valid(key, p.clone(), now);
+                Ok(p)
+            }
+            Err(e) => {
+                self.cache.insert_invalid(key, e);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn join(path: &str, query: Option<String>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}

@@ -1,0 +1,209 @@
+//! Keeping each issuer's keys current: discovery, the first fetch, periodic refresh, and the
+//! on-demand refresh when a token names a key the gateway has not seen (rate-limited, so a
+//! flood of made-up `kid`s cannot turn the gateway into a JWKS hammer).
+
+use crate::gateway::{Gateway, KeyRefresh};
+use crate::token::KeySet;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// At most one on-demand fetch per issuer in this interval.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed fetch, try again this soon (the regular interval can be long).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct IssuerState {
+    jwks_uri: Option<String>,
+    last_attempt: Option<Instant>,
+}
+
+pub struct KeySync {
+    gateway: Arc<Gateway>,
+    client: reqwest::Client,
+    state: Vec<Mutex<IssuerState>>,
+}
+
+/// The handle the proxy uses to ask for a refresh; answered once the fetch is done.
+#[derive(Clone)]
+pub struct RefreshHandle {
+    tx: mpsc::UnboundedSender<(usize, oneshot::Sender<()>)>,
+}
+
+impl KeyRefresh for RefreshHandle {
+    async fn refresh(&self, issuer: usize) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send((issuer, done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
+impl KeySync {
+    pub fn new(
+        gateway: Arc<Gateway>,
+    ) -> (
+        Arc<KeySync>,
+        RefreshHandle,
+        mpsc::UnboundedReceiver<(usize, oneshot::Sender<()>)>,
+    ) {
+        let state = gateway
+            .issuers
+            .iter()
+            .map(|i| {
+                Mutex::new(IssuerState {
+                    jwks_uri: i.jwks_uri.clone(),
+                    last_attempt: None,
+                })
+            })
+            .collect();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sync = Arc::new(KeySync {
+            gateway,
+            client: http_client(),
+            state,
+        });
+        (sync, RefreshHandle { tx }, rx)
+    }
+
+    /// Runs forever: the first fetch and periodic refresh of every issuer, and on-demand
+    /// refreshes asked through the [`RefreshHandle`].
+    pub async fn run(
+        self: Arc<Self>,
+        mut requests: mpsc::UnboundedReceiver<(usize, oneshot::Sender<()>)>,
+    ) {
+        for i in 0..self.gateway.issuers.len() {
+            let me = self.clone();
+            tokio::spawn(async move { me.periodic(i).await });
+        }
+        while let Some((issuer, done)) = requests.recv().await {
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.refresh_if_due(issuer, MIN_REFRESH_INTERVAL).await;
+                let _ = done.send(());
+            });
+        }
+    }
+
+    async fn periodic(&self, issuer: usize) {
+        let every = self.gateway.issuers[issuer].jwks_refresh;
+        loop {
+            let ok = self.refresh_if_due(issuer, Duration::ZERO).await;
+            tokio::time::sleep(if ok {
+                every
+            } else {
+                RETRY_AFTER_FAILURE.min(every)
+            })
+            .await;
+        }
+    }
+
+    /// Fetches unless the last attempt is younger than `min_age`; concurrent callers wait
+    /// for the fetch in progress instead of starting their own.
+    async fn refresh_if_due(&self, issuer: usize, min_age: Duration) -> bool {
+        let mut state = self.state[issuer].lock().await;
+        if let Some(t) = state.last_attempt
+            && t.elapsed() < min_age
+        {
+            return true;
+        }
+        state.last_attempt = Some(Instant::now());
+        let id = &self.gateway.issuers[issuer].id;
+        let m = &self.gateway.metrics;
+        match self.fetch(issuer, &mut state).await {
+            Ok((keys, skipped)) => {
+                for s in skipped {
+                    tracing::warn!(issuer = %id, "JWKS key skipped: {s}");
+                }
+                m.jwks_refreshes.with_label_values(&[id, "ok"]).inc();
+                m.jwks_keys.with_label_values(&[id]).set(keys.len() as i64);
+                tracing::debug!(issuer = %id, keys = keys.len(), "JWKS fetched");
+                self.gateway.issuers[issuer].set_keys(keys);
+                true
+            }
+            Err(e) => {
+                // The last good keys stay in place.
+                m.jwks_refreshes.with_label_values(&[id, "error"]).inc();
+                tracing::warn!(issuer = %id, "JWKS refresh failed: {e}");
+                false
+            }
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, String> {
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        resp.bytes().await.map_err(|e| format!("{url}: {e}"))
+    }
+
+    async fn fetch(
+        &self,
+        issuer: usize,
+        state: &mut IssuerState,
+    ) -> Result<(KeySet, Vec<String>), String> {
+        if state.jwks_uri.is_none() {
+            state.jwks_uri = Some(self.discover(issuer).await?);
+        }
+        let uri = state.jwks_uri.clone().unwrap_or_default();
+        let body = self.get(&uri).await?;
+        let (keys, skipped) = KeySet::from_jwks(&body)?;
+        if keys.is_empty() {
+            return Err(format!("{uri}: no usable key"));
+        }
+        Ok((keys, skipped))
+    }
+
+    /// OpenID Connect discovery, then RFC 8414 metadata; the `issuer` in the document must be
+    /// the configured one (OpenID Connect Discovery §4.3).
+    async fn discover(&self, issuer: usize) -> Result<String, String> {
+        let iss = self.gateway.issuers[issuer].iss.trim_end_matches('/');
+        let oidc = format!("{iss}/.well-known/openid-configuration");
+        let rfc8414 = match iss.split_once("://").and_then(|(s, rest)| {
+            rest.split_once('/').map(|(host, path)| {
+                format!("{s}://{host}/.well-known/oauth-authorization-server/{path}")
+            })
+        }) {
+            Some(u) => u,
+            None => format!("{iss}/.well-known/oauth-authorization-server"),
+        };
+        let mut last_err = String::new();
+        for url in [oidc, rfc8414] {
+            match self.get(&url).await {
+                Ok(body) => {
+                    let m: Metadata = serde_json::from_slice(&body)
+                        .map_err(|e| format!("{url}: not a metadata document: {e}"))?;
+                    if m.issuer.as_deref().map(|i| i.trim_end_matches('/')) != Some(iss) {
+                        return Err(format!("{url}: the metadata is for another issuer"));
+                    }
+                    return m.jwks_uri.ok_or_else(|| format!("{url}: no jwks_uri"));
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+}
