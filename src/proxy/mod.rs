@@ -4,6 +4,7 @@
 use crate::answer::{Outcome, Refusal};
 use crate::forward::HeaderEdit;
 use crate::gateway::{Forward, Gateway, Head, Verdict};
+use crate::request::{FramingError, raw_head_has_content_length};
 use crate::sync::RefreshHandle;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -43,6 +44,18 @@ impl HeaderEdit for Edit<'_> {
     }
 }
 
+/// Both `Content-Length` and `Transfer-Encoding` in an HTTP/1 request (pingora hides it).
+fn smuggling_attempt(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .contains_key(http::header::TRANSFER_ENCODING)
+        && session
+            .as_downstream()
+            .as_http1()
+            .is_some_and(|h1| raw_head_has_content_length(&h1.get_headers_raw_bytes()))
+}
+
 async fn send(session: &mut Session, refusal: &Refusal) -> Result<()> {
     let answer = refusal.render();
     let mut resp = ResponseHeader::build(answer.status, Some(answer.headers.len() + 2))?;
@@ -68,6 +81,12 @@ impl ProxyHttp for ScopegateProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let start = Instant::now();
+        if smuggling_attempt(session) {
+            let r = Refusal::BadFraming(FramingError::ContentLengthAndTransferEncoding);
+            self.gateway.metrics.count(None, r.outcome());
+            send(session, &r).await?;
+            return Ok(true);
+        }
         let req = session.req_header();
         let head = Head {
             method: &req.method,
@@ -191,7 +210,9 @@ pub fn run(
 ) -> std::result::Result<(), String> {
     let conf = ServerConf {
         threads: gateway.threads,
-        // Measured: one thread without work stealing is the cheapest per request.
+        // Measured: one thread without work stealing is the cheapest per request. pingora's
+        // no-steal runtime cannot be started twice in one process, so the engine runs once
+        // per process (tests start the binary, not the library).
         work_stealing: false,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),

@@ -17,7 +17,10 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct IssuerState {
     jwks_uri: Option<String>,
+    /// Last fetch of any kind: concurrent callers that waited for it need no other.
     last_attempt: Option<Instant>,
+    /// Last fetch asked for by an unknown `kid`, for the rate limit.
+    last_on_demand: Option<Instant>,
 }
 
 pub struct KeySync {
@@ -70,7 +73,7 @@ impl KeySync {
             .map(|i| {
                 Mutex::new(IssuerState {
                     jwks_uri: i.jwks_uri.clone(),
-                    last_attempt: None,
+                    ..IssuerState::default()
                 })
             })
             .collect();
@@ -95,8 +98,9 @@ impl KeySync {
         }
         while let Some((issuer, done)) = requests.recv().await {
             let me = self.clone();
+            let asked = Instant::now();
             tokio::spawn(async move {
-                me.refresh_if_due(issuer, MIN_REFRESH_INTERVAL).await;
+                me.refresh_on_demand(issuer, asked).await;
                 let _ = done.send(());
             });
         }
@@ -105,29 +109,42 @@ impl KeySync {
     async fn periodic(&self, issuer: usize) {
         let every = self.gateway.issuers[issuer].jwks_refresh;
         loop {
-            let ok = self.refresh_if_due(issuer, Duration::ZERO).await;
-            tokio::time::sleep(if ok {
+            let mut state = self.state[issuer].lock().await;
+            let ok = self.refresh(issuer, &mut state).await;
+            drop(state);
+            let pause = if ok {
                 every
             } else {
                 RETRY_AFTER_FAILURE.min(every)
-            })
-            .await;
+            };
+            tokio::time::sleep(pause).await;
         }
     }
 
-    /// Fetches unless the last attempt is younger than `min_age`; concurrent callers wait
-    /// for the fetch in progress instead of starting their own.
-    async fn refresh_if_due(&self, issuer: usize, min_age: Duration) -> bool {
+    /// A refresh for a token whose key is unknown, asked at `asked`. A request that waited
+    /// behind a fetch started after it asked is answered by that fetch; otherwise at most one
+    /// on-demand fetch per [`MIN_REFRESH_INTERVAL`].
+    async fn refresh_on_demand(&self, issuer: usize, asked: Instant) {
         let mut state = self.state[issuer].lock().await;
-        if let Some(t) = state.last_attempt
-            && t.elapsed() < min_age
-        {
-            return true;
+        if state.last_attempt.is_some_and(|t| t >= asked) {
+            return;
         }
+        if state
+            .last_on_demand
+            .is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL)
+        {
+            return;
+        }
+        state.last_on_demand = Some(Instant::now());
+        self.refresh(issuer, &mut state).await;
+    }
+
+    /// Fetches now; on failure the last good keys stay in place.
+    async fn refresh(&self, issuer: usize, state: &mut IssuerState) -> bool {
         state.last_attempt = Some(Instant::now());
         let id = &self.gateway.issuers[issuer].id;
         let m = &self.gateway.metrics;
-        match self.fetch(issuer, &mut state).await {
+        match self.fetch(issuer, state).await {
             Ok((keys, skipped)) => {
                 for s in skipped {
                     tracing::warn!(issuer = %id, "JWKS key skipped: {s}");

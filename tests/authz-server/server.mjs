@@ -1,0 +1,132 @@
+// The real authorization server for scopegate's integration tests: oidc-provider (OpenID
+// certified), configured for RFC 9068 JWT access tokens (client credentials + resource
+// indicator), opaque tokens, introspection and revocation.
+//
+// Started by the Rust test harness (tests/support/mod.rs): `PORT=<free port> node server.mjs`.
+// It prints `READY <port>` once listening.
+//
+// Test-only control endpoints (never part of a real provider):
+//   POST /control/rotate          publish key k2 next to k1 and sign new tokens with k2
+//   POST /control/user-token      {sub, client_id, scope, resource, orgs?}: a user access
+//                                 token minted through the provider's own token model
+//   GET  /control/introspections  how many introspection requests were served
+import Provider from 'oidc-provider';
+import { generateKeyPairSync } from 'node:crypto';
+
+const port = Number(process.env.PORT);
+if (!port) {
+  console.error('PORT must be set: the issuer URL names the port');
+  process.exit(2);
+}
+const host = '127.0.0.1';
+
+function rsaKey(kid) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+}
+const k1 = rsaKey('k1');
+const k2 = rsaKey('k2');
+let active = 'k1';
+let published = new Set(['k1']);
+let introspections = 0;
+
+const OPAQUE_API = 'https://opaque.scopegate.test';
+const ALL_SCOPES = [
+  'repo', 'repo:status', 'public_repo', 'read:org', 'write:org', 'admin:org', 'read:audit_log',
+  'chat.bot', 'chat.spaces', 'chat.spaces.readonly', 'chat.messages', 'chat.messages.create',
+];
+// Organizations each subject (user or client) belongs to, as an extra claim.
+const ORGS = { alice: ['acme', 'widgets'], bob: ['widgets'] };
+
+const clients = [
+  // name: allowed scopes
+  ['full', ALL_SCOPES.join(' ')],
+  ['reader', 'read:org'],
+  ['bot', 'chat.bot'],
+  ['short', 'repo'], // tokens live 1 s
+  ['gateway', ''],   // introspection client of the gateway
+].map(([id, scope]) => ({
+  client_id: id,
+  client_secret: `${id}-secret`,
+  grant_types: ['client_credentials'],
+  redirect_uris: [],
+  response_types: [],
+  scope,
+}));
+
+const provider = new Provider(`http://${host}:${port}`, {
+  ttl: {
+    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    Grant: 3600,
+  },
+  clients,
+  jwks: { keys: [k1, k2] },
+  scopes: ALL_SCOPES,
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => undefined,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource, client) => ({
+        scope: ALL_SCOPES.join(' '),
+        audience: resource,
+        accessTokenTTL: client?.clientId === 'short' ? 1 : 3600,
+        accessTokenFormat: resource === OPAQUE_API ? 'opaque' : 'jwt',
+        jwt: { sign: { alg: 'RS256', kid: active } },
+      }),
+    },
+  },
+  extraTokenClaims: (ctx, token) => {
+    const who = token.accountId || token.clientId;
+    return { orgs: ORGS[who] || [] };
+  },
+});
+provider.proxy = false;
+
+// Test-only middleware: key publication filter and control endpoints.
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/control/rotate' && ctx.method === 'POST') {
+    published.add('k2');
+    active = 'k2';
+    ctx.body = { active, published: [...published] };
+    return;
+  }
+  if (ctx.path === '/control/introspections') {
+    ctx.body = { count: introspections };
+    return;
+  }
+  if (ctx.path === '/control/user-token' && ctx.method === 'POST') {
+    const body = await new Promise((resolve) => {
+      let data = '';
+      ctx.req.on('data', (c) => { data += c; });
+      ctx.req.on('end', () => resolve(JSON.parse(data || '{}')));
+    });
+    const client = await provider.Client.find(body.client_id);
+    const grant = new provider.Grant({ accountId: body.sub, clientId: client.clientId });
+    grant.addResourceScope(body.resource, body.scope);
+    const grantId = await grant.save();
+    const info = {
+      scope: body.scope, audience: body.resource, accessTokenTTL: 3600,
+      accessTokenFormat: body.resource === OPAQUE_API ? 'opaque' : 'jwt',
+      jwt: { sign: { alg: 'RS256', kid: active } },
+    };
+    const token = new provider.AccessToken({
+      accountId: body.sub, client, grantId, scope: body.scope,
+      resourceServer: new provider.ResourceServer(body.resource, info),
+    });
+    ctx.body = { access_token: await token.save() };
+    return;
+  }
+  if (ctx.path === '/token/introspection') introspections += 1;
+  await next();
+  if (ctx.path === '/jwks' && ctx.body && Array.isArray(ctx.body.keys)) {
+    ctx.body = { keys: ctx.body.keys.filter((k) => published.has(k.kid)) };
+  }
+});
+
+provider.listen(port, host, () => console.log(`READY ${port}`));

@@ -1,0 +1,309 @@
+//! Test harness: the real authorization server (oidc-provider under Node), a real upstream
+//! on loopback that records what reaches it, and the gateway started in-process.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const API: &str = "https://api.scopegate.test";
+pub const OTHER_API: &str = "https://other.scopegate.test";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// oidc-provider, started for one test and killed when dropped.
+pub struct AuthServer {
+    child: Child,
+    pub url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl AuthServer {
+    pub fn start() -> AuthServer {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz-server");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "the authorization server is not installed: run `npm ci` in {} (.ci/run does)",
+            dir.display()
+        );
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be installed to run the authorization server");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line)
+            .expect("authorization server output");
+        assert!(
+            line.starts_with("READY"),
+            "authorization server did not start: {line:?}"
+        );
+        AuthServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    /// A client-credentials access token (RFC 9068 JWT for `resource`).
+    pub fn client_token(&self, client: &str, scope: &str, resource: &str) -> String {
+        let resp: Value = self
+            .http
+            .post(format!("{}/token", self.url))
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("resource", resource),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        resp["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {resp}"))
+            .to_string()
+    }
+
+    /// A user's access token, minted through the provider's own token model.
+    pub fn user_token(&self, sub: &str, client: &str, scope: &str, resource: &str) -> String {
+        let resp: Value = self
+            .http
+            .post(format!("{}/control/user-token", self.url))
+            .json(&serde_json::json!({"sub": sub, "client_id": client, "scope": scope, "resource": resource}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        resp["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Publishes a second key and signs new tokens with it.
+    pub fn rotate(&self) {
+        let r = self
+            .http
+            .post(format!("{}/control/rotate", self.url))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real HTTP upstream on loopback that echoes each request as JSON and records it.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Value>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let record = seen.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let seen = scopegate::dev::describe_request(&req);
+                        record.lock().unwrap().push(seen.clone());
+                        async move {
+                            Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(
+                                seen.to_string(),
+                            ))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            seen,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// The real `scopegate run` binary on free ports, killed when dropped.
+pub struct TestGateway {
+    child: Child,
+    pub url: String,
+    pub admin: String,
+    pub addr: SocketAddr,
+    _config: tempfile_path::TempPath,
+}
+
+/// Fills `{listen}`, `{admin}`, `{issuer}` and `{upstream}` in a YAML template.
+pub fn config(template: &str, auth: &AuthServer, upstream: &Upstream) -> String {
+    template
+        .replace("{listen}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{issuer}", &auth.url)
+        .replace("{upstream}", &format!("http://{}", upstream.addr))
+}
+
+mod tempfile_path {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A file under the target directory, removed when dropped.
+    pub struct TempPath(pub PathBuf);
+
+    impl TempPath {
+        pub fn with(contents: &str) -> TempPath {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+            let path = dir.join(format!(
+                "config-{}-{}.yaml",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, contents).unwrap();
+            TempPath(path)
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn yaml_value<'a>(yaml: &'a str, section: &str) -> &'a str {
+    // `section:\n  listen: "ADDR"` as written by the test templates.
+    let at = yaml.find(&format!("{section}:")).unwrap();
+    let rest = &yaml[at..];
+    let start = rest.find("listen: \"").unwrap() + 9;
+    let len = rest[start..].find('"').unwrap();
+    &rest[start..start + len]
+}
+
+impl TestGateway {
+    pub fn start(yaml: &str) -> TestGateway {
+        let addr: SocketAddr = yaml_value(yaml, "server").parse().unwrap();
+        let admin = format!("http://{}", yaml_value(yaml, "admin"));
+        let config = tempfile_path::TempPath::with(yaml);
+        let child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .args(["run", "--config"])
+            .arg(&config.0)
+            .env("SCOPEGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let gw = TestGateway {
+            child,
+            url: format!("http://{addr}"),
+            admin,
+            addr,
+            _config: config,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    /// Waits until the proxy accepts connections and every issuer's keys were fetched once.
+    pub fn wait_ready(&self) {
+        for _ in 0..400 {
+            if TcpStream::connect(self.addr).is_ok()
+                && let Ok(r) = reqwest::blocking::get(format!("{}/readyz", self.admin))
+                && r.status() == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("gateway not ready");
+    }
+
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("{}/metrics", self.admin))
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends raw bytes and reads the whole answer (the connection is closed by the request).
+pub fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
+
+pub fn get(url: &str, token: Option<&str>) -> reqwest::blocking::Response {
+    let mut req = reqwest::blocking::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().unwrap()
+}
+
+pub fn header(r: &reqwest::blocking::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
