@@ -1,1 +1,255 @@
-fn main() {}
+//! The decision core alone, without network or engine: what one request costs the gateway.
+//!
+//! `cargo bench --bench decision`. Tokens are signed with the throwaway keys in
+//! `benches/keys/`.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header};
+use scopegate::gateway::{Gateway, Head};
+use scopegate::request::normalize;
+use scopegate::route::{MethodSet, Pattern, RouteTable};
+use scopegate::token::{Key, KeySet, unix_now};
+use std::hint::black_box;
+
+const CONFIG: &str = r#"
+server: { listen: "127.0.0.1:18080" }
+admin: { listen: "127.0.0.1:19901" }
+issuers:
+  - id: corp
+    issuer: https://auth.example.com
+    discovery: false
+    jwks_uri: http://127.0.0.1:1/jwks
+    audiences: [https://api.example.com]
+    algorithms: [RS256, ES256, EdDSA]
+scopes:
+  implies:
+    repo: [repo:status, public_repo]
+    admin:org: [write:org]
+    write:org: [read:org]
+upstreams:
+  api: { url: "http://127.0.0.1:3000" }
+routes:
+  - { name: health, match: { path: /health }, upstream: api, auth: none }
+  - name: list-org-repos
+    match: { methods: [GET], path: "/orgs/{org}/repos" }
+    upstream: api
+    require: { scopes: { any: [repo, public_repo] } }
+  - name: admin
+    match: { path: "/admin/{*rest}" }
+    upstream: api
+    require: { scopes: { all: [admin:org, read:org] } }
+"#;
+
+struct Signer {
+    alg: Algorithm,
+    kid: &'static str,
+    key: EncodingKey,
+}
+
+fn pem(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/benches/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn keys() -> (Vec<Signer>, KeySet) {
+    let signers = vec![
+        Signer {
+            alg: Algorithm::RS256,
+            kid: "rs",
+            key: EncodingKey::from_rsa_pem(&pem("rs256.pem")).unwrap(),
+        },
+        Signer {
+            alg: Algorithm::ES256,
+            kid: "es",
+            key: EncodingKey::from_ec_pem(&pem("es256.pem")).unwrap(),
+        },
+        Signer {
+            alg: Algorithm::EdDSA,
+            kid: "ed",
+            key: EncodingKey::from_ed_pem(&pem("eddsa.pem")).unwrap(),
+        },
+    ];
+    let key = |kid: &str, alg, family, key| Key {
+        kid: Some(kid.into()),
+        alg: Some(alg),
+        family,
+        curve: None,
+        key,
+    };
+    let set = KeySet {
+        keys: vec![
+            key(
+                "rs",
+                Algorithm::RS256,
+                AlgorithmFamily::Rsa,
+                DecodingKey::from_rsa_pem(&pem("rs256.pub.pem")).unwrap(),
+            ),
+            key(
+                "es",
+                Algorithm::ES256,
+                AlgorithmFamily::Ec,
+                DecodingKey::from_ec_pem(&pem("es256.pub.pem")).unwrap(),
+            ),
+            key(
+                "ed",
+                Algorithm::EdDSA,
+                AlgorithmFamily::Ed,
+                DecodingKey::from_ed_pem(&pem("eddsa.pub.pem")).unwrap(),
+            ),
+        ],
+    };
+    (signers, set)
+}
+
+fn token(s: &Signer, sub: &str, scope: &str) -> String {
+    let mut h = Header::new(s.alg);
+    h.typ = Some("at+jwt".into());
+    h.kid = Some(s.kid.into());
+    let now = unix_now();
+    let claims = serde_json::json!({
+        "iss": "https://auth.example.com", "aud": "https://api.example.com", "sub": sub,
+        "client_id": "app", "scope": scope, "iat": now, "exp": now + 3600,
+    });
+    jsonwebtoken::encode(&h, &claims, &s.key).unwrap()
+}
+
+fn gateway() -> (Gateway, Vec<Signer>) {
+    let file = scopegate::config::parse(CONFIG, "bench").unwrap();
+    let gw = Gateway::build(&file, "bench").unwrap();
+    let (signers, set) = keys();
+    gw.issuers[0].set_keys(set);
+    (gw, signers)
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    h.insert(
+        http::header::HOST,
+        HeaderValue::from_static("api.example.com"),
+    );
+    h
+}
+
+fn bench_path(c: &mut Criterion) {
+    let mut g = c.benchmark_group("path_normalization");
+    g.bench_function("clean", |b| {
+        b.iter(|| normalize(black_box("/orgs/acme/repos")))
+    });
+    g.bench_function("encoded_and_dot_segments", |b| {
+        b.iter(|| normalize(black_box("/orgs/%61cme/./x/../repos")))
+    });
+    g.finish();
+}
+
+fn bench_routes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route_match");
+    for n in [10usize, 1_000, 10_000] {
+        let routes: Vec<(Pattern, MethodSet)> = (0..n)
+            .map(|i| {
+                (
+                    Pattern::parse(&format!("/svc{i}/items/{{id}}")).unwrap(),
+                    MethodSet::ALL,
+                )
+            })
+            .collect();
+        let table = RouteTable::build(&routes);
+        let path = normalize(&format!("/svc{}/items/42", n - 1)).unwrap();
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| table.lookup(black_box(&Method::GET), black_box(&path)))
+        });
+    }
+    g.finish();
+}
+
+fn bench_credential(c: &mut Criterion) {
+    let (gw, signers) = gateway();
+    let headers = bearer(&token(&signers[0], "alice", "repo"));
+    c.bench_function("credential_extraction", |b| {
+        b.iter(|| scopegate::credential::extract(black_box(&headers), None, &gw.credentials))
+    });
+}
+
+fn bench_cached_decision(c: &mut Criterion) {
+    let (gw, signers) = gateway();
+    let tok = token(&signers[0], "alice", "repo read:org");
+    let headers = bearer(&tok);
+    let uri: Uri = "/orgs/acme/repos?page=2".parse().unwrap();
+    let head = Head {
+        method: &Method::GET,
+        uri: &uri,
+        headers: &headers,
+    };
+    let now = unix_now();
+    // Warm the cache: the first decision verifies the signature.
+    assert!(matches!(
+        gw.decide(&head, now).verdict,
+        scopegate::gateway::Verdict::Forward(_)
+    ));
+    c.bench_function("token_hash_sha256", |b| {
+        b.iter(|| scopegate::token::hash(black_box(&tok)))
+    });
+    c.bench_function("decision_cached_token_allowed", |b| {
+        b.iter(|| gw.decide(black_box(&head), now))
+    });
+    let uri: Uri = "/admin/users".parse().unwrap();
+    let head = Head {
+        method: &Method::GET,
+        uri: &uri,
+        headers: &headers,
+    };
+    c.bench_function("decision_cached_token_refused_403", |b| {
+        b.iter(|| gw.decide(black_box(&head), now))
+    });
+    let none = HeaderMap::new();
+    let uri: Uri = "/orgs/acme/repos".parse().unwrap();
+    let head = Head {
+        method: &Method::GET,
+        uri: &uri,
+        headers: &none,
+    };
+    c.bench_function("decision_no_token_refused_401", |b| {
+        b.iter(|| gw.decide(black_box(&head), now))
+    });
+}
+
+fn bench_scopes(c: &mut Criterion) {
+    let (gw, signers) = gateway();
+    let tok = token(&signers[2], "alice", "admin:org repo");
+    let v = scopegate::token::verify(&tok, &gw.issuers, unix_now()).unwrap();
+    let p = scopegate::token::principal(0, &gw.issuers[0], &v.claims, &gw.universe).unwrap();
+    let req = gw.routes[2].requirement.as_ref().unwrap();
+    c.bench_function("scope_evaluation_with_implications", |b| {
+        b.iter(|| req.allows(black_box(&p)))
+    });
+}
+
+fn bench_cold_verification(c: &mut Criterion) {
+    let (gw, signers) = gateway();
+    let mut g = c.benchmark_group("jwt_verification_cold");
+    for s in &signers {
+        let tok = token(s, "alice", "repo");
+        g.bench_function(format!("{:?}", s.alg), |b| {
+            b.iter(|| scopegate::token::verify(black_box(&tok), &gw.issuers, unix_now()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_path,
+    bench_routes,
+    bench_credential,
+    bench_cached_decision,
+    bench_scopes,
+    bench_cold_verification
+);
+criterion_main!(benches);

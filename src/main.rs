@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use scopegate::config;
 use scopegate::gateway::Gateway;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> Result<(config::File, Gateway), String> {
+fn load(path: &Path) -> Result<(config::File, Gateway), String> {
     let file = config::load(path).map_err(|e| e.to_string())?;
     let gateway = Gateway::build(&file, &path.display().to_string()).map_err(|e| e.to_string())?;
     Ok((file, gateway))

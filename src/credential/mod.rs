@@ -94,7 +94,7 @@ pub fn extract<'a>(
             }
             Some(token)
         }
-        Some(Err(())) => return Err(CredentialError::TokenInTwoPlaces),
+        Some(Err(_)) => return Err(CredentialError::TokenInTwoPlaces),
         _ => None,
     };
     match (from_header, from_query) {

@@ -35,14 +35,18 @@ fn decode(raw: &str) -> Option<Cow<'_, str>> {
     String::from_utf8(out).ok().map(Cow::Owned)
 }
 
+/// `name` appears more than once in the query.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repeated;
+
 /// The decoded value of `name` in `query`; `Err` when it appears more than once.
-pub fn find_param<'q>(query: &'q str, name: &str) -> Result<Option<Cow<'q, str>>, ()> {
+pub fn find_param<'q>(query: &'q str, name: &str) -> Result<Option<Cow<'q, str>>, Repeated> {
     let mut found = None;
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if decode(k).as_deref() == Some(name) {
             if found.is_some() {
-                return Err(());
+                return Err(Repeated);
             }
             found = Some(decode(v).unwrap_or(Cow::Borrowed("")));
         }

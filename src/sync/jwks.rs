@@ -29,10 +29,13 @@ pub struct KeySync {
     state: Vec<Mutex<IssuerState>>,
 }
 
+/// A refresh request: the issuer, and who to tell when it is done.
+type Request = (usize, oneshot::Sender<()>);
+
 /// The handle the proxy uses to ask for a refresh; answered once the fetch is done.
 #[derive(Clone)]
 pub struct RefreshHandle {
-    tx: mpsc::UnboundedSender<(usize, oneshot::Sender<()>)>,
+    tx: mpsc::UnboundedSender<Request>,
 }
 
 impl KeyRefresh for RefreshHandle {
@@ -65,7 +68,7 @@ impl KeySync {
     ) -> (
         Arc<KeySync>,
         RefreshHandle,
-        mpsc::UnboundedReceiver<(usize, oneshot::Sender<()>)>,
+        mpsc::UnboundedReceiver<Request>,
     ) {
         let state = gateway
             .issuers
@@ -88,10 +91,7 @@ impl KeySync {
 
     /// Runs forever: the first fetch and periodic refresh of every issuer, and on-demand
     /// refreshes asked through the [`RefreshHandle`].
-    pub async fn run(
-        self: Arc<Self>,
-        mut requests: mpsc::UnboundedReceiver<(usize, oneshot::Sender<()>)>,
-    ) {
+    pub async fn run(self: Arc<Self>, mut requests: mpsc::UnboundedReceiver<Request>) {
         for i in 0..self.gateway.issuers.len() {
             let me = self.clone();
             tokio::spawn(async move { me.periodic(i).await });

@@ -34,14 +34,27 @@ pub struct AuthServer {
     http: reqwest::blocking::Client,
 }
 
+/// Installs the pinned oidc-provider (`npm ci`) the first time a test needs it, so that
+/// `cargo test` alone is enough on a machine with Node.js.
+fn install_authz_server(dir: &std::path::Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if dir.join("node_modules/oidc-provider").exists() {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .expect("npm (Node.js) is needed to install the test authorization server");
+        assert!(status.success(), "npm ci failed in {}", dir.display());
+    });
+}
+
 impl AuthServer {
     pub fn start() -> AuthServer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz-server");
-        assert!(
-            dir.join("node_modules/oidc-provider").exists(),
-            "the authorization server is not installed: run `npm ci` in {} (.ci/run does)",
-            dir.display()
-        );
+        install_authz_server(&dir);
         let port = free_port();
         let mut child = Command::new("node")
             .arg("server.mjs")

@@ -1,0 +1,151 @@
+//! The command line as a user meets it: `check` on good and bad files, and `dev` whose
+//! printed curl lines must give the answers they announce.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn scopegate(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(name: &str, yaml: &str) -> String {
+    let path = format!("{}/{name}", env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+const BASE: &str =
+    "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://127.0.0.1:2 } }\n";
+
+#[test]
+fn check_accepts_the_shipped_configs() {
+    for file in ["config/dev.yaml", "config/scopegate.yaml"] {
+        let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+        let (ok, out, err) = scopegate(&["check", "--config", &path]);
+        assert!(ok, "{file}: {out}{err}");
+        assert!(out.contains(": ok ("), "{out}");
+    }
+}
+
+#[test]
+fn check_names_file_line_column_and_what_was_expected() {
+    let path = write(
+        "unknown-key.yaml",
+        &format!(
+            "{BASE}routes:\n  - name: r\n    match: {{ path: /r, methodz: [GET] }}\n    upstream: api\n    auth: none\n"
+        ),
+    );
+    let (ok, _, err) = scopegate(&["check", "--config", &path]);
+    assert!(!ok);
+    assert!(err.contains("unknown-key.yaml:5:"), "{err}");
+    assert!(
+        err.contains("unknown field `methodz`, expected one of methods, path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_refuses_a_route_without_require_and_names_it() {
+    let path = write(
+        "no-require.yaml",
+        &format!(
+            "{BASE}issuers: [{{ id: a, issuer: https://a, audiences: [x] }}]\nroutes:\n  - {{ name: open, match: {{ path: /r }}, upstream: api }}\n"
+        ),
+    );
+    let (ok, _, err) = scopegate(&["check", "--config", &path]);
+    assert!(!ok);
+    assert!(
+        err.contains("route `open`: a protected route needs `require:`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_a_missing_environment_variable_with_its_position() {
+    let path = write(
+        "env.yaml",
+        "server: { listen: \"${SCOPEGATE_TEST_SURELY_UNSET}\" }\nupstreams: {}\nroutes: []\n",
+    );
+    let (ok, _, err) = scopegate(&["check", "--config", &path]);
+    assert!(!ok);
+    assert!(err.contains("env.yaml:1:"), "{err}");
+    assert!(
+        err.contains("`SCOPEGATE_TEST_SURELY_UNSET` is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_warns_about_a_shadowed_route_but_succeeds() {
+    let path = write(
+        "shadow.yaml",
+        &format!(
+            "{BASE}routes:\n  - {{ name: all, match: {{ path: \"/{{*x}}\" }}, upstream: api, auth: none }}\n  - {{ name: health, match: {{ path: /health }}, upstream: api, auth: none }}\n"
+        ),
+    );
+    let (ok, out, err) = scopegate(&["check", "--config", &path]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: route `health` is never reached"),
+        "{err}"
+    );
+    assert!(out.contains("1 warnings"), "{out}");
+}
+
+/// `scopegate dev` on its fixed ports; its curl lines must answer as announced.
+#[test]
+fn dev_prints_curl_lines_that_give_the_announced_answers() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .arg("dev")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut cases = Vec::new();
+    let mut expect = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let Some(Ok(line)) = lines.next() else { break };
+        let line = line.trim().to_string();
+        if line.contains("DEVELOPMENT ONLY") {
+            cases.push((0, String::new()));
+        }
+        if let Some((_, code)) = line.strip_prefix("# ").and_then(|l| l.rsplit_once(" -> ")) {
+            expect = code.parse::<u16>().ok();
+        } else if let (Some(code), Some(cmd)) = (expect, line.strip_prefix("curl ")) {
+            cases.push((code, cmd.to_string()));
+            expect = None;
+            if cases.len() == 6 {
+                break;
+            }
+        }
+    }
+    assert_eq!(cases.first().map(|c| c.0), Some(0), "no development banner");
+    assert_eq!(cases.len(), 6, "expected 5 curl lines, got {cases:?}");
+    let client = reqwest::blocking::Client::new();
+    for (code, cmd) in &cases[1..] {
+        let url = cmd.split_whitespace().last().unwrap();
+        let mut req = client.get(url);
+        if let Some(token) = cmd
+            .split("Bearer ")
+            .nth(1)
+            .and_then(|t| t.split('\'').next())
+        {
+            req = req.bearer_auth(token);
+        }
+        let status = req.send().unwrap().status().as_u16();
+        assert_eq!(status, *code, "{cmd}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
