@@ -1,7 +1,6 @@
 # Multi-stage build: compile with the Rust toolchain, run on a small Debian image as a
 # non-root user. The configuration is mounted at /etc/scopegate/.
 FROM rust:1.95-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src

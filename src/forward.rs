@@ -7,21 +7,6 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The engine-side header editor (pingora's request header, a hyper request, a test map).
-pub trait HeaderEdit {
-    fn remove(&mut self, name: &HeaderName);
-    fn set(&mut self, name: HeaderName, value: HeaderValue);
-}
-
-impl HeaderEdit for HeaderMap {
-    fn remove(&mut self, name: &HeaderName) {
-        HeaderMap::remove(self, name);
-    }
-    fn set(&mut self, name: HeaderName, value: HeaderValue) {
-        self.insert(name, value);
-    }
-}
-
 pub struct IdentityNames {
     pub subject: HeaderName,
     pub client_id: HeaderName,
@@ -34,8 +19,7 @@ pub struct IdentityNames {
 pub struct ForwardPolicy {
     pub identity: IdentityNames,
     /// Client headers always removed: identity headers, configured strip list, hop-by-hop.
-    pub strip: Vec<HeaderName>,
-    pub strip_authorization: bool,
+    strip: NameSet,
     pub request_id: HeaderName,
     pub trusted_proxies: Vec<IpAddr>,
     ids: RequestIds,
@@ -45,13 +29,40 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not travel past the gateway.
-const HOP_BY_HOP: [&str; 5] = [
+const HOP_BY_HOP: [&str; 6] = [
     "keep-alive",
     "proxy-connection",
     "proxy-authorization",
     "te",
     "trailer",
+    "upgrade",
 ];
+
+/// A small set of header names, bucketed by length: a membership test is a length index and
+/// a few byte comparisons, cheaper than hashing every client header.
+struct NameSet(Vec<Vec<HeaderName>>);
+
+impl NameSet {
+    fn new(names: Vec<HeaderName>) -> NameSet {
+        let mut buckets: Vec<Vec<HeaderName>> = Vec::new();
+        for n in names {
+            let len = n.as_str().len();
+            if buckets.len() <= len {
+                buckets.resize(len + 1, Vec::new());
+            }
+            if !buckets[len].contains(&n) {
+                buckets[len].push(n);
+            }
+        }
+        NameSet(buckets)
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        self.0
+            .get(name.as_str().len())
+            .is_some_and(|b| b.iter().any(|n| n == name))
+    }
+}
 
 impl ForwardPolicy {
     pub fn new(
@@ -68,94 +79,106 @@ impl ForwardPolicy {
             identity.org.clone(),
             identity.principal.clone(),
             identity.issuer.clone(),
+            CONNECTION,
+            X_FORWARDED_FOR.clone(),
+            X_FORWARDED_PROTO.clone(),
         ];
         strip.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
-        for h in extra_strip {
-            if !strip.contains(&h) {
-                strip.push(h);
-            }
+        strip.extend(extra_strip);
+        if strip_authorization {
+            strip.push(AUTHORIZATION);
         }
         ForwardPolicy {
             identity,
-            strip,
-            strip_authorization,
+            strip: NameSet::new(strip),
             request_id,
             trusted_proxies,
             ids: RequestIds::new(),
         }
     }
 
-    /// Rewrites the forwarded headers; returns the request id used.
+    /// The headers to send upstream, built in one pass over the client's; returns them and
+    /// the request id used.
     pub fn rewrite(
         &self,
-        client: &HeaderMap,
+        client: HeaderMap,
         peer: Option<IpAddr>,
         tls: bool,
         principal: Option<&Principal>,
-        out: &mut impl HeaderEdit,
-    ) -> HeaderValue {
-        for name in &self.strip {
-            out.remove(name);
-        }
+    ) -> (HeaderMap, HeaderValue) {
         // Headers the client names in `Connection` would be dropped by the next proxy, after
-        // the gateway set them: drop them here, before setting ours.
-        let mut upgrade = false;
-        let mut hop_by_hop = Vec::new();
+        // the gateway set them: they are dropped here, before the gateway sets its own.
+        let mut listed: Vec<HeaderName> = Vec::new();
         for value in client.get_all(CONNECTION) {
             for token in value.to_str().unwrap_or("").split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("upgrade") {
-                    upgrade = true;
-                } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                    out.remove(&name);
-                    hop_by_hop.push(name);
+                if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
+                    listed.push(name);
                 }
             }
         }
-        // What the client marked hop-by-hop does not count as sent.
-        let sent = |name: &HeaderName| client.get(name).filter(|_| !hop_by_hop.contains(name));
-        out.remove(&CONNECTION);
-        if upgrade {
-            out.set(CONNECTION, HeaderValue::from_static("upgrade"));
-        }
-        if self.strip_authorization {
-            out.remove(&AUTHORIZATION);
+        let mut prior_xff = None;
+        let mut client_id = None;
+        let mut out = HeaderMap::with_capacity(client.len() + 8);
+        let mut last: Option<HeaderName> = None;
+        for (name, value) in client {
+            // `into_iter` names a header once, then yields its further values with `None`.
+            let name = match name {
+                Some(n) => {
+                    last = Some(n.clone());
+                    n
+                }
+                None => match &last {
+                    Some(n) => n.clone(),
+                    None => continue,
+                },
+            };
+            if listed.contains(&name) {
+                continue;
+            }
+            if name == X_FORWARDED_FOR {
+                prior_xff.get_or_insert(value);
+                continue;
+            }
+            if name == self.request_id {
+                client_id.get_or_insert(value);
+                continue;
+            }
+            if self.strip.contains(&name) {
+                continue;
+            }
+            out.append(name, value);
         }
 
-        let peer_value = peer.map(|p| p.to_string());
-        let xff = match (peer_value, sent(&X_FORWARDED_FOR)) {
-            (Some(p), Some(prev)) if peer.is_some_and(|ip| self.trusted_proxies.contains(&ip)) => {
-                HeaderValue::from_str(&format!("{}, {p}", prev.to_str().unwrap_or(""))).ok()
+        let trusted = peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
+        if let Some(p) = peer {
+            let xff = match prior_xff {
+                Some(prev) if trusted => format!("{}, {p}", prev.to_str().unwrap_or("")),
+                _ => p.to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                out.insert(X_FORWARDED_FOR.clone(), v);
             }
-            (Some(p), _) => HeaderValue::from_str(&p).ok(),
-            (None, _) => None,
-        };
-        match xff {
-            Some(v) => out.set(X_FORWARDED_FOR.clone(), v),
-            None => out.remove(&X_FORWARDED_FOR),
         }
-        out.set(
+        out.insert(
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(if tls { "https" } else { "http" }),
         );
-
         if let Some(p) = principal {
             let h = &p.headers;
-            out.set(self.identity.subject.clone(), h.subject.clone());
+            out.insert(self.identity.subject.clone(), h.subject.clone());
             if let Some(c) = &h.client_id {
-                out.set(self.identity.client_id.clone(), c.clone());
+                out.insert(self.identity.client_id.clone(), c.clone());
             }
-            out.set(self.identity.scopes.clone(), h.scopes.clone());
-            out.set(self.identity.principal.clone(), h.principal.clone());
-            out.set(self.identity.issuer.clone(), h.issuer.clone());
+            out.insert(self.identity.scopes.clone(), h.scopes.clone());
+            out.insert(self.identity.principal.clone(), h.principal.clone());
+            out.insert(self.identity.issuer.clone(), h.issuer.clone());
         }
-
-        let id = match sent(&self.request_id) {
-            Some(v) if valid_request_id(v) => v.clone(),
+        let id = match client_id {
+            Some(v) if valid_request_id(&v) => v,
             _ => self.ids.next(),
         };
-        out.set(self.request_id.clone(), id.clone());
-        id
+        out.insert(self.request_id.clone(), id.clone());
+        (out, id)
     }
 }
 
@@ -246,9 +269,7 @@ mod tests {
     }
 
     fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
-        let mut out = c.clone();
-        p.rewrite(c, Some(peer.parse().unwrap()), false, who, &mut out);
-        out
+        p.rewrite(c.clone(), Some(peer.parse().unwrap()), false, who).0
     }
 
     #[test]
@@ -286,6 +307,15 @@ mod tests {
         // Set again by the gateway, after the client's were dropped.
         assert_eq!(out["x-forwarded-for"], "127.0.0.1");
         assert_ne!(out["x-request-id"], "abc");
+    }
+
+    #[test]
+    fn ordinary_headers_pass_with_all_their_values() {
+        let c = client(&[("accept", "a"), ("x-custom", "1"), ("x-custom", "2"), ("host", "api")]);
+        let out = forward(&policy(false), &c, "127.0.0.1", None);
+        assert_eq!(out.get_all("x-custom").iter().collect::<Vec<_>>(), vec!["1", "2"]);
+        assert_eq!(out["accept"], "a");
+        assert_eq!(out["host"], "api");
     }
 
     #[test]

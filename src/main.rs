@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SCOPEGATE_LOG")
-                .unwrap_or_else(|_| "info,pingora_core=warn,pingora_proxy=warn".into()),
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

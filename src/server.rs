@@ -47,11 +47,11 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
     admin_listener
         .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
-    // Checked here so a port in use is a clear error, not a failure inside the engine.
-    drop(
-        std::net::TcpListener::bind(gateway.listen)
-            .map_err(|e| format!("server.listen {}: {e}", gateway.listen))?,
-    );
+    let proxy_listener = std::net::TcpListener::bind(gateway.listen)
+        .map_err(|e| format!("server.listen {}: {e}", gateway.listen))?;
+    proxy_listener
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
 
     let (keys_sync, refresh, refresh_rx) = KeySync::new(gateway.clone());
     let (stop_sidecar, sidecar_stopped) = oneshot::channel::<()>();
@@ -83,7 +83,7 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
     let proxy = std::thread::Builder::new()
         .name("scopegate-proxy".into())
         .spawn(move || {
-            if let Err(e) = crate::proxy::run(gw, refresh, proxy_stopped) {
+            if let Err(e) = crate::proxy::run(gw, refresh, proxy_listener, proxy_stopped) {
                 tracing::error!("proxy: {e}");
             }
         })

@@ -99,6 +99,7 @@ fn upstream(origin: &str, name: &str, url: &str) -> Result<Upstream, ConfigError
         name: name.to_string(),
         addr,
         tls,
+        authority: uri.authority().map(|a| a.to_string()).unwrap_or_else(|| host.clone()),
         host,
     })
 }

@@ -37,6 +37,8 @@ pub struct Upstream {
     pub tls: bool,
     /// Host name for TLS (SNI and certificate check).
     pub host: String,
+    /// `host:port` as written in the URL.
+    pub authority: String,
 }
 
 pub struct Gateway {

@@ -3,5 +3,5 @@
 mod framing;
 mod path;
 
-pub use framing::{FramingError, Limits, check as check_framing, raw_head_has_content_length};
+pub use framing::{FramingError, Limits, check as check_framing};
 pub use path::{NormalizedPath, PathError, normalize};

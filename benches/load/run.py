@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Side-by-side load benchmark: direct to upstream, nginx (plain reverse proxy), Apache with
+mod_oauth2 (a gateway doing the same job), and scopegate, in one run, alternating targets
+round by round so that machine noise hits all of them alike.
+
+Needs wrk, nginx, apache2 + libapache2-mod-oauth2 and openssl (apt), and a release build
+(done here unless --skip-build). Everything listens on 127.0.0.1 and stops by itself.
+
+    python3 benches/load/run.py [--duration 10] [--rounds 3] [--connections 32]
+
+CPU per request is the proxy process's utime+stime (all threads and, for nginx and Apache,
+all processes) over the run, divided by the requests wrk counted: the robust number on a
+shared 2-core machine, where wrk, upstream and proxy compete for the cores.
+"""
+import argparse, base64, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def family(pid):
+    """The process and its children (nginx and Apache workers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid] + [int(p) for p in out]
+
+
+class Key:
+    def __init__(self, work):
+        self.path = os.path.join(work, "key.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", self.path], check=True, capture_output=True)
+        mod = subprocess.run(["openssl", "rsa", "-in", self.path, "-noout", "-modulus"],
+                             check=True, capture_output=True, text=True).stdout.strip().split("=", 1)[1]
+        self.jwk = {"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+                    "n": b64(bytes.fromhex(mod)), "e": b64((65537).to_bytes(3, "big"))}
+
+    def sign(self, claims):
+        header = b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}).encode())
+        payload = b64(json.dumps(claims).encode())
+        signing_input = f"{header}.{payload}".encode()
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.path], input=signing_input,
+                             check=True, capture_output=True).stdout
+        return f"{header}.{payload}.{b64(sig)}"
+
+
+WRK_SCRIPT = """
+local tokens = {}
+local file = os.getenv("TOKENS")
+if file and file ~= "" then for line in io.lines(file) do tokens[#tokens + 1] = line end end
+local path = os.getenv("TARGET_PATH")
+local i = 0
+request = function()
+  if #tokens == 0 then return wrk.format("GET", path) end
+  i = i % #tokens + 1
+  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--no-apache", action="store_true")
+    ap.add_argument("--only", help="measure only targets whose name contains this (plus direct and nginx)")
+    ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
+    args = ap.parse_args()
+    for tool in ["wrk", "nginx", "openssl"] + ([] if args.no_apache else ["apache2"]):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light apache2 libapache2-mod-oauth2")
+    if not args.skip_build:
+        subprocess.run(["cargo", "build", "--release", "--bin", "scopegate", "--example", "load-upstream"],
+                       cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="scopegate-load-")
+    os.chmod(work, 0o755)  # nginx and Apache workers run as other users
+    procs = []
+
+    def start(cmd, **kw):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "a"),
+                             start_new_session=True, **kw)
+        procs.append(p)
+        return p
+
+    try:
+        ports = {k: free_port() for k in ["up", "nginx", "iss", "apache", "hyper", "hyper_admin"]}
+        key = Key(work)
+        iss = f"http://127.0.0.1:{ports['iss']}"
+        www = os.path.join(work, "www")
+        os.makedirs(os.path.join(www, ".well-known"))
+        json.dump({"keys": [key.jwk]}, open(os.path.join(www, "jwks.json"), "w"))
+        json.dump({"issuer": iss, "jwks_uri": f"{iss}/jwks.json"},
+                  open(os.path.join(www, ".well-known", "openid-configuration"), "w"))
+
+        now = int(time.time())
+        def token(sub, scope):
+            return key.sign({"iss": iss, "aud": "https://api.example.com", "sub": sub, "client_id": "load",
+                             "scope": scope, "iat": now, "exp": now + 3 * 3600})
+        files = {}
+        for name, n, scope in [("t100", 100, "repo"), ("t1000", 1000, "repo"), ("t403", 100, "read:org")]:
+            files[name] = os.path.join(work, f"{name}.txt")
+            with open(files[name], "w") as f:
+                for i in range(n):
+                    f.write(token(f"user{i}", scope) + "\n")
+        script = os.path.join(work, "tokens.lua")
+        open(script, "w").write(WRK_SCRIPT)
+
+        up = start([os.path.join(ROOT, "target/release/examples/load-upstream"), f"127.0.0.1:{ports['up']}"])
+        wait_port(ports["up"])
+
+        nginx_conf = os.path.join(work, "nginx.conf")
+        open(nginx_conf, "w").write(f"""
+worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  upstream up {{ server 127.0.0.1:{ports['up']}; keepalive 64; keepalive_requests 1000000; }}
+  server {{ listen 127.0.0.1:{ports['nginx']};
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json; }}
+}}
+""")
+        nginx = start(["nginx", "-c", nginx_conf, "-p", work])
+        wait_port(ports["nginx"]); wait_port(ports["iss"])
+
+        targets = []  # (name, port, path, tokens file, pids function)
+        targets.append(("direct", ports["up"], "/orgs/acme/repos", files["t100"], lambda: []))
+        targets.append(("nginx", ports["nginx"], "/orgs/acme/repos", files["t100"], lambda: family(nginx.pid)))
+
+        if not args.no_apache:
+            apache_conf = os.path.join(work, "apache.conf")
+            open(apache_conf, "w").write(f"""
+ServerRoot /etc/apache2
+DefaultRuntimeDir {work}
+PidFile {work}/apache.pid
+Mutex file:{work}
+ErrorLog {work}/apache.err
+LogLevel error
+ServerName localhost
+User www-data
+Group www-data
+Listen 127.0.0.1:{ports['apache']}
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
+LoadModule oauth2_module /usr/lib/apache2/modules/mod_oauth2.so
+ServerLimit 2
+StartServers 2
+ThreadsPerChild 32
+MaxRequestWorkers 64
+MinSpareThreads 1
+MaxSpareThreads 64
+KeepAliveTimeout 60
+MaxKeepAliveRequests 0
+<Location /orgs>
+  AuthType oauth2
+  OAuth2TokenVerify jwks_uri {iss}/jwks.json
+  Require oauth2_claim scope:repo
+  ProxyPass http://127.0.0.1:{ports['up']}/orgs keepalive=On
+</Location>
+""")
+            apache = start(["apache2", "-f", apache_conf, "-DFOREGROUND"])
+            wait_port(ports["apache"])
+            targets.append(("apache mod_oauth2", ports["apache"], "/orgs/acme/repos", files["t100"], lambda: family(apache.pid)))
+
+        gateways = {}
+        for engine in ["hyper"]:
+            conf = os.path.join(work, f"{engine}.yaml")
+            open(conf, "w").write(f"""
+server: {{ listen: "127.0.0.1:{ports[engine]}", threads: 1 }}
+admin: {{ listen: "127.0.0.1:{ports[engine + '_admin']}" }}
+issuers:
+  - {{ id: load, issuer: "{iss}", audiences: [https://api.example.com], algorithms: [RS256] }}
+upstreams: {{ api: {{ url: "http://127.0.0.1:{ports['up']}" }} }}
+routes:
+  - name: repos
+    match: {{ methods: [GET], path: "/orgs/{{org}}/repos" }}
+    upstream: api
+    require: {{ scopes: {{ any: [repo, public_repo] }} }}
+""")
+            gateways[engine] = start([os.path.join(ROOT, "target/release/scopegate"), "run", "--config", conf],
+                                     env={**os.environ, "SCOPEGATE_LOG": "error"})
+            wait_port(ports[engine])
+            time.sleep(0.5)
+            g = gateways[engine]
+            targets.append((f"scopegate (100 JWTs)", ports[engine], "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
+            targets.append((f"scopegate (1000 JWTs)", ports[engine], "/orgs/acme/repos", files["t1000"], lambda g=g: [g.pid]))
+            targets.append((f"scopegate 401", ports[engine], "/orgs/acme/repos", "", lambda g=g: [g.pid]))
+            targets.append((f"scopegate 403", ports[engine], "/orgs/acme/repos", files["t403"], lambda g=g: [g.pid]))
+
+        def wrk(port, path, tokens, duration):
+            env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path}
+            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{duration}s", "--latency", "-s", script,
+                                  f"http://127.0.0.1:{port}"], env=env, capture_output=True, text=True).stdout
+            reqs = int(re.search(r"(\d+) requests in", out).group(1))
+            def lat(pct):
+                m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
+                v = float(m.group(1))
+                return v * {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
+            non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+            return reqs, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), lat(50), lat(99), int(non2xx.group(1)) if non2xx else 0
+
+        if args.only:
+            targets = [t for t in targets if t[0] in ("direct", "nginx") or args.only in t[0]]
+
+        # Warm every cache (JWKS, verified tokens) before measuring.
+        for name, port, path, tokens, _ in targets:
+            wrk(port, path, tokens, 2)
+
+        results = {name: [] for name, *_ in targets}
+        for r in range(args.rounds):
+            for name, port, path, tokens, pids in targets:
+                ps = pids()
+                perf = None
+                if args.perf == name and ps:
+                    perf = subprocess.Popen(["perf", "record", "-g", "-o", "perf.data", "-p", str(ps[0])],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                before = cpu_ticks(ps)
+                reqs, rps, p50, p99, non2xx = wrk(port, path, tokens, args.duration)
+                if perf:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait()
+                cpu = cpu_ticks(ps) - before
+                us = cpu / TICK * 1e6 / reqs if ps else float("nan")
+                results[name].append((rps, p50, p99, us, non2xx / max(reqs, 1)))
+                print(f"round {r + 1}: {name:32s} {rps:10.0f} req/s  p50 {p50:7.0f} µs  p99 {p99:7.0f} µs  cpu {us:6.1f} µs/req  non-2xx {non2xx}", file=sys.stderr)
+
+        med = {n: [statistics.median(x[i] for x in v) for i in range(5)] for n, v in results.items()}
+        ng = med["nginx"]
+        direct = med["direct"]
+        print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds alternating, medians; "
+              f"proxies on 1 worker thread/process (Apache: event MPM 2x32 threads)\n")
+        print("| target | req/s | p50 µs | p99 µs | proxy CPU µs/req | CPU / nginx | req/s / nginx | p99 added over direct µs | non-2xx |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, (rps, p50, p99, us, bad) in med.items():
+            ratio = "" if name == "direct" else f"{us / ng[3]:.2f}"
+            print(f"| {name} | {rps:.0f} | {p50:.0f} | {p99:.0f} | {'' if name == 'direct' else f'{us:.1f}'} | {ratio} | {rps / ng[0]:.2f} | {p99 - direct[2]:.0f} | {bad:.0%} |")
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if os.environ.get("KEEP"):
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

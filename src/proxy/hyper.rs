@@ -1,0 +1,248 @@
+//! The hyper engine: a hyper 1.x server (HTTP/1.1 and HTTP/2, optional rustls) in front of a
+//! pooled hyper client, with the gateway's decision in between. Requests and responses
+//! stream through; the gateway only ever looks at the request head.
+
+use crate::answer::{Outcome, Refusal};
+use crate::gateway::{Gateway, Head, Verdict};
+use crate::sync::RefreshHandle;
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+type Body = Either<Incoming, Full<Bytes>>;
+type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+
+struct Engine {
+    gateway: Arc<Gateway>,
+    keys: RefreshHandle,
+    client: Upstreams,
+    /// Scheme and authority per upstream, put in front of the forwarded path.
+    origins: Vec<(Scheme, Authority)>,
+    tls: bool,
+}
+
+/// Response headers that describe the upstream connection, not the response.
+const HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "trailer"];
+
+fn answer(refusal: &Refusal) -> Response<Body> {
+    let a = refusal.render();
+    let mut resp = Response::new(Either::Right(Full::new(a.body)));
+    *resp.status_mut() = a.status;
+    let h = resp.headers_mut();
+    for (name, value) in a.headers {
+        h.append(name, value);
+    }
+    if a.close {
+        // hyper closes the connection after a response that says so.
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+impl Engine {
+    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let start = Instant::now();
+        let gw = &self.gateway;
+        let decided = {
+            let head = Head {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+            };
+            gw.decide_with_refresh(&head, &self.keys).await
+        };
+        gw.metrics.decision_seconds.observe(start.elapsed().as_secs_f64());
+        let forward = match decided.verdict {
+            Verdict::Refuse(r) => {
+                gw.metrics.count(decided.route, r.outcome());
+                return answer(&r);
+            }
+            Verdict::Forward(f) => f,
+        };
+
+        // HTTP/2 clients send `:authority` instead of Host; HTTP/1 upstreams need a Host.
+        if !req.headers().contains_key(HOST)
+            && let Some(host) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(HOST, host);
+        }
+        let (mut parts, body) = req.into_parts();
+        let client_headers = std::mem::take(&mut parts.headers);
+        (parts.headers, _) = gw.forward.rewrite(
+            client_headers,
+            Some(peer.ip()),
+            self.tls,
+            forward.principal.as_deref(),
+        );
+        parts.version = http::Version::HTTP_11;
+        let (scheme, authority) = &self.origins[forward.upstream];
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(scheme.clone());
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = PathAndQuery::try_from(forward.path_and_query).ok();
+        parts.uri = match Uri::from_parts(uri) {
+            Ok(u) => u,
+            Err(_) => {
+                gw.metrics.count(decided.route, Outcome::Status(502));
+                return answer(&Refusal::BadGateway);
+            }
+        };
+        let sent = Instant::now();
+        match self.client.request(Request::from_parts(parts, body)).await {
+            Ok(resp) => {
+                gw.metrics.count(decided.route, Outcome::Allowed);
+                gw.metrics
+                    .observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
+                let (mut parts, body) = resp.into_parts();
+                for name in HOP_BY_HOP {
+                    parts.headers.remove(HeaderName::from_static(name));
+                }
+                Response::from_parts(parts, Either::Left(body))
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %gw.upstreams[forward.upstream].name, "upstream: {e}");
+                gw.metrics.count(decided.route, Outcome::Status(502));
+                answer(&Refusal::BadGateway)
+            }
+        }
+    }
+}
+
+fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("server.tls.cert {cert}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("server.tls.key {key}: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("server.tls: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn upstream_client() -> Upstreams {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+        .unwrap_or_else(|_| {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
+                .expect("TLS provider")
+        })
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+async fn serve(engine: Arc<Engine>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, mut stop: oneshot::Receiver<()>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(64 * 1024);
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+            _ = &mut stop => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let engine = engine.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let engine = engine.clone();
+                async move { Ok::<_, std::convert::Infallible>(engine.handle(req, peer).await) }
+            });
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(s) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                    }
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
+        });
+    }
+}
+
+/// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.
+pub fn run(
+    gateway: Arc<Gateway>,
+    keys: RefreshHandle,
+    listener: std::net::TcpListener,
+    stop: oneshot::Receiver<()>,
+) -> Result<(), String> {
+    let tls = match &gateway.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
+    let runtime = if gateway.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(gateway.threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| e.to_string())?;
+    let origins = gateway
+        .upstreams
+        .iter()
+        .map(|u| {
+            let scheme = if u.tls { Scheme::HTTPS } else { Scheme::HTTP };
+            Authority::try_from(u.authority.as_str())
+                .map(|a| (scheme, a))
+                .map_err(|_| format!("upstream {}: bad authority", u.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let engine = Arc::new(Engine {
+            client: upstream_client(),
+            origins,
+            tls: tls.is_some(),
+            gateway,
+            keys,
+        });
+        serve(engine, listener, tls, stop).await;
+        Ok(())
+    })
+}
