@@ -224,7 +224,7 @@ fn bench_scopes(c: &mut Criterion) {
     let (gw, signers) = gateway();
     let tok = token(&signers[2], "alice", "admin:org repo");
     let v = scopegate::token::verify(&tok, &gw.issuers, unix_now()).unwrap();
-    let p = scopegate::token::principal(0, &gw.issuers[0], &v.claims, &gw.universe).unwrap();
+    let p = gw.principals.build(0, &gw.issuers[0], &v.claims).unwrap();
     let req = gw.routes[2].requirement.as_ref().unwrap();
     c.bench_function("scope_evaluation_with_implications", |b| {
         b.iter(|| req.allows(black_box(&p)))

@@ -164,14 +164,13 @@ impl ForwardPolicy {
             HeaderValue::from_static(if tls { "https" } else { "http" }),
         );
         if let Some(p) = principal {
-            let h = &p.headers;
-            out.insert(self.identity.subject.clone(), h.subject.clone());
-            if let Some(c) = &h.client_id {
+            out.insert(self.identity.subject.clone(), p.subject.clone());
+            if let Some(c) = &p.client_id {
                 out.insert(self.identity.client_id.clone(), c.clone());
             }
-            out.insert(self.identity.scopes.clone(), h.scopes.clone());
-            out.insert(self.identity.principal.clone(), h.principal.clone());
-            out.insert(self.identity.issuer.clone(), h.issuer.clone());
+            out.insert(self.identity.scopes.clone(), p.grant.effective.clone());
+            out.insert(self.identity.principal.clone(), p.kind.header());
+            out.insert(self.identity.issuer.clone(), p.issuer_id.clone());
         }
         let id = match client_id {
             Some(v) if valid_request_id(&v) => v,
@@ -218,7 +217,7 @@ impl RequestIds {
 mod tests {
     use super::*;
     use crate::policy::ScopeSet;
-    use crate::principal::{IdentityValues, Kind};
+    use crate::principal::{Grant, Kind};
 
     fn policy(strip_authorization: bool) -> ForwardPolicy {
         let n = |s: &'static str| HeaderName::from_static(s);
@@ -241,19 +240,16 @@ mod tests {
     fn alice() -> Principal {
         Principal {
             issuer: 0,
-            subject: "alice".into(),
-            client_id: Some("app".into()),
             kind: Kind::User,
-            scopes: ScopeSet::default(),
             expires_at: 0,
-            headers: IdentityValues {
-                subject: HeaderValue::from_static("alice"),
-                client_id: Some(HeaderValue::from_static("app")),
-                scopes: HeaderValue::from_static("a b"),
+            subject: HeaderValue::from_static("alice"),
+            client_id: Some(HeaderValue::from_static("app")),
+            issuer_id: HeaderValue::from_static("corp"),
+            grant: std::sync::Arc::new(Grant {
+                scopes: ScopeSet::default(),
+                effective: HeaderValue::from_static("a b"),
                 token_scopes: HeaderValue::from_static("a"),
-                principal: HeaderValue::from_static("user"),
-                issuer: HeaderValue::from_static("corp"),
-            },
+            }),
         }
     }
 
@@ -269,7 +265,8 @@ mod tests {
     }
 
     fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
-        p.rewrite(c.clone(), Some(peer.parse().unwrap()), false, who).0
+        p.rewrite(c.clone(), Some(peer.parse().unwrap()), false, who)
+            .0
     }
 
     #[test]
@@ -311,9 +308,17 @@ mod tests {
 
     #[test]
     fn ordinary_headers_pass_with_all_their_values() {
-        let c = client(&[("accept", "a"), ("x-custom", "1"), ("x-custom", "2"), ("host", "api")]);
+        let c = client(&[
+            ("accept", "a"),
+            ("x-custom", "1"),
+            ("x-custom", "2"),
+            ("host", "api"),
+        ]);
         let out = forward(&policy(false), &c, "127.0.0.1", None);
-        assert_eq!(out.get_all("x-custom").iter().collect::<Vec<_>>(), vec!["1", "2"]);
+        assert_eq!(
+            out.get_all("x-custom").iter().collect::<Vec<_>>(),
+            vec!["1", "2"]
+        );
         assert_eq!(out["accept"], "a");
         assert_eq!(out["host"], "api");
     }

@@ -34,6 +34,10 @@ enum Command {
     },
 }
 
+/// mimalloc: measured cheaper than glibc malloc on the proxy path (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn load(path: &Path) -> Result<(config::File, Gateway), String> {
     let file = config::load(path).map_err(|e| e.to_string())?;
     let gateway = Gateway::build(&file, &path.display().to_string()).map_err(|e| e.to_string())?;

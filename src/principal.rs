@@ -1,8 +1,13 @@
 //! The caller, as established by a verified credential. Values here were checked: nothing
 //! builds a `Principal` from unverified input.
+//!
+//! Kept compact because the token cache holds one per distinct token: the subject is the only
+//! value of its own; scopes, client and issuer are shared between all tokens that have the
+//! same ones (see `token::claims::Interner`).
 
 use crate::policy::ScopeSet;
 use http::HeaderValue;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -13,11 +18,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
+    pub fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
             Kind::User => "user",
             Kind::App => "app",
-        }
+        })
     }
 }
 
@@ -25,24 +30,23 @@ impl Kind {
 pub struct Principal {
     /// Index of the issuer in the configuration.
     pub issuer: usize,
-    pub subject: String,
-    pub client_id: Option<String>,
     pub kind: Kind,
-    pub scopes: ScopeSet,
     /// Unix seconds after which the credential is no longer valid.
     pub expires_at: u64,
     /// Header values built once when the credential was verified, reused on every request.
-    pub headers: IdentityValues,
-}
-
-#[derive(Debug, Clone)]
-pub struct IdentityValues {
     pub subject: HeaderValue,
     pub client_id: Option<HeaderValue>,
+    pub issuer_id: HeaderValue,
+    pub grant: Arc<Grant>,
+}
+
+/// What a set of token scopes amounts to; shared by every token with the same `scope` claim.
+#[derive(Debug)]
+pub struct Grant {
+    /// Token scopes expanded through the implications, as bits of the configured scopes.
+    pub scopes: ScopeSet,
     /// Effective scopes (implications expanded), sorted, space-delimited.
-    pub scopes: HeaderValue,
-    /// The token's own scopes, for `X-OAuth-Scopes` on a 403.
+    pub effective: HeaderValue,
+    /// The token's own scopes, comma-separated, for `X-OAuth-Scopes` on a 403.
     pub token_scopes: HeaderValue,
-    pub principal: HeaderValue,
-    pub issuer: HeaderValue,
 }

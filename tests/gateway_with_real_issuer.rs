@@ -285,12 +285,22 @@ fn content_length_with_transfer_encoding_never_reaches_the_upstream_and_closes()
         w.gw.addr,
         "POST /health HTTP/1.1\r\nHost: api\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin/x HTTP/1.1\r\nHost: api\r\n\r\n",
     );
-    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
-    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "the smuggled request was answered: {text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "the smuggled request was answered: {text}"
+    );
     if status == 200 {
         let seen = w.upstream.seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 1);
-        assert!(seen[0]["headers"].get("content-length").is_none(), "{seen:?}");
+        assert!(
+            seen[0]["headers"].get("content-length").is_none(),
+            "{seen:?}"
+        );
     } else {
         assert_eq!(status, 400, "{text}");
         assert_eq!(w.upstream.count(), 0);

@@ -53,6 +53,12 @@ def cpu_ticks(pids):
     return total
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    return kib / 1024
+
+
 def family(pid):
     """The process and its children (nginx and Apache workers)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
@@ -100,6 +106,7 @@ def main():
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--no-apache", action="store_true")
     ap.add_argument("--only", help="measure only targets whose name contains this (plus direct and nginx)")
+    ap.add_argument("--compare", metavar="BINARY", help="also measure this scopegate binary (A/B a change in one run)")
     ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
     args = ap.parse_args()
     for tool in ["wrk", "nginx", "openssl"] + ([] if args.no_apache else ["apache2"]):
@@ -119,7 +126,7 @@ def main():
         return p
 
     try:
-        ports = {k: free_port() for k in ["up", "nginx", "iss", "apache", "hyper", "hyper_admin"]}
+        ports = {k: free_port() for k in ["up", "nginx", "iss", "apache"]}
         key = Key(work)
         iss = f"http://127.0.0.1:{ports['iss']}"
         www = os.path.join(work, "www")
@@ -202,11 +209,15 @@ MaxKeepAliveRequests 0
             targets.append(("apache mod_oauth2", ports["apache"], "/orgs/acme/repos", files["t100"], lambda: family(apache.pid)))
 
         gateways = {}
-        for engine in ["hyper"]:
-            conf = os.path.join(work, f"{engine}.yaml")
+        instances = [("scopegate", os.path.join(ROOT, "target/release/scopegate"))]
+        if args.compare:
+            instances.append(("compare", os.path.abspath(args.compare)))
+        for label, binary in instances:
+            ports[label], ports[label + "_admin"] = free_port(), free_port()
+            conf = os.path.join(work, f"{label}.yaml")
             open(conf, "w").write(f"""
-server: {{ listen: "127.0.0.1:{ports[engine]}", threads: 1 }}
-admin: {{ listen: "127.0.0.1:{ports[engine + '_admin']}" }}
+server: {{ listen: "127.0.0.1:{ports[label]}", threads: 1 }}
+admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
   - {{ id: load, issuer: "{iss}", audiences: [https://api.example.com], algorithms: [RS256] }}
 upstreams: {{ api: {{ url: "http://127.0.0.1:{ports['up']}" }} }}
@@ -216,15 +227,15 @@ routes:
     upstream: api
     require: {{ scopes: {{ any: [repo, public_repo] }} }}
 """)
-            gateways[engine] = start([os.path.join(ROOT, "target/release/scopegate"), "run", "--config", conf],
+            gateways[label] = start([binary, "run", "--config", conf],
                                      env={**os.environ, "SCOPEGATE_LOG": "error"})
-            wait_port(ports[engine])
+            wait_port(ports[label])
             time.sleep(0.5)
-            g = gateways[engine]
-            targets.append((f"scopegate (100 JWTs)", ports[engine], "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
-            targets.append((f"scopegate (1000 JWTs)", ports[engine], "/orgs/acme/repos", files["t1000"], lambda g=g: [g.pid]))
-            targets.append((f"scopegate 401", ports[engine], "/orgs/acme/repos", "", lambda g=g: [g.pid]))
-            targets.append((f"scopegate 403", ports[engine], "/orgs/acme/repos", files["t403"], lambda g=g: [g.pid]))
+            g = gateways[label]
+            targets.append((f"{label} (100 JWTs)", ports[label], "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
+            targets.append((f"{label} (1000 JWTs)", ports[label], "/orgs/acme/repos", files["t1000"], lambda g=g: [g.pid]))
+            targets.append((f"{label} 401", ports[label], "/orgs/acme/repos", "", lambda g=g: [g.pid]))
+            targets.append((f"{label} 403", ports[label], "/orgs/acme/repos", files["t403"], lambda g=g: [g.pid]))
 
         def wrk(port, path, tokens, duration):
             env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path}
@@ -240,6 +251,8 @@ routes:
 
         if args.only:
             targets = [t for t in targets if t[0] in ("direct", "nginx") or args.only in t[0]]
+
+        idle = {label: rss_mib(g.pid) for label, g in gateways.items()}
 
         # Warm every cache (JWKS, verified tokens) before measuring.
         for name, port, path, tokens, _ in targets:
@@ -263,6 +276,8 @@ routes:
                 results[name].append((rps, p50, p99, us, non2xx / max(reqs, 1)))
                 print(f"round {r + 1}: {name:32s} {rps:10.0f} req/s  p50 {p50:7.0f} µs  p99 {p99:7.0f} µs  cpu {us:6.1f} µs/req  non-2xx {non2xx}", file=sys.stderr)
 
+        for label, g in gateways.items():
+            print(f"RSS of {label}: {idle[label]:.1f} MiB at idle (keys fetched), {rss_mib(g.pid):.1f} MiB after the run")
         med = {n: [statistics.median(x[i] for x in v) for i in range(5)] for n, v in results.items()}
         ng = med["nginx"]
         direct = med["direct"]

@@ -56,17 +56,38 @@ pub struct Rules {
     pub query_parameter: bool,
 }
 
+/// Byte classes of RFC 6750 and RFC 9110, looked up per byte: tokens are long (a JWT is
+/// hundreds of bytes) and checked on every request.
+const B64TOKEN: u8 = 1;
+const TCHAR: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if (b as u8).is_ascii_alphanumeric() {
+            t[b] = B64TOKEN | TCHAR;
+        }
+        b += 1;
+    }
+    let b64_extra = b"-._~+/";
+    let mut i = 0;
+    while i < b64_extra.len() {
+        t[b64_extra[i] as usize] |= B64TOKEN;
+        i += 1;
+    }
+    let tchar_extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < tchar_extra.len() {
+        t[tchar_extra[i] as usize] |= TCHAR;
+        i += 1;
+    }
+    t
+};
+
 /// RFC 6750 §2.1 b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 pub fn is_b64token(t: &str) -> bool {
-    let body = t.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    let body = t.trim_end_matches('=').as_bytes();
+    !body.is_empty() && body.iter().all(|&b| CLASS[b as usize] & B64TOKEN != 0)
 }
 
 /// Extracts the bearer token of a request, or `None` when it carries none.
@@ -124,19 +145,25 @@ fn parse_authorization<'a>(
     raw: &'a [u8],
     rules: &Rules,
 ) -> Result<Option<&'a str>, CredentialError> {
-    let value = std::str::from_utf8(raw).map_err(|_| CredentialError::MalformedAuthorization)?;
-    let (scheme, rest) = value
-        .split_once(' ')
-        .ok_or(CredentialError::MalformedAuthorization)?;
-    if scheme.is_empty() || !scheme.bytes().all(is_tchar) {
-        return Err(CredentialError::MalformedAuthorization);
+    let malformed = CredentialError::MalformedAuthorization;
+    let space = raw.iter().position(|&b| b == b' ').ok_or(malformed)?;
+    let scheme = &raw[..space];
+    if scheme.is_empty() || !scheme.iter().all(|&b| CLASS[b as usize] & TCHAR != 0) {
+        return Err(malformed);
     }
-    if !rules.schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+    if !rules
+        .schemes
+        .iter()
+        .any(|s| s.as_bytes().eq_ignore_ascii_case(scheme))
+    {
         return Ok(None);
     }
-    let token = rest.trim_start_matches(' ');
+    let rest = &raw[space..];
+    let start = rest.iter().position(|&b| b != b' ').ok_or(malformed)?;
+    // Only b64token bytes (ASCII) pass the check below; other bytes fail here or there.
+    let token = std::str::from_utf8(&rest[start..]).map_err(|_| malformed)?;
     if !is_b64token(token) {
-        return Err(CredentialError::MalformedAuthorization);
+        return Err(malformed);
     }
     Ok(Some(token))
 }

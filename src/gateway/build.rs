@@ -11,7 +11,7 @@ use crate::policy::{Alternative, Requirement, ScopeExpr, ScopeUniverse};
 use crate::principal::Kind;
 use crate::request::Limits;
 use crate::route::{MethodSet, Pattern, RouteTable};
-use crate::token::{ClaimNames, Issuer, TokenCache};
+use crate::token::{ClaimNames, Issuer, Principals, TokenCache};
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use std::collections::HashSet;
@@ -99,7 +99,10 @@ fn upstream(origin: &str, name: &str, url: &str) -> Result<Upstream, ConfigError
         name: name.to_string(),
         addr,
         tls,
-        authority: uri.authority().map(|a| a.to_string()).unwrap_or_else(|| host.clone()),
+        authority: uri
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| host.clone()),
         host,
     })
 }
@@ -309,8 +312,8 @@ impl Gateway {
             table: RouteTable::build(&patterns),
             routes,
             upstreams,
+            principals: Principals::new(universe, &issuers),
             issuers,
-            universe,
             cache: TokenCache::new(
                 t.cache.max_entries,
                 t.cache.max_ttl.0,

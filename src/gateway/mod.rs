@@ -14,11 +14,11 @@ use crate::answer::{Outcome, Refusal};
 use crate::credential::{self, QUERY_PARAMETER, Source};
 use crate::forward::ForwardPolicy;
 use crate::metrics::Metrics;
-use crate::policy::{Requirement, ScopeUniverse};
+use crate::policy::Requirement;
 use crate::principal::Principal;
 use crate::request::{self, Limits};
 use crate::route::{Lookup, RouteTable};
-use crate::token::{self, Answer, Issuer, TokenCache, TokenError};
+use crate::token::{self, Answer, Issuer, Principals, TokenCache, TokenError};
 use http::{HeaderMap, Method, Uri};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub struct Gateway {
     pub routes: Vec<RouteInfo>,
     pub upstreams: Vec<Upstream>,
     pub issuers: Vec<Issuer>,
-    pub universe: ScopeUniverse,
+    pub principals: Principals,
     pub cache: TokenCache,
     pub credentials: credential::Rules,
     pub limits: Limits,
@@ -180,7 +180,7 @@ impl Gateway {
                 Refusal::InsufficientScope {
                     accepted: requirement.accepted_scopes.clone(),
                     accepted_header: requirement.accepted_header.clone(),
-                    granted: principal.headers.token_scopes.clone(),
+                    granted: principal.grant.token_scopes.clone(),
                     needs: requirement.needs.clone(),
                 },
             );
@@ -226,7 +226,8 @@ impl Gateway {
         self.metrics.cache_misses.inc();
         let verified = if token::looks_like_jwt(token) {
             token::verify(token, &self.issuers, now).and_then(|v| {
-                token::principal(v.issuer, &self.issuers[v.issuer], &v.claims, &self.universe)
+                self.principals
+                    .build(v.issuer, &self.issuers[v.issuer], &v.claims)
             })
         } else {
             Err(TokenError::Unknown)

@@ -48,7 +48,7 @@ impl Requirement {
     pub fn allows(&self, p: &Principal) -> bool {
         self.alternatives.iter().any(|a| {
             a.principal.is_none_or(|k| k == p.kind)
-                && a.scopes.as_ref().is_none_or(|e| e.eval(&p.scopes))
+                && a.scopes.as_ref().is_none_or(|e| e.eval(&p.grant.scopes))
         })
     }
 }
@@ -91,9 +91,10 @@ fn describe(a: &Alternative, u: &ScopeUniverse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::IdentityValues;
+    use crate::principal::Grant;
     use http::HeaderValue;
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     fn universe() -> ScopeUniverse {
         let mut implies = BTreeMap::new();
@@ -108,19 +109,16 @@ mod tests {
         let v = HeaderValue::from_static("x");
         Principal {
             issuer: 0,
-            subject: "s".into(),
-            client_id: None,
             kind,
-            scopes: u.grant(scopes.iter().copied()).set,
             expires_at: 0,
-            headers: IdentityValues {
-                subject: v.clone(),
-                client_id: None,
-                scopes: v.clone(),
-                token_scopes: v.clone(),
-                principal: v.clone(),
-                issuer: v,
-            },
+            subject: v.clone(),
+            client_id: None,
+            issuer_id: v.clone(),
+            grant: Arc::new(Grant {
+                scopes: u.grant(scopes.iter().copied()).set,
+                effective: v.clone(),
+                token_scopes: v,
+            }),
         }
     }
 

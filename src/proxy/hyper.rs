@@ -64,7 +64,9 @@ impl Engine {
             };
             gw.decide_with_refresh(&head, &self.keys).await
         };
-        gw.metrics.decision_seconds.observe(start.elapsed().as_secs_f64());
+        gw.metrics
+            .decision_seconds
+            .observe(start.elapsed().as_secs_f64());
         let forward = match decided.verdict {
             Verdict::Refuse(r) => {
                 gw.metrics.count(decided.route, r.outcome());
@@ -75,7 +77,10 @@ impl Engine {
 
         // HTTP/2 clients send `:authority` instead of Host; HTTP/1 upstreams need a Host.
         if !req.headers().contains_key(HOST)
-            && let Some(host) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            && let Some(host) = req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         {
             req.headers_mut().insert(HOST, host);
         }
@@ -127,7 +132,8 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, Stri
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("server.tls.cert {cert}: {e}"))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("server.tls.key {key}: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("server.tls.key {key}: {e}"))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -163,7 +169,12 @@ fn upstream_client() -> Upstreams {
         .build(connector)
 }
 
-async fn serve(engine: Arc<Engine>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, mut stop: oneshot::Receiver<()>) {
+async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -215,7 +226,9 @@ pub fn run(
     };
     // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
     let runtime = if gateway.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(gateway.threads)

@@ -98,4 +98,9 @@ impl TokenCache {
     pub fn entry_count(&self) -> u64 {
         self.inner.entry_count()
     }
+
+    /// Applies pending inserts and evictions now (moka does it lazily).
+    pub fn run_pending_tasks(&self) {
+        self.inner.run_pending_tasks();
+    }
 }

@@ -4,9 +4,15 @@
 use super::error::TokenError;
 use super::issuer::Issuer;
 use crate::policy::ScopeUniverse;
-use crate::principal::{IdentityValues, Kind, Principal};
+use crate::principal::{Grant, Kind, Principal};
 use http::HeaderValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Distinct scope sets and client ids seen; beyond this many, values are not shared any more
+/// (memory stays bounded whatever the issuer signs).
+const MAX_INTERNED: usize = 10_000;
 
 fn header_value(s: &str, claim: &'static str) -> Result<HeaderValue, TokenError> {
     HeaderValue::from_str(s).map_err(|_| TokenError::BadClaim(claim))
@@ -33,51 +39,92 @@ fn string<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a s
     }
 }
 
-pub fn principal(
-    issuer_index: usize,
-    issuer: &Issuer,
-    claims: &Map<String, Value>,
-    universe: &ScopeUniverse,
-) -> Result<Principal, TokenError> {
-    let subject = match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(_) => return Err(TokenError::BadClaim("sub")),
-        None => return Err(TokenError::MissingClaim("sub")),
-    };
-    let client_id = match string(claims, &issuer.claims.client_id)? {
-        Some(c) => Some(c.to_string()),
-        None => string(claims, "azp")?.map(str::to_string),
-    };
-    let expires_at = claims
-        .get("exp")
-        .and_then(Value::as_f64)
-        .ok_or(TokenError::MissingClaim("exp"))? as u64;
-    // RFC 9068 §2.2: a client-credentials token has the client as its subject.
-    let kind = if client_id.as_deref() == Some(subject.as_str()) {
-        Kind::App
-    } else {
-        Kind::User
-    };
-    let token_scopes = scopes(claims.get(&issuer.claims.scope))?;
-    let granted = universe.grant(token_scopes.iter().copied());
-    let headers = IdentityValues {
-        subject: header_value(&subject, "sub")?,
-        client_id: client_id
-            .as_deref()
-            .map(|c| header_value(c, "client_id"))
-            .transpose()?,
-        scopes: header_value(&granted.effective.join(" "), "scope")?,
-        token_scopes: header_value(&token_scopes.join(", "), "scope")?,
-        principal: HeaderValue::from_static(kind.as_str()),
-        issuer: header_value(&issuer.id, "iss")?,
-    };
-    Ok(Principal {
-        issuer: issuer_index,
-        subject,
-        client_id,
-        kind,
-        scopes: granted.set,
-        expires_at,
-        headers,
-    })
+/// Builds principals, sharing what many tokens have in common.
+pub struct Principals {
+    pub universe: ScopeUniverse,
+    issuer_ids: Vec<HeaderValue>,
+    grants: Mutex<HashMap<String, Arc<Grant>>>,
+    clients: Mutex<HashMap<String, HeaderValue>>,
+}
+
+fn intern<V: Clone>(
+    map: &Mutex<HashMap<String, V>>,
+    key: &str,
+    make: impl FnOnce() -> Result<V, TokenError>,
+) -> Result<V, TokenError> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = map.get(key) {
+        return Ok(v.clone());
+    }
+    let v = make()?;
+    if map.len() < MAX_INTERNED {
+        map.insert(key.to_string(), v.clone());
+    }
+    Ok(v)
+}
+
+impl Principals {
+    pub fn new(universe: ScopeUniverse, issuers: &[Issuer]) -> Principals {
+        Principals {
+            universe,
+            issuer_ids: issuers
+                .iter()
+                .map(|i| {
+                    HeaderValue::from_str(&i.id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+                })
+                .collect(),
+            grants: Mutex::default(),
+            clients: Mutex::default(),
+        }
+    }
+
+    fn grant(&self, token_scopes: &[&str]) -> Result<Arc<Grant>, TokenError> {
+        intern(&self.grants, &token_scopes.join(" "), || {
+            let g = self.universe.grant(token_scopes.iter().copied());
+            Ok(Arc::new(Grant {
+                scopes: g.set,
+                effective: header_value(&g.effective.join(" "), "scope")?,
+                token_scopes: header_value(&token_scopes.join(", "), "scope")?,
+            }))
+        })
+    }
+
+    pub fn build(
+        &self,
+        issuer_index: usize,
+        issuer: &Issuer,
+        claims: &Map<String, Value>,
+    ) -> Result<Principal, TokenError> {
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+            Some(_) => return Err(TokenError::BadClaim("sub")),
+            None => return Err(TokenError::MissingClaim("sub")),
+        };
+        let client_id = match string(claims, &issuer.claims.client_id)? {
+            Some(c) => Some(c),
+            None => string(claims, "azp")?,
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .ok_or(TokenError::MissingClaim("exp"))? as u64;
+        // RFC 9068 §2.2: a client-credentials token has the client as its subject.
+        let kind = if client_id == Some(subject) {
+            Kind::App
+        } else {
+            Kind::User
+        };
+        let token_scopes = scopes(claims.get(&issuer.claims.scope))?;
+        Ok(Principal {
+            issuer: issuer_index,
+            kind,
+            expires_at,
+            subject: header_value(subject, "sub")?,
+            client_id: client_id
+                .map(|c| intern(&self.clients, c, || header_value(c, "client_id")))
+                .transpose()?,
+            issuer_id: self.issuer_ids[issuer_index].clone(),
+            grant: self.grant(&token_scopes)?,
+        })
+    }
 }

@@ -8,7 +8,7 @@ mod jwt;
 mod keys;
 
 pub use cache::{Answer, TokenCache, TokenHash, hash, unix_now};
-pub use claims::principal;
+pub use claims::Principals;
 pub use error::TokenError;
 pub use issuer::{ClaimNames, Issuer};
 pub use jwt::{VerifiedClaims, looks_like_jwt, verify};
