@@ -407,3 +407,70 @@ fn upstream_down_is_a_502_with_a_json_body() {
     assert_eq!(r.status(), 502);
     assert_eq!(body(r)["error"], "bad_gateway");
 }
+
+#[test]
+fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl makes the test certificate");
+    assert!(status.success());
+    let tls = CONFIG.replace(
+        "  listen: \"{listen}\"\n",
+        &format!(
+            "  listen: \"{{listen}}\"\n  tls: {{ cert: \"{}\", key: \"{}\" }}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let w = world_with(&tls);
+    let token = w.auth.client_token("full", "repo", API);
+    let url = format!("https://localhost:{}/orgs/acme/repos", w.gw.addr.port());
+    for http2 in [true, false] {
+        let mut client = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true);
+        client = if http2 {
+            client.http2_prior_knowledge()
+        } else {
+            client.http1_only()
+        };
+        let client = client.build().unwrap();
+        let r = client.get(&url).bearer_auth(&token).send().unwrap();
+        assert_eq!(
+            r.version(),
+            if http2 {
+                http::Version::HTTP_2
+            } else {
+                http::Version::HTTP_11
+            }
+        );
+        assert_eq!(r.status(), 200);
+        let seen: Value = r.json().unwrap();
+        assert_eq!(seen["headers"]["x-forwarded-proto"][0], "https");
+        assert_eq!(client.get(&url).send().unwrap().status(), 401);
+    }
+}

@@ -30,6 +30,34 @@ struct Entry {
     ttl: Duration,
 }
 
+/// The key is already a SHA-256 digest: its first 8 bytes are as uniform as any hash of it,
+/// so the table uses them directly instead of hashing 32 bytes again with SipHash.
+#[derive(Clone, Default)]
+struct DigestPrefix;
+
+#[derive(Default)]
+struct DigestPrefixHasher(u64);
+
+impl std::hash::BuildHasher for DigestPrefix {
+    type Hasher = DigestPrefixHasher;
+    fn build_hasher(&self) -> DigestPrefixHasher {
+        DigestPrefixHasher(0)
+    }
+}
+
+impl std::hash::Hasher for DigestPrefixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length (`write_usize`) and then its bytes.
+        if let Some(prefix) = bytes.first_chunk::<8>() {
+            self.0 = u64::from_le_bytes(*prefix);
+        }
+    }
+    fn write_usize(&mut self, _len: usize) {}
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 struct Lifetime;
 
 impl moka::Expiry<TokenHash, Entry> for Lifetime {
@@ -39,7 +67,7 @@ impl moka::Expiry<TokenHash, Entry> for Lifetime {
 }
 
 pub struct TokenCache {
-    inner: Cache<TokenHash, Entry>,
+    inner: Cache<TokenHash, Entry, DigestPrefix>,
     max_ttl: Duration,
     negative_ttl: Duration,
 }
@@ -57,7 +85,7 @@ impl TokenCache {
             inner: Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(Lifetime)
-                .build(),
+                .build_with_hasher(DigestPrefix),
             max_ttl,
             negative_ttl,
         }
@@ -95,6 +123,12 @@ impl TokenCache {
         }
     }
 
+    #[cfg(test)]
+    fn bucket_hash(key: &TokenHash) -> u64 {
+        use std::hash::BuildHasher;
+        DigestPrefix.hash_one(key)
+    }
+
     pub fn entry_count(&self) -> u64 {
         self.inner.entry_count()
     }
@@ -102,5 +136,35 @@ impl TokenCache {
     /// Applies pending inserts and evictions now (moka does it lazily).
     pub fn run_pending_tasks(&self) {
         self.inner.run_pending_tasks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_hash_is_the_digest_prefix_so_distinct_tokens_spread() {
+        let a = hash("token-a");
+        assert_eq!(
+            TokenCache::bucket_hash(&a),
+            u64::from_le_bytes(a[..8].try_into().unwrap())
+        );
+        assert_ne!(
+            TokenCache::bucket_hash(&a),
+            TokenCache::bucket_hash(&hash("token-b"))
+        );
+    }
+
+    #[test]
+    fn refusals_that_a_refresh_may_fix_are_not_cached() {
+        let c = TokenCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
+        c.insert_invalid(hash("a"), TokenError::UnknownKey(0));
+        c.insert_invalid(hash("b"), TokenError::BadSignature);
+        assert!(c.get(&hash("a")).is_none());
+        assert!(matches!(
+            c.get(&hash("b")),
+            Some(Answer::Invalid(TokenError::BadSignature))
+        ));
     }
 }
