@@ -10,6 +10,7 @@ pub mod answer;
 pub mod config;
 pub mod credential;
 pub mod dev;
+pub mod explain;
 pub mod forward;
 pub mod gateway;
 pub mod metrics;

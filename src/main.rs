@@ -32,6 +32,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Dry-run one decision and say why (fetches the issuers' keys); exit 0 when allowed.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        /// The bearer token (omit to see what happens without one).
+        #[arg(long)]
+        token: Option<String>,
+        method: String,
+        path: String,
+    },
 }
 
 /// mimalloc: measured cheaper than glibc malloc on the proxy path (README, Performance).
@@ -73,6 +83,21 @@ fn main() -> ExitCode {
                 file.issuers.len(),
                 warnings.len()
             );
+        }),
+        Command::Explain {
+            config,
+            token,
+            method,
+            path,
+        } => load(&config).and_then(|(_, gw)| {
+            let (text, allowed) =
+                scopegate::explain::explain(Arc::new(gw), token.as_deref(), &method, &path)?;
+            print!("{text}");
+            if allowed {
+                Ok(())
+            } else {
+                Err("refused".into())
+            }
         }),
     };
     match result {

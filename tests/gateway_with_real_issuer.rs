@@ -474,3 +474,42 @@ fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
         assert_eq!(client.get(&url).send().unwrap().status(), 401);
     }
 }
+
+#[test]
+fn explain_names_the_route_and_the_reason_without_printing_the_token() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let file = TempPath::with(&config(CONFIG, &auth, &upstream));
+    let explain = |token: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+            .args(["explain", "--config"])
+            .arg(&file.0)
+            .args(["--token", token, "GET", "/orgs/acme/repos"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let reader = auth.client_token("reader", "read:org", API);
+    let (ok, text) = explain(&reader);
+    assert!(!ok, "{text}");
+    assert!(text.contains("route: list-org-repos"), "{text}");
+    assert!(text.contains("decision: refused, 403"), "{text}");
+    assert!(text.contains("insufficient_scope"), "{text}");
+    assert!(!text.contains(&reader[..40]), "{text}");
+    let full = auth.client_token("full", "repo", API);
+    let (ok, text) = explain(&full);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("decision: allowed, forwarded to `api` as GET /orgs/acme/repos"),
+        "{text}"
+    );
+    assert!(text.contains("principal: app"), "{text}");
+    assert!(
+        text.contains("effective scopes: public_repo repo repo:status"),
+        "{text}"
+    );
+    assert_eq!(upstream.count(), 0, "explain never forwards");
+}

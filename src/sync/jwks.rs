@@ -139,6 +139,14 @@ impl KeySync {
         self.refresh(issuer, &mut state).await;
     }
 
+    /// Fetches every issuer's keys once (for one-shot commands such as `explain`).
+    pub async fn fetch_all_once(&self) {
+        for issuer in 0..self.gateway.issuers.len() {
+            let mut state = self.state[issuer].lock().await;
+            self.refresh(issuer, &mut state).await;
+        }
+    }
+
     /// Fetches now; on failure the last good keys stay in place.
     async fn refresh(&self, issuer: usize, state: &mut IssuerState) -> bool {
         state.last_attempt = Some(Instant::now());

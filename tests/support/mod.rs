@@ -201,6 +201,8 @@ pub fn config(template: &str, auth: &AuthServer, upstream: &Upstream) -> String 
         .replace("{upstream}", &format!("http://{}", upstream.addr))
 }
 
+pub use tempfile_path::TempPath;
+
 mod tempfile_path {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,90 @@
+//! `scopegate explain`: one decision, dry-run, with the reason — what the gateway would do
+//! with a request, without starting it. The token is never printed.
+
+use crate::gateway::{Gateway, Head, Verdict};
+use crate::sync::KeySync;
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use std::sync::Arc;
+
+/// Decides `method path` with `token` (fetching the issuers' keys first) and describes it.
+/// Returns the text and whether the request would be forwarded.
+pub fn explain(
+    gateway: Arc<Gateway>,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Result<(String, bool), String> {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+    let uri: Uri = path
+        .parse()
+        .map_err(|_| format!("`{path}` is not a request path"))?;
+    let mut headers = HeaderMap::new();
+    if let Some(t) = token {
+        let v = HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| "the token has characters no header can carry".to_string())?;
+        headers.insert(http::header::AUTHORIZATION, v);
+    }
+    if !gateway.issuers.is_empty() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (keys, _, _) = KeySync::new(gateway.clone());
+        rt.block_on(keys.fetch_all_once());
+    }
+    let mut out = String::new();
+    for i in &gateway.issuers {
+        if !i.has_fetched() {
+            out.push_str(&format!(
+                "note: the keys of issuer `{}` could not be fetched\n",
+                i.id
+            ));
+        }
+    }
+    let head = Head {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    let decided = gateway.decide(&head, crate::token::unix_now());
+    let route = decided.route.map(|r| gateway.routes[r].name.as_str());
+    out.push_str(&format!("route: {}\n", route.unwrap_or("(none)")));
+    let allowed = match decided.verdict {
+        Verdict::Forward(f) => {
+            let upstream = &gateway.upstreams[f.upstream];
+            out.push_str(&format!(
+                "decision: allowed, forwarded to `{}` as {} {}\n",
+                upstream.name, method, f.path_and_query
+            ));
+            if let Some(p) = f.principal {
+                let show = |v: &HeaderValue| v.to_str().unwrap_or("?").to_string();
+                out.push_str(&format!("  subject: {}\n", show(&p.subject)));
+                if let Some(c) = &p.client_id {
+                    out.push_str(&format!("  client: {}\n", show(c)));
+                }
+                out.push_str(&format!("  principal: {}\n", show(&p.kind.header())));
+                out.push_str(&format!("  issuer: {}\n", show(&p.issuer_id)));
+                out.push_str(&format!(
+                    "  effective scopes: {}\n",
+                    show(&p.grant.effective)
+                ));
+            } else {
+                out.push_str("  public route: no credential checked\n");
+            }
+            true
+        }
+        Verdict::Refuse(r) => {
+            let a = r.render();
+            out.push_str(&format!("decision: refused, {}\n", a.status));
+            for (name, value) in &a.headers {
+                if name != http::header::CONTENT_TYPE && name != http::header::CACHE_CONTROL {
+                    out.push_str(&format!("  {name}: {}\n", value.to_str().unwrap_or("?")));
+                }
+            }
+            out.push_str(&format!("  body: {}\n", String::from_utf8_lossy(&a.body)));
+            false
+        }
+    };
+    Ok((out, allowed))
+}
