@@ -17,6 +17,9 @@ pub struct Metrics {
     pub cache_misses: IntCounter,
     pub cache_entries: IntGauge,
     pub jwks_refreshes: IntCounterVec,
+    pub introspections: IntCounterVec,
+    pub introspection_seconds: HistogramVec,
+    pub introspection_coalesced: IntCounter,
     pub jwks_keys: IntGaugeVec,
 }
 
@@ -92,8 +95,32 @@ impl Metrics {
             Opts::new("scopegate_jwks_keys", "Verification keys held per issuer"),
             &["issuer"],
         ));
+        let introspections = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_introspection_requests_total",
+                "Introspection calls by issuer and result (active, inactive, error, timeout)",
+            ),
+            &["issuer", "result"],
+        ));
+        let introspection_seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "scopegate_introspection_duration_seconds",
+                "Introspection call latency",
+            )
+            .buckets(vec![
+                1e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["issuer"],
+        ));
+        let introspection_coalesced = must(IntCounter::new(
+            "scopegate_introspection_coalesced_total",
+            "Requests that waited for an introspection already in flight for the same token",
+        ));
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(introspections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(introspection_seconds.clone()),
+            Box::new(introspection_coalesced.clone()),
+            Box::new(requests.clone()),
             Box::new(decision_seconds.clone()),
             Box::new(upstream_seconds.clone()),
             Box::new(cache_hits.clone()),
@@ -114,6 +141,9 @@ impl Metrics {
             cache_entries,
             jwks_refreshes,
             jwks_keys,
+            introspections,
+            introspection_seconds,
+            introspection_coalesced,
         }
     }
 

@@ -117,6 +117,46 @@ pub struct Issuer {
     pub jwks_refresh: Dur,
     /// Scopes this issuer can grant, when known; `check` warns about route scopes outside them.
     pub scopes_supported: Option<Vec<String>>,
+    /// RFC 7662 introspection of this issuer's opaque (non-JWT) tokens.
+    pub introspection: Option<Introspection>,
+    /// Opaque tokens that start with this prefix (e.g. `1000.`) go to this issuer only.
+    pub token_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Introspection {
+    /// Optional when discovery finds `introspection_endpoint`.
+    pub endpoint: Option<EnvString>,
+    pub client_id: EnvString,
+    pub client_secret: EnvString,
+    #[serde(default)]
+    pub auth: ClientAuth,
+    /// Total time allowed for one introspection call.
+    #[serde(default = "default_introspection_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// A non-standard lifetime field in seconds from now (e.g. `expires_in`), used when the
+    /// answer has no `exp`.
+    pub expires_in_field: Option<String>,
+}
+
+fn default_introspection_timeout() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+fn default_connect_timeout() -> Dur {
+    Dur(Duration::from_millis(500))
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the URL-encoded client id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
 }
 
 fn yes() -> bool {

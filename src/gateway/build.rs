@@ -11,7 +11,7 @@ use crate::policy::{Alternative, Requirement, ScopeExpr, ScopeUniverse};
 use crate::principal::Kind;
 use crate::request::Limits;
 use crate::route::{MethodSet, Pattern, RouteTable};
-use crate::token::{ClaimNames, Issuer, Principals, TokenCache};
+use crate::token::{ClaimNames, IntrospectionRules, Issuer, Principals, TokenCache};
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use std::collections::HashSet;
@@ -160,6 +160,28 @@ impl Gateway {
                     ),
                 ));
             }
+            if i.introspection
+                .as_ref()
+                .is_some_and(|x| x.endpoint.is_none())
+                && !i.discovery
+            {
+                return Err(ConfigError::new(
+                    origin,
+                    format!(
+                        "issuer `{}`: set `introspection.endpoint` or leave `discovery` on",
+                        i.id
+                    ),
+                ));
+            }
+            if i.token_prefix.is_some() && i.introspection.is_none() {
+                return Err(ConfigError::new(
+                    origin,
+                    format!(
+                        "issuer `{}`: `token_prefix` routes opaque tokens, which need `introspection`",
+                        i.id
+                    ),
+                ));
+            }
             if !i.discovery && i.jwks_uri.is_none() {
                 return Err(ConfigError::new(
                     origin,
@@ -171,23 +193,37 @@ impl Gateway {
                 .iter()
                 .map(|a| algorithm(origin, &i.id, a))
                 .collect::<Result<Vec<_>, _>>()?;
-            issuers.push(Issuer::new(
-                i.id.clone(),
-                i.issuer.0.clone(),
-                i.audiences.iter().map(|a| a.0.clone()).collect(),
-                algorithms,
-                i.typ.clone(),
-                i.clock_skew.0,
-                ClaimNames {
-                    scope: i.claims.scope.clone(),
-                    orgs: i.claims.orgs.clone(),
-                    sso_orgs: i.claims.sso_orgs.clone(),
-                    client_id: i.claims.client_id.clone(),
-                },
-                i.jwks_uri.as_ref().map(|u| u.0.clone()),
-                i.discovery,
-                i.jwks_refresh.0,
-            ));
+            issuers.push(
+                Issuer::new(
+                    i.id.clone(),
+                    i.issuer.0.clone(),
+                    i.audiences.iter().map(|a| a.0.clone()).collect(),
+                    algorithms,
+                    i.typ.clone(),
+                    i.clock_skew.0,
+                    ClaimNames {
+                        scope: i.claims.scope.clone(),
+                        orgs: i.claims.orgs.clone(),
+                        sso_orgs: i.claims.sso_orgs.clone(),
+                        client_id: i.claims.client_id.clone(),
+                    },
+                    i.jwks_uri.as_ref().map(|u| u.0.clone()),
+                    i.discovery,
+                    i.jwks_refresh.0,
+                )
+                .with_introspection(
+                    i.introspection.as_ref().map(|x| IntrospectionRules {
+                        endpoint: x.endpoint.as_ref().map(|e| e.0.clone()),
+                        client_id: x.client_id.0.clone(),
+                        client_secret: x.client_secret.0.clone(),
+                        post_credentials: x.auth == schema::ClientAuth::ClientSecretPost,
+                        timeout: x.timeout.0,
+                        connect_timeout: x.connect_timeout.0,
+                        expires_in_field: x.expires_in_field.clone(),
+                    }),
+                    i.token_prefix.clone(),
+                ),
+            );
         }
 
         let mut patterns = Vec::new();

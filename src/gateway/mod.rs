@@ -1,10 +1,9 @@
 //! The compiled configuration and the pipeline every request goes through:
 //! framing → path → route → credential → principal (cache or JWT) → policy → verdict.
 //!
-//! [`Gateway::decide`] is synchronous and does no I/O. The one thing it cannot do alone is
-//! fetch keys it has not seen; it then says which issuer needs a refresh
-//! ([`Decided::needs_keys`]) and [`Gateway::decide_with_refresh`] asks the sync task and
-//! decides again.
+//! [`Gateway::decide`] is synchronous and does no I/O. What it cannot do alone — fetch keys
+//! it has not seen, introspect an opaque token — it names in [`Decided::pending`];
+//! [`Gateway::decide_with`] asks the [`Backend`] for it and decides again.
 
 mod build;
 
@@ -84,9 +83,8 @@ pub struct Decided {
     /// The matched route, if any (for metrics and logs).
     pub route: Option<usize>,
     pub verdict: Verdict,
-    /// Set when the refusal is for a key the issuer (index) may have published since the
-    /// last fetch.
-    pub needs_keys: Option<usize>,
+    /// Set when the refusal may go away once the backend did its part.
+    pub pending: Option<Pending>,
 }
 
 impl Decided {
@@ -94,7 +92,7 @@ impl Decided {
         Decided {
             route,
             verdict: Verdict::Refuse(r),
-            needs_keys: None,
+            pending: None,
         }
     }
 
@@ -109,14 +107,32 @@ impl Decided {
 /// Seconds a client is told to wait when the authorization server is unreachable.
 const RETRY_AFTER_SECS: u32 = 5;
 
-/// Fetches an issuer's keys now (rate-limited by the implementation).
-pub trait KeyRefresh {
-    fn refresh(&self, issuer: usize) -> impl Future<Output = ()> + Send;
+/// What the decision waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// The issuer (index) may have published the token's key since the last fetch.
+    Keys(usize),
+    /// The token is opaque: only introspection can say what it is.
+    Introspection,
+}
+
+/// The network side of a decision, provided by the sync tasks.
+pub trait Backend {
+    /// Fetches an issuer's keys now (rate-limited by the implementation).
+    fn refresh_keys(&self, issuer: usize) -> impl Future<Output = ()> + Send;
+    /// Introspects an opaque token (coalesced, cached by the implementation); `None` when
+    /// the authorization server could not answer.
+    fn introspect(&self, token: &str) -> impl Future<Output = Option<Answer>> + Send;
 }
 
 impl Gateway {
-    /// Decides one request with the keys at hand.
+    /// Decides one request with the keys and cache at hand.
     pub fn decide(&self, head: &Head, now: u64) -> Decided {
+        self.decide_knowing(head, now, None)
+    }
+
+    /// Decides with `known` as the token's answer instead of the cache (after introspection).
+    fn decide_knowing(&self, head: &Head, now: u64, known: Option<&Answer>) -> Decided {
         let uri_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
         if let Err(e) = request::check_framing(uri_len, head.headers, &self.limits) {
             return Decided::refuse(None, Refusal::BadFraming(e));
@@ -145,7 +161,7 @@ impl Gateway {
                     path_and_query: join(path.as_str(), query.map(str::to_string)),
                     principal: None,
                 }),
-                needs_keys: None,
+                pending: None,
             };
         };
 
@@ -154,23 +170,33 @@ impl Gateway {
             Ok(None) => return Decided::refuse(Some(index), Refusal::NoCredential),
             Err(e) => return Decided::refuse(Some(index), Refusal::InvalidRequest(e)),
         };
-        let principal = match self.authenticate(&cred.token, now) {
+        let authenticated = match known {
+            Some(Answer::Valid(p)) => Ok(p.clone()),
+            Some(Answer::Invalid(e)) => Err(*e),
+            None => self.authenticate(&cred.token, now),
+        };
+        let principal = match authenticated {
             Ok(p) => p,
             Err(e) => {
-                let needs_keys = match e {
-                    TokenError::UnknownKey(i) | TokenError::KeysUnavailable(i) => Some(i),
+                let pending = match e {
+                    TokenError::UnknownKey(i) | TokenError::KeysUnavailable(i) => {
+                        Some(Pending::Keys(i))
+                    }
+                    TokenError::NeedsIntrospection => Some(Pending::Introspection),
                     _ => None,
                 };
                 let refusal = match e {
-                    TokenError::KeysUnavailable(_) => Refusal::Unavailable {
-                        retry_after_secs: RETRY_AFTER_SECS,
-                    },
+                    TokenError::KeysUnavailable(_) | TokenError::NeedsIntrospection => {
+                        Refusal::Unavailable {
+                            retry_after_secs: RETRY_AFTER_SECS,
+                        }
+                    }
                     e => Refusal::InvalidToken(e),
                 };
                 return Decided {
                     route: Some(index),
                     verdict: Verdict::Refuse(refusal),
-                    needs_keys,
+                    pending,
                 };
             }
         };
@@ -196,18 +222,30 @@ impl Gateway {
                 path_and_query: join(path.as_str(), query),
                 principal: Some(principal),
             }),
-            needs_keys: None,
+            pending: None,
         }
     }
 
-    /// Decides, and when the token names a key the gateway has not seen, refreshes that
-    /// issuer's keys once and decides again.
-    pub async fn decide_with_refresh(&self, head: &Head<'_>, keys: &impl KeyRefresh) -> Decided {
+    /// Decides, doing first what the decision waits for: refreshing an issuer's keys for an
+    /// unknown `kid` (then deciding again), or introspecting an opaque token. An
+    /// authorization server that cannot answer leaves the 503 of the first decision.
+    pub async fn decide_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
         let first = self.decide(head, token::unix_now());
-        match first.needs_keys {
-            Some(issuer) => {
-                keys.refresh(issuer).await;
+        match first.pending {
+            Some(Pending::Keys(issuer)) => {
+                backend.refresh_keys(issuer).await;
                 self.decide(head, token::unix_now())
+            }
+            Some(Pending::Introspection) => {
+                let token =
+                    match credential::extract(head.headers, head.uri.query(), &self.credentials) {
+                        Ok(Some(c)) => c.token,
+                        _ => return first,
+                    };
+                match backend.introspect(&token).await {
+                    Some(answer) => self.decide_knowing(head, token::unix_now(), Some(&answer)),
+                    None => first,
+                }
             }
             None => first,
         }
@@ -229,6 +267,9 @@ impl Gateway {
                 self.principals
                     .build(v.issuer, &self.issuers[v.issuer], &v.claims)
             })
+        } else if self.issuers.iter().any(|i| i.introspection.is_some()) {
+            // Counted as a miss here; the introspection answer is cached by the backend.
+            return Err(TokenError::NeedsIntrospection);
         } else {
             Err(TokenError::Unknown)
         };

@@ -4,7 +4,7 @@
 
 use crate::answer::{Outcome, Refusal};
 use crate::gateway::{Gateway, Head, Verdict};
-use crate::sync::RefreshHandle;
+use crate::sync::{Introspector, Network, RefreshHandle};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -27,7 +27,7 @@ type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
 
 struct Engine {
     gateway: Arc<Gateway>,
-    keys: RefreshHandle,
+    network: Network,
     client: Upstreams,
     /// Scheme and authority per upstream, put in front of the forwarded path.
     origins: Vec<(Scheme, Authority)>,
@@ -62,7 +62,7 @@ impl Engine {
                 uri: req.uri(),
                 headers: req.headers(),
             };
-            gw.decide_with_refresh(&head, &self.keys).await
+            gw.decide_with(&head, &self.network).await
         };
         gw.metrics
             .decision_seconds
@@ -252,8 +252,12 @@ pub fn run(
             client: upstream_client(),
             origins,
             tls: tls.is_some(),
+            network: Network {
+                keys,
+                // Created here so that its connections live on this runtime.
+                introspector: Introspector::new(gateway.clone()),
+            },
             gateway,
-            keys,
         });
         serve(engine, listener, tls, stop).await;
         Ok(())

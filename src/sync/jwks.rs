@@ -2,7 +2,7 @@
 //! on-demand refresh when a token names a key the gateway has not seen (rate-limited, so a
 //! flood of made-up `kid`s cannot turn the gateway into a JWKS hammer).
 
-use crate::gateway::{Gateway, KeyRefresh};
+use crate::gateway::Gateway;
 use crate::token::KeySet;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -38,8 +38,9 @@ pub struct RefreshHandle {
     tx: mpsc::UnboundedSender<Request>,
 }
 
-impl KeyRefresh for RefreshHandle {
-    async fn refresh(&self, issuer: usize) {
+impl RefreshHandle {
+    /// Asks for a refresh of the issuer's keys; returns once it is done (or skipped).
+    pub async fn refresh(&self, issuer: usize) {
         let (done, wait) = oneshot::channel();
         if self.tx.send((issuer, done)).is_ok() {
             let _ = wait.await;
@@ -51,6 +52,7 @@ impl KeyRefresh for RefreshHandle {
 struct Metadata {
     issuer: Option<String>,
     jwks_uri: Option<String>,
+    introspection_endpoint: Option<String>,
 }
 
 pub fn http_client() -> reqwest::Client {
@@ -223,6 +225,9 @@ impl KeySync {
                         .map_err(|e| format!("{url}: not a metadata document: {e}"))?;
                     if m.issuer.as_deref().map(|i| i.trim_end_matches('/')) != Some(iss) {
                         return Err(format!("{url}: the metadata is for another issuer"));
+                    }
+                    if let Some(e) = m.introspection_endpoint {
+                        self.gateway.issuers[issuer].set_discovered_introspection(e);
                     }
                     return m.jwks_uri.ok_or_else(|| format!("{url}: no jwks_uri"));
                 }

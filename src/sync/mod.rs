@@ -1,5 +1,27 @@
-//! Background tasks that keep the gateway's view of the authorization servers current.
+//! Background work that keeps the gateway's view of the authorization servers current, and
+//! the network half of decisions (key refresh for an unknown `kid`, introspection).
 
+mod introspect;
 mod jwks;
 
+pub use introspect::Introspector;
 pub use jwks::{KeySync, MIN_REFRESH_INTERVAL, RefreshHandle, http_client};
+
+use crate::gateway::Backend;
+use crate::token::Answer;
+
+/// What the proxy engine gives [`Gateway::decide_with`](crate::gateway::Gateway::decide_with).
+pub struct Network {
+    pub keys: RefreshHandle,
+    pub introspector: Introspector,
+}
+
+impl Backend for Network {
+    async fn refresh_keys(&self, issuer: usize) {
+        self.keys.refresh(issuer).await
+    }
+
+    async fn introspect(&self, token: &str) -> Option<Answer> {
+        self.introspector.introspect(token).await
+    }
+}

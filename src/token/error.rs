@@ -22,6 +22,10 @@ pub enum TokenError {
     UnknownKey(usize),
     /// The issuer's keys (index) were never fetched: the authorization server is unreachable.
     KeysUnavailable(usize),
+    /// The authorization server says the token is not active (RFC 7662).
+    Inactive,
+    /// An opaque token that only introspection can vouch for: ask, then decide again.
+    NeedsIntrospection,
 }
 
 impl TokenError {
@@ -45,6 +49,8 @@ impl TokenError {
             TokenError::BadClaim(_) => "the token has an unusable claim",
             TokenError::UnknownKey(_) => "the token's signing key is unknown",
             TokenError::KeysUnavailable(_) => "the token's issuer is unreachable",
+            TokenError::Inactive => "the token is not active",
+            TokenError::NeedsIntrospection => "the token could not be checked",
         }
     }
 
@@ -52,7 +58,9 @@ impl TokenError {
     pub fn is_cacheable(self) -> bool {
         !matches!(
             self,
-            TokenError::UnknownKey(_) | TokenError::KeysUnavailable(_)
+            TokenError::UnknownKey(_)
+                | TokenError::KeysUnavailable(_)
+                | TokenError::NeedsIntrospection
         )
     }
 }

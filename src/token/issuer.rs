@@ -1,10 +1,11 @@
 //! An issuer at run time: its rules from the configuration and its current keys.
 
+use super::introspection::IntrospectionRules;
 use super::keys::KeySet;
 use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, Validation};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub struct Issuer {
@@ -21,6 +22,12 @@ pub struct Issuer {
     pub jwks_uri: Option<String>,
     pub discovery: bool,
     pub jwks_refresh: Duration,
+    /// Introspection of opaque tokens, when configured.
+    pub introspection: Option<IntrospectionRules>,
+    /// Opaque tokens with this prefix belong to this issuer.
+    pub token_prefix: Option<String>,
+    /// `introspection_endpoint` found by discovery (when none is configured).
+    discovered_introspection: OnceLock<String>,
     /// Prebuilt validation per allowed algorithm.
     validations: Vec<(Algorithm, Validation)>,
     keys: ArcSwap<KeySet>,
@@ -77,7 +84,35 @@ impl Issuer {
             validations,
             keys: ArcSwap::from_pointee(KeySet::default()),
             fetched: AtomicBool::new(false),
+            introspection: None,
+            token_prefix: None,
+            discovered_introspection: OnceLock::new(),
         }
+    }
+
+    /// Adds introspection of opaque tokens.
+    pub fn with_introspection(
+        mut self,
+        rules: Option<IntrospectionRules>,
+        token_prefix: Option<String>,
+    ) -> Issuer {
+        self.introspection = rules;
+        self.token_prefix = token_prefix;
+        self
+    }
+
+    /// Where to introspect: the configured endpoint, else the discovered one.
+    pub fn introspection_endpoint(&self) -> Option<&str> {
+        let rules = self.introspection.as_ref()?;
+        rules
+            .endpoint
+            .as_deref()
+            .or_else(|| self.discovered_introspection.get().map(String::as_str))
+    }
+
+    /// Records the `introspection_endpoint` of the discovery document.
+    pub fn set_discovered_introspection(&self, endpoint: String) {
+        let _ = self.discovered_introspection.set(endpoint);
     }
 
     pub fn validation(&self, alg: Algorithm) -> Option<&Validation> {

@@ -3,6 +3,7 @@
 mod cache;
 mod claims;
 mod error;
+mod introspection;
 mod issuer;
 mod jwt;
 mod keys;
@@ -10,6 +11,7 @@ mod keys;
 pub use cache::{Answer, TokenCache, TokenHash, hash, unix_now};
 pub use claims::Principals;
 pub use error::TokenError;
+pub use introspection::{IntrospectionRules, judge as judge_introspection};
 pub use issuer::{ClaimNames, Issuer};
 pub use jwt::{VerifiedClaims, looks_like_jwt, verify};
 pub use keys::{Key, KeySet};

@@ -51,7 +51,7 @@ const clients = [
   grant_types: ['client_credentials'],
   redirect_uris: [],
   response_types: [],
-  scope,
+  ...(scope ? { scope } : {}),
 }));
 
 const provider = new Provider(`http://${host}:${port}`, {

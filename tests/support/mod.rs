@@ -18,6 +18,8 @@ use std::time::Duration;
 
 pub const API: &str = "https://api.scopegate.test";
 pub const OTHER_API: &str = "https://other.scopegate.test";
+/// A resource server for which oidc-provider issues opaque access tokens.
+pub const OPAQUE_API: &str = "https://opaque.scopegate.test";
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -53,9 +55,13 @@ fn install_authz_server(dir: &std::path::Path) {
 
 impl AuthServer {
     pub fn start() -> AuthServer {
+        AuthServer::start_on(free_port())
+    }
+
+    /// Starts on a given port (to bring a stopped server back at the same issuer URL).
+    pub fn start_on(port: u16) -> AuthServer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz-server");
         install_authz_server(&dir);
-        let port = free_port();
         let mut child = Command::new("node")
             .arg("server.mjs")
             .current_dir(&dir)
@@ -111,6 +117,22 @@ impl AuthServer {
             .json()
             .unwrap();
         resp["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// How many introspection requests the server answered.
+    pub fn introspections(&self) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/control/introspections", self.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["count"].as_u64().unwrap()
     }
 
     /// Publishes a second key and signs new tokens with it.

@@ -1,0 +1,139 @@
+//! Opaque access tokens from the real oidc-provider, checked by RFC 7662 introspection.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const CONFIG: &str = r#"
+server:
+  listen: "{listen}"
+admin:
+  listen: "{admin}"
+issuers:
+  - id: corp
+    issuer: "{issuer}"
+    audiences: ["https://opaque.scopegate.test"]
+    algorithms: [RS256]
+    introspection:
+      client_id: gateway
+      client_secret: gateway-secret
+      timeout: 1s
+tokens:
+  cache: { max_ttl: 5m, negative_ttl: 5s }
+scopes:
+  implies:
+    repo: [repo:status, public_repo]
+upstreams:
+  api: { url: "{upstream}" }
+routes:
+  - name: list-org-repos
+    match: { methods: [GET], path: "/orgs/{org}/repos" }
+    upstream: api
+    require:
+      scopes: { any: [repo, public_repo] }
+"#;
+
+fn url(gw: &TestGateway) -> String {
+    format!("{}/orgs/acme/repos", gw.url)
+}
+
+#[test]
+fn an_opaque_token_is_accepted_with_its_scopes_and_refused_without_them() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let token = auth.client_token("full", "repo", OPAQUE_API);
+    assert!(
+        !token.contains('.'),
+        "oidc-provider issued a JWT, not an opaque token"
+    );
+    let r = get(&url(&gw), Some(&token));
+    assert_eq!(r.status(), 200);
+    let seen: serde_json::Value = r.json().unwrap();
+    assert_eq!(seen["headers"]["x-auth-subject"][0], "full");
+    assert_eq!(seen["headers"]["x-auth-principal"][0], "app");
+    assert_eq!(
+        seen["headers"]["x-auth-scopes"][0],
+        "public_repo repo repo:status"
+    );
+    // Served from the cache afterwards: one introspection for both requests.
+    assert_eq!(get(&url(&gw), Some(&token)).status(), 200);
+    assert_eq!(auth.introspections(), 1);
+
+    let reader = auth.client_token("reader", "read:org", OPAQUE_API);
+    let r = get(&url(&gw), Some(&reader));
+    assert_eq!(r.status(), 403);
+    assert_eq!(header(&r, "x-oauth-scopes"), "read:org");
+}
+
+#[test]
+fn an_unknown_opaque_token_is_inactive_and_refused() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let r = get(&url(&gw), Some("made-up-opaque-token"));
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "www-authenticate").contains("the token is not active"));
+    // The refusal is remembered for negative_ttl: no second call.
+    assert_eq!(get(&url(&gw), Some("made-up-opaque-token")).status(), 401);
+    assert_eq!(auth.introspections(), 1);
+    assert_eq!(upstream.count(), 0);
+}
+
+#[test]
+fn concurrent_requests_with_one_new_token_cause_exactly_one_introspection() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let token = auth.client_token("full", "repo", OPAQUE_API);
+    let target = url(&gw);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|_| s.spawn(|| get(&target, Some(&token)).status().as_u16()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(auth.introspections(), 1);
+    let m = gw.metrics();
+    assert!(
+        m.contains("scopegate_introspection_requests_total{issuer=\"corp\",result=\"active\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn when_the_authorization_server_is_down_cached_tokens_pass_new_ones_get_503_then_it_recovers() {
+    let auth = AuthServer::start();
+    let port = auth.port();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let cached = auth.client_token("full", "repo", OPAQUE_API);
+    let fresh = auth.client_token("full", "repo", OPAQUE_API);
+    assert_eq!(get(&url(&gw), Some(&cached)).status(), 200);
+    drop(auth);
+
+    assert_eq!(
+        get(&url(&gw), Some(&cached)).status(),
+        200,
+        "a cached answer outlives the outage"
+    );
+    let r = get(&url(&gw), Some(&fresh));
+    assert_eq!(
+        r.status(),
+        503,
+        "fail closed, never 401 for the server's fault"
+    );
+    assert_eq!(header(&r, "retry-after"), "5");
+    assert!(
+        gw.metrics()
+            .contains("scopegate_introspection_requests_total{issuer=\"corp\",result=\"error\"} 1")
+    );
+
+    // Back (an in-memory provider forgets its tokens, so a new one is issued).
+    let auth = AuthServer::start_on(port);
+    std::thread::sleep(Duration::from_millis(100));
+    let again = auth.client_token("full", "repo", OPAQUE_API);
+    assert_eq!(get(&url(&gw), Some(&again)).status(), 200);
+}
