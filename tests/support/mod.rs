@@ -223,6 +223,7 @@ pub fn config(template: &str, auth: &AuthServer, upstream: &Upstream) -> String 
         .replace("{upstream}", &format!("http://{}", upstream.addr))
 }
 
+#[allow(unused_imports)] // used by some of the test binaries only
 pub use tempfile_path::TempPath;
 
 mod tempfile_path {
