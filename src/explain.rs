@@ -1,8 +1,9 @@
 //! `scopegate explain`: one decision, dry-run, with the reason — what the gateway would do
 //! with a request, without starting it. The token is never printed.
 
-use crate::gateway::{Gateway, Head, Verdict};
-use crate::sync::KeySync;
+use crate::gateway::{Backend, Gateway, Head, Verdict};
+use crate::sync::{Introspector, KeySync};
+use crate::token::Answer;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::sync::Arc;
 
@@ -25,14 +26,12 @@ pub fn explain(
             .map_err(|_| "the token has characters no header can carry".to_string())?;
         headers.insert(http::header::AUTHORIZATION, v);
     }
-    if !gateway.issuers.is_empty() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let (keys, _, _) = KeySync::new(gateway.clone());
-        rt.block_on(keys.fetch_all_once());
-    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (keys, _, _) = KeySync::new(gateway.clone());
+    rt.block_on(keys.fetch_all_once());
     let mut out = String::new();
     for i in &gateway.issuers {
         if !i.has_fetched() {
@@ -47,7 +46,8 @@ pub fn explain(
         uri: &uri,
         headers: &headers,
     };
-    let decided = gateway.decide(&head, crate::token::unix_now());
+    let backend = Once(Introspector::new(gateway.clone()));
+    let decided = rt.block_on(gateway.decide_with(&head, &backend));
     let route = decided.route.map(|r| gateway.routes[r].name.as_str());
     out.push_str(&format!("route: {}\n", route.unwrap_or("(none)")));
     let allowed = match decided.verdict {
@@ -87,4 +87,16 @@ pub fn explain(
         }
     };
     Ok((out, allowed))
+}
+
+/// The network half of one decision: keys were fetched up front; opaque tokens are
+/// introspected like `run` does.
+struct Once(Introspector);
+
+impl Backend for Once {
+    async fn refresh_keys(&self, _issuer: usize) {}
+
+    async fn introspect(&self, token: &str) -> Option<Answer> {
+        self.0.introspect(token).await
+    }
 }

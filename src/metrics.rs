@@ -20,6 +20,7 @@ pub struct Metrics {
     pub introspections: IntCounterVec,
     pub introspection_seconds: HistogramVec,
     pub introspection_coalesced: IntCounter,
+    pub introspection_circuit_open: IntGaugeVec,
     pub jwks_keys: IntGaugeVec,
 }
 
@@ -116,10 +117,18 @@ impl Metrics {
             "scopegate_introspection_coalesced_total",
             "Requests that waited for an introspection already in flight for the same token",
         ));
+        let introspection_circuit_open = must(IntGaugeVec::new(
+            Opts::new(
+                "scopegate_introspection_circuit_open",
+                "1 while calls to the issuer's introspection endpoint are paused after failures",
+            ),
+            &["issuer"],
+        ));
         for c in [
             Box::new(introspections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(introspection_seconds.clone()),
             Box::new(introspection_coalesced.clone()),
+            Box::new(introspection_circuit_open.clone()),
             Box::new(requests.clone()),
             Box::new(decision_seconds.clone()),
             Box::new(upstream_seconds.clone()),
@@ -144,6 +153,7 @@ impl Metrics {
             introspections,
             introspection_seconds,
             introspection_coalesced,
+            introspection_circuit_open,
         }
     }
 

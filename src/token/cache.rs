@@ -170,6 +170,28 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_one_off_tokens_stays_bounded_and_keeps_the_hot_token() {
+        let c = TokenCache::new(10_000, Duration::from_secs(60), Duration::from_secs(60));
+        let hot = hash("hot");
+        c.insert_invalid(hot, TokenError::BadSignature);
+        for _ in 0..20 {
+            assert!(c.get(&hot).is_some());
+        }
+        for i in 0..100_000 {
+            c.insert_invalid(hash(&format!("flood-{i}")), TokenError::BadSignature);
+            if i % 1000 == 0 {
+                c.get(&hot);
+            }
+        }
+        c.run_pending_tasks();
+        assert!(c.entry_count() <= 10_000, "{}", c.entry_count());
+        assert!(
+            c.get(&hot).is_some(),
+            "TinyLFU kept the frequently used entry"
+        );
+    }
+
+    #[test]
     fn refusals_that_a_refresh_may_fix_are_not_cached() {
         let c = TokenCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
         c.insert_invalid(hash("a"), TokenError::UnknownKey(0));
