@@ -242,6 +242,8 @@ mod tests {
             issuer: 0,
             kind: Kind::User,
             expires_at: 0,
+            issued_at: None,
+            jti: None,
             subject: HeaderValue::from_static("alice"),
             client_id: Some(HeaderValue::from_static("app")),
             issuer_id: HeaderValue::from_static("corp"),

@@ -21,6 +21,9 @@ pub struct Metrics {
     pub introspection_seconds: HistogramVec,
     pub introspection_coalesced: IntCounter,
     pub introspection_circuit_open: IntGaugeVec,
+    pub revocation_events: IntCounterVec,
+    pub revocation_evicted: IntCounter,
+    pub sets_rejected: IntCounterVec,
     pub jwks_keys: IntGaugeVec,
 }
 
@@ -124,11 +127,32 @@ impl Metrics {
             ),
             &["issuer"],
         ));
+        let revocation_events = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_revocation_events_total",
+                "Revocation events applied, by event type and source (push, poll)",
+            ),
+            &["type", "source"],
+        ));
+        let revocation_evicted = must(IntCounter::new(
+            "scopegate_revocation_evicted_total",
+            "Cached token answers removed by revocation events",
+        ));
+        let sets_rejected = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_sets_rejected_total",
+                "Security Event Tokens refused, by RFC 8935 error code",
+            ),
+            &["reason"],
+        ));
         for c in [
             Box::new(introspections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(introspection_seconds.clone()),
             Box::new(introspection_coalesced.clone()),
             Box::new(introspection_circuit_open.clone()),
+            Box::new(revocation_events.clone()),
+            Box::new(revocation_evicted.clone()),
+            Box::new(sets_rejected.clone()),
             Box::new(requests.clone()),
             Box::new(decision_seconds.clone()),
             Box::new(upstream_seconds.clone()),
@@ -154,6 +178,9 @@ impl Metrics {
             introspection_seconds,
             introspection_coalesced,
             introspection_circuit_open,
+            revocation_events,
+            revocation_evicted,
+            sets_rejected,
         }
     }
 

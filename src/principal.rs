@@ -33,6 +33,10 @@ pub struct Principal {
     pub kind: Kind,
     /// Unix seconds after which the credential is no longer valid.
     pub expires_at: u64,
+    /// `iat`, when the credential says (revocations of a subject or client compare it).
+    pub issued_at: Option<u64>,
+    /// `jti`, when the credential has one (revocation by token id).
+    pub jti: Option<Box<str>>,
     /// Header values built once when the credential was verified, reused on every request.
     pub subject: HeaderValue,
     pub client_id: Option<HeaderValue>,

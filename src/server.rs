@@ -3,7 +3,7 @@
 
 use crate::admin::{self, Extension};
 use crate::gateway::Gateway;
-use crate::sync::KeySync;
+use crate::sync::{KeySync, SetReceiver};
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
@@ -54,6 +54,10 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
         .map_err(|e| e.to_string())?;
 
     let (keys_sync, refresh, refresh_rx) = KeySync::new(gateway.clone());
+    let sets = gateway
+        .push
+        .as_ref()
+        .map(|_| Arc::new(SetReceiver::new(gateway.clone())));
     let (stop_sidecar, sidecar_stopped) = oneshot::channel::<()>();
     let gw = gateway.clone();
     let sidecar = std::thread::Builder::new()
@@ -67,7 +71,14 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
             rt.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::from_std(admin_listener).expect("admin listener");
-                tokio::spawn(admin::serve(listener, gw, extras.admin));
+                if let Some(sets) = sets.clone() {
+                    tokio::spawn(async move {
+                        if let Err(e) = sets.fetch_keys().await {
+                            tracing::warn!("SET transmitter keys: {e}");
+                        }
+                    });
+                }
+                tokio::spawn(admin::serve(listener, gw, extras.admin, sets));
                 tokio::spawn(keys_sync.run(refresh_rx));
                 for t in extras.tasks {
                     tokio::spawn(t);

@@ -2,6 +2,7 @@
 //! (the development issuer of `scopegate dev`). Served by hyper, apart from the proxy engine.
 
 use crate::gateway::Gateway;
+use crate::sync::SetReceiver;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -78,18 +79,46 @@ fn route(
     }
 }
 
+/// `POST /events` (RFC 8935): 202 when the SET was applied, else 400 with `err`.
+async fn events(
+    receiver: Option<&SetReceiver>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    let Some(receiver) = receiver else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not_found", "error_description": "no SET push receiver is configured"}),
+        );
+    };
+    match receiver.receive(content_type, body).await {
+        Ok(_) => response(StatusCode::ACCEPTED, "application/json", Bytes::new()),
+        Err(e) => json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"err": e.err, "description": e.description}),
+        ),
+    }
+}
+
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, ext: Option<Arc<dyn Extension>>) {
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    ext: Option<Arc<dyn Extension>>,
+    sets: Option<Arc<SetReceiver>>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let gw = gw.clone();
         let ext = ext.clone();
+        let sets = sets.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let gw = gw.clone();
                 let ext = ext.clone();
+                let sets = sets.clone();
                 async move {
                     let (parts, body) = req.into_parts();
                     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -101,6 +130,13 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, ext: Option<Arc<dyn 
                             ));
                         }
                     };
+                    if parts.method == Method::POST && parts.uri.path() == "/events" {
+                        let ct = parts
+                            .headers
+                            .get(http::header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok());
+                        return Ok(events(sets.as_deref(), ct, &body).await);
+                    }
                     Ok(route(
                         &gw,
                         ext.as_deref(),

@@ -214,6 +214,47 @@ pub struct Tokens {
     pub query_parameter: bool,
     #[serde(default)]
     pub cache: Cache,
+    #[serde(default)]
+    pub revocation: Revocation,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// RFC 8935: the transmitter POSTs Security Event Tokens to the admin port's `/events`.
+    pub push: Option<SetSource>,
+    /// How long a revoked subject or client stays revoked (tokens issued before the event
+    /// are refused for this long; make it at least the longest token lifetime).
+    #[serde(default = "default_retention")]
+    pub retention: Dur,
+}
+
+fn default_retention() -> Dur {
+    Dur(Duration::from_secs(24 * 3600))
+}
+
+impl Default for Revocation {
+    fn default() -> Self {
+        Revocation {
+            push: None,
+            retention: default_retention(),
+        }
+    }
+}
+
+/// Who signs Security Event Tokens and for whom.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSource {
+    /// The SETs' `iss`.
+    pub transmitter: EnvString,
+    /// Keys that sign SETs; or `issuer:` to reuse a configured issuer's keys.
+    pub jwks_uri: Option<EnvString>,
+    pub issuer: Option<String>,
+    /// The SETs' `aud` must contain this.
+    pub audience: EnvString,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
 }
 
 fn default_schemes() -> Vec<String> {
@@ -226,6 +267,7 @@ impl Default for Tokens {
             schemes: default_schemes(),
             query_parameter: false,
             cache: Cache::default(),
+            revocation: Revocation::default(),
         }
     }
 }

@@ -11,7 +11,9 @@ use crate::policy::{Alternative, Requirement, ScopeExpr, ScopeUniverse};
 use crate::principal::Kind;
 use crate::request::Limits;
 use crate::route::{MethodSet, Pattern, RouteTable};
-use crate::token::{ClaimNames, IntrospectionRules, Issuer, Principals, TokenCache};
+use crate::token::{
+    ClaimNames, IntrospectionRules, Issuer, Principals, Revocations, SetKeys, SetRules, TokenCache,
+};
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use std::collections::HashSet;
@@ -342,6 +344,40 @@ impl Gateway {
             file.server.trusted_proxies.clone(),
         );
 
+        let push = match &t.revocation.push {
+            None => None,
+            Some(p) => {
+                let keys = match (&p.jwks_uri, &p.issuer) {
+                    (Some(uri), None) => SetKeys::Own(uri.0.clone()),
+                    (None, Some(id)) => {
+                        SetKeys::Issuer(file.issuers.iter().position(|i| &i.id == id).ok_or_else(
+                            || {
+                                ConfigError::new(
+                                    origin,
+                                    format!("tokens.revocation.push.issuer: no issuer `{id}`"),
+                                )
+                            },
+                        )?)
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            origin,
+                            "tokens.revocation.push: set exactly one of `jwks_uri` and `issuer`",
+                        ));
+                    }
+                };
+                Some(SetRules {
+                    transmitter: p.transmitter.0.clone(),
+                    audience: p.audience.0.clone(),
+                    algorithms: p
+                        .algorithms
+                        .iter()
+                        .map(|a| algorithm(origin, "revocation.push", a))
+                        .collect::<Result<_, _>>()?,
+                    keys,
+                })
+            }
+        };
         let route_names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
         let metrics = Metrics::new(&route_names, &upstream_names);
         Ok(Gateway {
@@ -355,6 +391,9 @@ impl Gateway {
                 t.cache.max_ttl.0,
                 t.cache.negative_ttl.0,
             ),
+            revocations: Revocations::default(),
+            revocation_retention: t.revocation.retention.0.as_secs(),
+            push,
             credentials: credential::Rules {
                 schemes: t.schemes.clone(),
                 query_parameter: t.query_parameter,

@@ -17,7 +17,9 @@ use crate::policy::Requirement;
 use crate::principal::Principal;
 use crate::request::{self, Limits};
 use crate::route::{Lookup, RouteTable};
-use crate::token::{self, Answer, Issuer, Principals, TokenCache, TokenError};
+use crate::token::{
+    self, Answer, Issuer, Principals, Revocations, TokenCache, TokenError, TokenHash,
+};
 use http::{HeaderMap, Method, Uri};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,11 @@ pub struct Gateway {
     pub issuers: Vec<Issuer>,
     pub principals: Principals,
     pub cache: TokenCache,
+    pub revocations: Revocations,
+    /// Seconds a revoked subject or client stays revoked.
+    pub revocation_retention: u64,
+    /// Security Event Tokens accepted on the admin port, when configured.
+    pub push: Option<token::SetRules>,
     pub credentials: credential::Rules,
     pub limits: Limits,
     pub forward: ForwardPolicy,
@@ -170,11 +177,26 @@ impl Gateway {
             Ok(None) => return Decided::refuse(Some(index), Refusal::NoCredential),
             Err(e) => return Decided::refuse(Some(index), Refusal::InvalidRequest(e)),
         };
-        let authenticated = match known {
-            Some(Answer::Valid(p)) => Ok(p.clone()),
-            Some(Answer::Invalid(e)) => Err(*e),
-            None => self.authenticate(&cred.token, now),
-        };
+        // Hashed once: the cache key and the revocation index use the same digest.
+        let key = token::hash(&cred.token);
+        // Revocation is checked on every request, cached or not: it is not cache expiry.
+        let authenticated = if self.revocations.is_token_revoked(&key) {
+            Err(TokenError::Revoked)
+        } else {
+            match known {
+                Some(Answer::Valid(p)) => Ok(p.clone()),
+                Some(Answer::Invalid(e)) => Err(*e),
+                None => self.authenticate(key, &cred.token, now),
+            }
+        }
+        .and_then(|p| {
+            let iss = &self.issuers[p.issuer].iss;
+            if self.revocations.is_principal_revoked(&p, iss) {
+                Err(TokenError::Revoked)
+            } else {
+                Ok(p)
+            }
+        });
         let principal = match authenticated {
             Ok(p) => p,
             Err(e) => {
@@ -252,8 +274,12 @@ impl Gateway {
     }
 
     /// The principal behind a token: from the cache, or verified and then cached.
-    fn authenticate(&self, token: &str, now: u64) -> Result<Arc<Principal>, TokenError> {
-        let key = token::hash(token);
+    fn authenticate(
+        &self,
+        key: TokenHash,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<Principal>, TokenError> {
         if let Some(answer) = self.cache.get(&key) {
             self.metrics.cache_hits.inc();
             return match answer {

@@ -111,6 +111,8 @@ mod tests {
             issuer: 0,
             kind,
             expires_at: 0,
+            issued_at: None,
+            jti: None,
             subject: v.clone(),
             client_id: None,
             issuer_id: v.clone(),

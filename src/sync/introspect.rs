@@ -245,14 +245,20 @@ impl Introspector {
             );
         }
         let start = Instant::now();
-        let sent = req
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await;
+        let req = req.header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
+        let retry = req.try_clone();
+        let mut sent = req.body(form.clone()).send().await;
+        // A pooled connection that the server closed while idle fails before anything was
+        // answered: retried once (introspection is safe to repeat).
+        if let (Err(e), Some(again)) = (&sent, retry)
+            && !e.is_timeout()
+            && (e.is_connect() || e.is_request())
+        {
+            sent = again.body(form).send().await;
+        }
         let result = match sent {
             Ok(resp) if resp.status().is_success() => {
                 resp.json::<Map<String, Value>>().await.map_err(|e| {

@@ -1,9 +1,11 @@
 //! Background work that keeps the gateway's view of the authorization servers current, and
 //! the network half of decisions (key refresh for an unknown `kid`, introspection).
 
+mod events;
 mod introspect;
 mod jwks;
 
+pub use events::{SetError, SetReceiver};
 pub use introspect::Introspector;
 pub use jwks::{KeySync, MIN_REFRESH_INTERVAL, RefreshHandle, http_client};
 

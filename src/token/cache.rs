@@ -91,6 +91,11 @@ impl TokenCache {
         }
     }
 
+    /// Drops an entry; returns whether there was one.
+    pub fn invalidate(&self, key: &TokenHash) -> bool {
+        self.inner.remove(key).is_some()
+    }
+
     pub fn max_ttl(&self) -> Duration {
         self.max_ttl
     }

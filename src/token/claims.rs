@@ -115,10 +115,17 @@ impl Principals {
             Kind::User
         };
         let token_scopes = scopes(claims.get(&issuer.claims.scope))?;
+        let issued_at = claims.get("iat").and_then(Value::as_f64).map(|t| t as u64);
+        let jti = match claims.get("jti") {
+            Some(Value::String(j)) => Some(j.as_str().into()),
+            _ => None,
+        };
         Ok(Principal {
             issuer: issuer_index,
             kind,
             expires_at,
+            issued_at,
+            jti,
             subject: header_value(subject, "sub")?,
             client_id: client_id
                 .map(|c| intern(&self.clients, c, || header_value(c, "client_id")))

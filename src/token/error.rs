@@ -24,6 +24,8 @@ pub enum TokenError {
     KeysUnavailable(usize),
     /// The authorization server says the token is not active (RFC 7662).
     Inactive,
+    /// A security event revoked the token, its subject or its client.
+    Revoked,
     /// An opaque token that only introspection can vouch for: ask, then decide again.
     NeedsIntrospection,
 }
@@ -50,6 +52,7 @@ impl TokenError {
             TokenError::UnknownKey(_) => "the token's signing key is unknown",
             TokenError::KeysUnavailable(_) => "the token's issuer is unreachable",
             TokenError::Inactive => "the token is not active",
+            TokenError::Revoked => "the token has been revoked",
             TokenError::NeedsIntrospection => "the token could not be checked",
         }
     }

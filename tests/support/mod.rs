@@ -173,6 +173,48 @@ impl Drop for AuthServer {
     }
 }
 
+/// Serves one JSON document at every path (a transmitter's JWKS in the tests).
+pub struct JsonServer {
+    pub url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl JsonServer {
+    pub fn start(doc: Value) -> JsonServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", std_listener.local_addr().unwrap());
+        let body = Bytes::from(doc.to_string());
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |_req: Request<Incoming>| {
+                        let body = body.clone();
+                        async move { Ok::<_, hyper::Error>(Response::new(Full::new(body))) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        JsonServer {
+            url,
+            _runtime: runtime,
+        }
+    }
+}
+
 /// A real HTTP upstream on loopback that echoes each request as JSON and records it.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -195,7 +237,9 @@ impl Upstream {
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             loop {
-                let (stream, _) = listener.accept().await.unwrap();
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let record = record.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {

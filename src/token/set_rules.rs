@@ -1,0 +1,19 @@
+//! How Security Event Tokens (RFC 8417) pushed to the gateway are verified: who signs them,
+//! for whom, with which keys. Compiled from `tokens.revocation.push`.
+
+use jsonwebtoken::Algorithm;
+
+/// Where the transmitter's keys come from.
+pub enum SetKeys {
+    /// A configured issuer's keys (by index).
+    Issuer(usize),
+    Own(String),
+}
+
+/// The compiled `tokens.revocation.push` settings.
+pub struct SetRules {
+    pub transmitter: String,
+    pub audience: String,
+    pub algorithms: Vec<Algorithm>,
+    pub keys: SetKeys,
+}
