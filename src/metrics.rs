@@ -24,6 +24,7 @@ pub struct Metrics {
     pub revocation_events: IntCounterVec,
     pub revocation_evicted: IntCounter,
     pub sets_rejected: IntCounterVec,
+    pub set_poll_failures: IntCounter,
     pub jwks_keys: IntGaugeVec,
 }
 
@@ -145,6 +146,10 @@ impl Metrics {
             ),
             &["reason"],
         ));
+        let set_poll_failures = must(IntCounter::new(
+            "scopegate_set_poll_failures_total",
+            "Failed polls of the SET transmitter (RFC 8936), retried with backoff",
+        ));
         for c in [
             Box::new(introspections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(introspection_seconds.clone()),
@@ -153,6 +158,7 @@ impl Metrics {
             Box::new(revocation_events.clone()),
             Box::new(revocation_evicted.clone()),
             Box::new(sets_rejected.clone()),
+            Box::new(set_poll_failures.clone()),
             Box::new(requests.clone()),
             Box::new(decision_seconds.clone()),
             Box::new(upstream_seconds.clone()),
@@ -181,6 +187,7 @@ impl Metrics {
             revocation_events,
             revocation_evicted,
             sets_rejected,
+            set_poll_failures,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::admin::{self, Extension};
 use crate::gateway::Gateway;
-use crate::sync::{KeySync, SetReceiver};
+use crate::sync::{KeySync, Poller, SetReceiver};
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
@@ -57,7 +57,7 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
     let sets = gateway
         .push
         .as_ref()
-        .map(|_| Arc::new(SetReceiver::new(gateway.clone())));
+        .map(|rules| Arc::new(SetReceiver::new(gateway.clone(), rules.clone(), "push")));
     let (stop_sidecar, sidecar_stopped) = oneshot::channel::<()>();
     let gw = gateway.clone();
     let sidecar = std::thread::Builder::new()
@@ -77,6 +77,9 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
                             tracing::warn!("SET transmitter keys: {e}");
                         }
                     });
+                }
+                if let Some(rules) = gw.poll.clone() {
+                    tokio::spawn(Poller::new(gw.clone(), rules).run());
                 }
                 tokio::spawn(admin::serve(listener, gw, extras.admin, sets));
                 tokio::spawn(keys_sync.run(refresh_rx));

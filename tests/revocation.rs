@@ -228,3 +228,133 @@ fn bad_sets_are_refused_with_rfc8935_errors_and_revoke_nothing() {
 fn aws_lc_rs_digest(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(scopegate::token::hash(token))
 }
+
+/// An RFC 8936 poll endpoint: hands out queued SETs until they are acknowledged.
+struct PollServer {
+    url: String,
+    queue: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl PollServer {
+    fn start() -> PollServer {
+        use http_body_util::{BodyExt, Full};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/poll", listener.local_addr().unwrap());
+        let queue: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>> =
+            Default::default();
+        let acked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let (q, a) = (queue.clone(), acked.clone());
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (q, a) = (q.clone(), a.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (q, a) = (q.clone(), a.clone());
+                            async move {
+                                let body = req.into_body().collect().await?.to_bytes();
+                                let asked: Value =
+                                    serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                let mut queue = q.lock().unwrap();
+                                for jti in asked["ack"].as_array().into_iter().flatten() {
+                                    let jti = jti.as_str().unwrap().to_string();
+                                    queue.remove(&jti);
+                                    a.lock().unwrap().push(jti);
+                                }
+                                let answer = json!({"sets": *queue, "moreAvailable": false});
+                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
+                                    bytes::Bytes::from(answer.to_string()),
+                                )))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        PollServer {
+            url,
+            queue,
+            acked,
+            _runtime: runtime,
+        }
+    }
+}
+
+#[test]
+fn without_push_a_revocation_arrives_within_one_poll_interval_and_is_acknowledged() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let tx = DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+    let jwks = JsonServer::start(tx.jwks());
+    let poll = PollServer::start();
+    let yaml = config(CONFIG, &auth, &upstream).replace(
+        "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
+        &format!(
+            "    poll:\n      endpoint: \"{}\"\n      interval: 500ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{}\"\n",
+            poll.url, jwks.url
+        ),
+    );
+    assert!(yaml.contains("poll:"), "{yaml}");
+    let gw = TestGateway::start(&yaml);
+    let repos = format!("{}/orgs/acme/repos", gw.url);
+    let mut delays = Vec::new();
+    for i in 0..10 {
+        let token = auth.client_token("full", "repo", API);
+        assert_eq!(get(&repos, Some(&token)).status(), 200);
+        let jti = claims(&token)["jti"].as_str().unwrap().to_string();
+        let event =
+            json!({TOKEN_REVOKED: {"subject": {"format": "jwt_id", "iss": auth.url, "jti": jti}}});
+        let set_jti = format!("poll-{i}");
+        poll.queue
+            .lock()
+            .unwrap()
+            .insert(set_jti, set(&tx, &format!("poll-{i}"), GATEWAY_AUD, event));
+        let queued = Instant::now();
+        while get(&repos, Some(&token)).status() == 200 {
+            assert!(
+                queued.elapsed() < std::time::Duration::from_secs(3),
+                "not revoked by polling"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        delays.push(queued.elapsed());
+    }
+    delays.sort();
+    eprintln!(
+        "poll propagation over {} tries (interval 500ms): min {:?}, median {:?}, max {:?}",
+        delays.len(),
+        delays[0],
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
+    );
+    assert!(
+        delays[delays.len() - 1] < std::time::Duration::from_millis(1000),
+        "{delays:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let acked = poll.acked.lock().unwrap().clone();
+    assert!(
+        acked.contains(&"poll-0".to_string()) && acked.contains(&"poll-8".to_string()),
+        "{acked:?}"
+    );
+    assert!(
+        gw.metrics().contains(
+            "scopegate_revocation_events_total{source=\"poll\",type=\"token-revoked\"} 10"
+        )
+    );
+}

@@ -223,6 +223,8 @@ pub struct Tokens {
 pub struct Revocation {
     /// RFC 8935: the transmitter POSTs Security Event Tokens to the admin port's `/events`.
     pub push: Option<SetSource>,
+    /// RFC 8936: the gateway polls the transmitter's endpoint and acknowledges what it read.
+    pub poll: Option<PollSource>,
     /// How long a revoked subject or client stays revoked (tokens issued before the event
     /// are refused for this long; make it at least the longest token lifetime).
     #[serde(default = "default_retention")]
@@ -237,9 +239,37 @@ impl Default for Revocation {
     fn default() -> Self {
         Revocation {
             push: None,
+            poll: None,
             retention: default_retention(),
         }
     }
+}
+
+/// A transmitter polled per RFC 8936.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSource {
+    pub transmitter: EnvString,
+    pub jwks_uri: Option<EnvString>,
+    pub issuer: Option<String>,
+    pub audience: EnvString,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The poll endpoint.
+    pub endpoint: EnvString,
+    #[serde(default = "default_poll_interval")]
+    pub interval: Dur,
+    /// Sent as `Authorization: Bearer …` to the endpoint, when set.
+    pub access_token: Option<EnvString>,
+    #[serde(default = "default_max_events")]
+    pub max_events: u32,
+}
+
+fn default_poll_interval() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn default_max_events() -> u32 {
+    100
 }
 
 /// Who signs Security Event Tokens and for whom.

@@ -2,6 +2,7 @@
 //! every value checked once, so the request path never meets an invalid setting.
 
 use super::{Gateway, RouteInfo, Upstream};
+use crate::config::EnvString;
 use crate::config::schema::{self, Auth, KeepOrStrip};
 use crate::config::{ConfigError, File};
 use crate::credential;
@@ -12,7 +13,8 @@ use crate::principal::Kind;
 use crate::request::Limits;
 use crate::route::{MethodSet, Pattern, RouteTable};
 use crate::token::{
-    ClaimNames, IntrospectionRules, Issuer, Principals, Revocations, SetKeys, SetRules, TokenCache,
+    ClaimNames, IntrospectionRules, Issuer, PollRules, Principals, Revocations, SetKeys, SetRules,
+    TokenCache,
 };
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
@@ -344,40 +346,80 @@ impl Gateway {
             file.server.trusted_proxies.clone(),
         );
 
-        let push = match &t.revocation.push {
-            None => None,
-            Some(p) => {
-                let keys = match (&p.jwks_uri, &p.issuer) {
-                    (Some(uri), None) => SetKeys::Own(uri.0.clone()),
-                    (None, Some(id)) => {
-                        SetKeys::Issuer(file.issuers.iter().position(|i| &i.id == id).ok_or_else(
-                            || {
-                                ConfigError::new(
-                                    origin,
-                                    format!("tokens.revocation.push.issuer: no issuer `{id}`"),
-                                )
-                            },
-                        )?)
-                    }
-                    _ => {
-                        return Err(ConfigError::new(
-                            origin,
-                            "tokens.revocation.push: set exactly one of `jwks_uri` and `issuer`",
-                        ));
-                    }
-                };
-                Some(SetRules {
-                    transmitter: p.transmitter.0.clone(),
-                    audience: p.audience.0.clone(),
-                    algorithms: p
-                        .algorithms
-                        .iter()
-                        .map(|a| algorithm(origin, "revocation.push", a))
-                        .collect::<Result<_, _>>()?,
-                    keys,
-                })
-            }
+        let set_rules = |what: &str,
+                         transmitter: &EnvString,
+                         jwks_uri: &Option<EnvString>,
+                         issuer: &Option<String>,
+                         audience: &EnvString,
+                         algorithms: &[String]|
+         -> Result<SetRules, ConfigError> {
+            let keys = match (jwks_uri, issuer) {
+                (Some(uri), None) => SetKeys::Own(uri.0.clone()),
+                (None, Some(id)) => {
+                    SetKeys::Issuer(file.issuers.iter().position(|i| &i.id == id).ok_or_else(
+                        || {
+                            ConfigError::new(
+                                origin,
+                                format!("tokens.revocation.{what}.issuer: no issuer `{id}`"),
+                            )
+                        },
+                    )?)
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        origin,
+                        format!(
+                            "tokens.revocation.{what}: set exactly one of `jwks_uri` and `issuer`"
+                        ),
+                    ));
+                }
+            };
+            Ok(SetRules {
+                transmitter: transmitter.0.clone(),
+                audience: audience.0.clone(),
+                algorithms: algorithms
+                    .iter()
+                    .map(|a| algorithm(origin, what, a))
+                    .collect::<Result<_, _>>()?,
+                keys,
+            })
         };
+        let push = t
+            .revocation
+            .push
+            .as_ref()
+            .map(|p| {
+                set_rules(
+                    "push",
+                    &p.transmitter,
+                    &p.jwks_uri,
+                    &p.issuer,
+                    &p.audience,
+                    &p.algorithms,
+                )
+            })
+            .transpose()?;
+        let poll = t
+            .revocation
+            .poll
+            .as_ref()
+            .map(|p| {
+                Ok::<_, ConfigError>(PollRules {
+                    set: set_rules(
+                        "poll",
+                        &p.transmitter,
+                        &p.jwks_uri,
+                        &p.issuer,
+                        &p.audience,
+                        &p.algorithms,
+                    )?,
+                    endpoint: p.endpoint.0.clone(),
+                    interval: p.interval.0,
+                    access_token: p.access_token.as_ref().map(|a| a.0.clone()),
+                    max_events: p.max_events,
+                })
+            })
+            .transpose()?;
         let route_names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
         let metrics = Metrics::new(&route_names, &upstream_names);
         Ok(Gateway {
@@ -394,6 +436,7 @@ impl Gateway {
             revocations: Revocations::default(),
             revocation_retention: t.revocation.retention.0.as_secs(),
             push,
+            poll,
             credentials: credential::Rules {
                 schemes: t.schemes.clone(),
                 query_parameter: t.query_parameter,

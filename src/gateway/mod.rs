@@ -54,6 +54,8 @@ pub struct Gateway {
     pub revocation_retention: u64,
     /// Security Event Tokens accepted on the admin port, when configured.
     pub push: Option<token::SetRules>,
+    /// A transmitter polled for Security Event Tokens, when configured.
+    pub poll: Option<token::PollRules>,
     pub credentials: credential::Rules,
     pub limits: Limits,
     pub forward: ForwardPolicy,

@@ -49,6 +49,9 @@ fn refuse(err: &'static str, description: impl Into<String>) -> SetError {
 
 pub struct SetReceiver {
     gateway: Arc<Gateway>,
+    rules: SetRules,
+    /// `push` or `poll`, for metrics.
+    source: &'static str,
     own_keys: ArcSwap<KeySet>,
     last_fetch: Mutex<Option<Instant>>,
     client: reqwest::Client,
@@ -122,10 +125,12 @@ fn revocation(
 }
 
 impl SetReceiver {
-    /// A receiver for the gateway's `push` rules (which must be set).
-    pub fn new(gateway: Arc<Gateway>) -> SetReceiver {
+    /// A receiver of SETs verified with `rules`, delivered by `source` (`push`, `poll`).
+    pub fn new(gateway: Arc<Gateway>, rules: SetRules, source: &'static str) -> SetReceiver {
         SetReceiver {
             gateway,
+            rules,
+            source,
             own_keys: ArcSwap::from_pointee(KeySet::default()),
             last_fetch: Mutex::default(),
             client: super::http_client(),
@@ -134,10 +139,7 @@ impl SetReceiver {
     }
 
     fn rules(&self) -> &SetRules {
-        self.gateway
-            .push
-            .as_ref()
-            .expect("a SET receiver exists only with push rules")
+        &self.rules
     }
 
     /// Fetches the transmitter's own keys (no-op when it shares an issuer's).
@@ -171,31 +173,40 @@ impl SetReceiver {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<usize, SetError> {
-        let result = self.verify_and_apply(content_type, body).await;
-        let m = &self.gateway.metrics;
-        match &result {
-            Ok(_) => {}
-            Err(e) => m.sets_rejected.with_label_values(&[e.err]).inc(),
+        if content_type.map(|c| c.split(';').next().unwrap_or("").trim())
+            != Some("application/secevent+jwt")
+        {
+            let e = refuse(
+                "invalid_request",
+                "the body must be application/secevent+jwt",
+            );
+            self.gateway
+                .metrics
+                .sets_rejected
+                .with_label_values(&[e.err])
+                .inc();
+            return Err(e);
+        }
+        match std::str::from_utf8(body) {
+            Ok(set) => self.apply(set.trim()).await,
+            Err(_) => Err(refuse("invalid_request", "the SET is not text")),
+        }
+    }
+
+    /// Verifies and applies one SET (as text); counts a refusal by its error code.
+    pub async fn apply(&self, set: &str) -> Result<usize, SetError> {
+        let result = self.verify_and_apply(set).await;
+        if let Err(e) = &result {
+            self.gateway
+                .metrics
+                .sets_rejected
+                .with_label_values(&[e.err])
+                .inc();
         }
         result
     }
 
-    async fn verify_and_apply(
-        &self,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<usize, SetError> {
-        if content_type.map(|c| c.split(';').next().unwrap_or("").trim())
-            != Some("application/secevent+jwt")
-        {
-            return Err(refuse(
-                "invalid_request",
-                "the body must be application/secevent+jwt",
-            ));
-        }
-        let set = std::str::from_utf8(body)
-            .map(str::trim)
-            .map_err(|_| refuse("invalid_request", "the SET is not text"))?;
+    async fn verify_and_apply(&self, set: &str) -> Result<usize, SetError> {
         let header =
             jsonwebtoken::decode_header(set).map_err(|_| refuse("invalid_request", "not a JWS"))?;
         if header
@@ -276,7 +287,7 @@ impl SetReceiver {
             for ((event_type, _), r) in events.iter().zip(&revoked) {
                 gw.metrics
                     .revocation_events
-                    .with_label_values(&[event_type.rsplit('/').next().unwrap_or(""), "push"])
+                    .with_label_values(&[event_type.rsplit('/').next().unwrap_or(""), self.source])
                     .inc();
                 if let Revoked::Token(h) = r
                     && gw.cache.invalidate(h)

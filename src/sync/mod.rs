@@ -4,10 +4,12 @@
 mod events;
 mod introspect;
 mod jwks;
+mod poll;
 
 pub use events::{SetError, SetReceiver};
 pub use introspect::Introspector;
 pub use jwks::{KeySync, MIN_REFRESH_INTERVAL, RefreshHandle, http_client};
+pub use poll::Poller;
 
 use crate::gateway::Backend;
 use crate::token::Answer;

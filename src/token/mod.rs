@@ -18,4 +18,4 @@ pub use issuer::{ClaimNames, Issuer};
 pub use jwt::{VerifiedClaims, looks_like_jwt, verify};
 pub use keys::{Key, KeySet};
 pub use revocation::{Revocations, Revoked};
-pub use set_rules::{SetKeys, SetRules};
+pub use set_rules::{PollRules, SetKeys, SetRules};

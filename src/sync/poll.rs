@@ -1,0 +1,103 @@
+//! RFC 8936 polling: ask the transmitter for Security Event Tokens every `interval`,
+//! acknowledge the ones applied, report the ones refused, and back off when the endpoint fails.
+
+use super::events::SetReceiver;
+use crate::gateway::Gateway;
+use crate::token::PollRules;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest pause between polls after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+#[derive(Deserialize)]
+struct PollResponse {
+    #[serde(default)]
+    sets: BTreeMap<String, String>,
+    #[serde(default, rename = "moreAvailable")]
+    more_available: bool,
+}
+
+pub struct Poller {
+    gateway: Arc<Gateway>,
+    rules: PollRules,
+    pub receiver: Arc<SetReceiver>,
+    client: reqwest::Client,
+}
+
+impl Poller {
+    pub fn new(gateway: Arc<Gateway>, rules: PollRules) -> Poller {
+        let receiver = Arc::new(SetReceiver::new(gateway.clone(), rules.set.clone(), "poll"));
+        Poller {
+            gateway,
+            rules,
+            receiver,
+            client: super::http_client(),
+        }
+    }
+
+    /// Polls forever.
+    pub async fn run(self) {
+        if let Err(e) = self.receiver.fetch_keys().await {
+            tracing::warn!("SET poll transmitter keys: {e}");
+        }
+        let mut ack: Vec<String> = Vec::new();
+        let mut errs = Map::new();
+        let mut pause = self.rules.interval;
+        loop {
+            match self.poll_once(&ack, &errs).await {
+                Ok((applied, refused, more)) => {
+                    ack = applied;
+                    errs = refused;
+                    pause = self.rules.interval;
+                    if more {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    // What was processed is acknowledged with the next successful poll.
+                    self.gateway.metrics.set_poll_failures.inc();
+                    tracing::warn!("SET poll failed: {e}");
+                    pause = (pause * 2).min(MAX_BACKOFF);
+                }
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One request: acknowledges `ack`, reports `errs`, applies what comes back.
+    async fn poll_once(
+        &self,
+        ack: &[String],
+        errs: &Map<String, Value>,
+    ) -> Result<(Vec<String>, Map<String, Value>, bool), String> {
+        let mut body =
+            json!({"ack": ack, "maxEvents": self.rules.max_events, "returnImmediately": true});
+        if !errs.is_empty() {
+            body["setErrs"] = Value::Object(errs.clone());
+        }
+        let mut req = self.client.post(&self.rules.endpoint).json(&body);
+        if let Some(t) = &self.rules.access_token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        let answer: PollResponse = resp.json().await.map_err(|e| e.to_string())?;
+        let mut applied = Vec::new();
+        let mut refused = Map::new();
+        for (jti, set) in answer.sets {
+            match self.receiver.apply(&set).await {
+                Ok(_) => applied.push(jti),
+                Err(e) => {
+                    refused.insert(jti, json!({"err": e.err, "description": e.description}));
+                }
+            }
+        }
+        Ok((applied, refused, answer.more_available))
+    }
+}
