@@ -13,8 +13,10 @@ pub struct Metrics {
     by_route: Vec<Vec<IntCounter>>,
     pub decision_seconds: Histogram,
     by_upstream: Vec<Histogram>,
-    pub cache_hits: IntCounter,
-    pub cache_misses: IntCounter,
+    /// By token kind: `[jwt, opaque]`.
+    pub cache_hits: [IntCounter; 2],
+    pub cache_misses: [IntCounter; 2],
+    pub cache_evictions: IntCounter,
     pub cache_entries: IntGauge,
     pub jwks_refreshes: IntCounterVec,
     pub introspections: IntCounterVec,
@@ -27,6 +29,9 @@ pub struct Metrics {
     pub set_poll_failures: IntCounter,
     pub jwks_keys: IntGaugeVec,
 }
+
+/// Token kinds, the index of `cache_hits` and `cache_misses`.
+pub const KINDS: [&str; 2] = ["jwt", "opaque"];
 
 /// Route label for requests that matched no route.
 pub const NO_ROUTE: &str = "-";
@@ -77,13 +82,25 @@ impl Metrics {
             .iter()
             .map(|u| upstream_seconds.with_label_values(&[u]))
             .collect();
-        let cache_hits = must(IntCounter::new(
-            "scopegate_token_cache_hits_total",
-            "Token checks answered from the cache",
+        let hits = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_token_cache_hits_total",
+                "Token checks answered from the cache",
+            ),
+            &["kind"],
         ));
-        let cache_misses = must(IntCounter::new(
-            "scopegate_token_cache_misses_total",
-            "Token checks that had to verify the token",
+        let misses = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_token_cache_misses_total",
+                "Token checks that had to verify or introspect the token",
+            ),
+            &["kind"],
+        ));
+        let cache_hits = KINDS.map(|k| hits.with_label_values(&[k]));
+        let cache_misses = KINDS.map(|k| misses.with_label_values(&[k]));
+        let cache_evictions = must(IntCounter::new(
+            "scopegate_token_cache_evictions_total",
+            "Entries the token cache dropped to stay within max_entries",
         ));
         let cache_entries = must(IntGauge::new(
             "scopegate_token_cache_entries",
@@ -162,8 +179,9 @@ impl Metrics {
             Box::new(requests.clone()),
             Box::new(decision_seconds.clone()),
             Box::new(upstream_seconds.clone()),
-            Box::new(cache_hits.clone()),
-            Box::new(cache_misses.clone()),
+            Box::new(hits.clone()),
+            Box::new(misses.clone()),
+            Box::new(cache_evictions.clone()),
             Box::new(cache_entries.clone()),
             Box::new(jwks_refreshes.clone()),
             Box::new(jwks_keys.clone()),
@@ -177,6 +195,7 @@ impl Metrics {
             by_upstream,
             cache_hits,
             cache_misses,
+            cache_evictions,
             cache_entries,
             jwks_refreshes,
             jwks_keys,

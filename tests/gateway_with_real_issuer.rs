@@ -356,8 +356,8 @@ fn requests_are_counted_by_route_and_outcome() {
         "scopegate_requests_total{outcome=\"allowed\",route=\"list-org-repos\"} 2",
         "scopegate_requests_total{outcome=\"401\",route=\"list-org-repos\"} 1",
         "scopegate_requests_total{outcome=\"404\",route=\"-\"} 1",
-        "scopegate_token_cache_hits_total 1",
-        "scopegate_token_cache_misses_total 1",
+        "scopegate_token_cache_hits_total{kind=\"jwt\"} 1",
+        "scopegate_token_cache_misses_total{kind=\"jwt\"} 1",
     ] {
         assert!(m.contains(line), "missing {line} in\n{m}");
     }

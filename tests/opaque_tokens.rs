@@ -137,3 +137,30 @@ fn when_the_authorization_server_is_down_cached_tokens_pass_new_ones_get_503_the
     let again = auth.client_token("full", "repo", OPAQUE_API);
     assert_eq!(get(&url(&gw), Some(&again)).status(), 200);
 }
+
+#[test]
+fn a_thousand_requests_with_a_hundred_distinct_tokens_cost_a_hundred_introspections() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let tokens: Vec<String> = (0..100)
+        .map(|_| auth.client_token("full", "repo", OPAQUE_API))
+        .collect();
+    let client = reqwest::blocking::Client::new();
+    for i in 0..1000 {
+        let r = client
+            .get(url(&gw))
+            .bearer_auth(&tokens[i % 100])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let calls = auth.introspections();
+    eprintln!("introspection calls for 1000 requests over 100 distinct tokens: {calls}");
+    assert_eq!(calls, 100);
+    let m = gw.metrics();
+    assert!(
+        m.contains("scopegate_token_cache_hits_total{kind=\"opaque\"} 900"),
+        "{m}"
+    );
+}

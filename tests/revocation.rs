@@ -313,7 +313,7 @@ fn without_push_a_revocation_arrives_within_one_poll_interval_and_is_acknowledge
     let gw = TestGateway::start(&yaml);
     let repos = format!("{}/orgs/acme/repos", gw.url);
     let mut delays = Vec::new();
-    for i in 0..10 {
+    for i in 0..20 {
         let token = auth.client_token("full", "repo", API);
         assert_eq!(get(&repos, Some(&token)).status(), 200);
         let jti = claims(&token)["jti"].as_str().unwrap().to_string();
@@ -354,7 +354,7 @@ fn without_push_a_revocation_arrives_within_one_poll_interval_and_is_acknowledge
     );
     assert!(
         gw.metrics().contains(
-            "scopegate_revocation_events_total{source=\"poll\",type=\"token-revoked\"} 10"
+            "scopegate_revocation_events_total{source=\"poll\",type=\"token-revoked\"} 20"
         )
     );
 }

@@ -432,6 +432,7 @@ impl Gateway {
                 t.cache.max_entries,
                 t.cache.max_ttl.0,
                 t.cache.negative_ttl.0,
+                metrics.cache_evictions.clone(),
             ),
             revocations: Revocations::default(),
             revocation_retention: t.revocation.retention.0.as_secs(),

@@ -282,15 +282,17 @@ impl Gateway {
         token: &str,
         now: u64,
     ) -> Result<Arc<Principal>, TokenError> {
+        let jwt = token::looks_like_jwt(token);
+        let kind = if jwt { 0 } else { 1 };
         if let Some(answer) = self.cache.get(&key) {
-            self.metrics.cache_hits.inc();
+            self.metrics.cache_hits[kind].inc();
             return match answer {
                 Answer::Valid(p) => Ok(p),
                 Answer::Invalid(e) => Err(e),
             };
         }
-        self.metrics.cache_misses.inc();
-        let verified = if token::looks_like_jwt(token) {
+        self.metrics.cache_misses[kind].inc();
+        let verified = if jwt {
             token::verify(token, &self.issuers, now).and_then(|v| {
                 self.principals
                     .build(v.issuer, &self.issuers[v.issuer], &v.claims)

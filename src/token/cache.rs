@@ -80,10 +80,21 @@ pub fn unix_now() -> u64 {
 }
 
 impl TokenCache {
-    pub fn new(max_entries: u64, max_ttl: Duration, negative_ttl: Duration) -> TokenCache {
+    /// `evictions` counts entries dropped for room (not expiry or invalidation).
+    pub fn new(
+        max_entries: u64,
+        max_ttl: Duration,
+        negative_ttl: Duration,
+        evictions: prometheus::IntCounter,
+    ) -> TokenCache {
         TokenCache {
             inner: Cache::builder()
                 .max_capacity(max_entries)
+                .eviction_listener(move |_, _, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        evictions.inc();
+                    }
+                })
                 .expire_after(Lifetime)
                 .build_with_hasher(DigestPrefix),
             max_ttl,
@@ -152,6 +163,10 @@ impl TokenCache {
 mod tests {
     use super::*;
 
+    fn evictions() -> prometheus::IntCounter {
+        prometheus::IntCounter::new("evictions", "test").unwrap()
+    }
+
     #[test]
     fn the_table_hash_is_the_digest_prefix_so_distinct_tokens_spread() {
         let a = hash("token-a");
@@ -167,7 +182,12 @@ mod tests {
 
     #[test]
     fn an_answer_is_not_used_after_its_own_lifetime() {
-        let c = TokenCache::new(10, Duration::from_secs(60), Duration::from_millis(30));
+        let c = TokenCache::new(
+            10,
+            Duration::from_secs(60),
+            Duration::from_millis(30),
+            evictions(),
+        );
         c.insert_invalid(hash("a"), TokenError::BadSignature);
         assert!(c.get(&hash("a")).is_some());
         std::thread::sleep(Duration::from_millis(40));
@@ -176,7 +196,12 @@ mod tests {
 
     #[test]
     fn a_flood_of_one_off_tokens_stays_bounded_and_keeps_the_hot_token() {
-        let c = TokenCache::new(10_000, Duration::from_secs(60), Duration::from_secs(60));
+        let c = TokenCache::new(
+            10_000,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            evictions(),
+        );
         let hot = hash("hot");
         c.insert_invalid(hot, TokenError::BadSignature);
         for _ in 0..20 {
@@ -198,7 +223,12 @@ mod tests {
 
     #[test]
     fn refusals_that_a_refresh_may_fix_are_not_cached() {
-        let c = TokenCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
+        let c = TokenCache::new(
+            10,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            evictions(),
+        );
         c.insert_invalid(hash("a"), TokenError::UnknownKey(0));
         c.insert_invalid(hash("b"), TokenError::BadSignature);
         assert!(c.get(&hash("a")).is_none());
