@@ -240,54 +240,32 @@ struct PollServer {
 impl PollServer {
     fn start() -> PollServer {
         use http_body_util::{BodyExt, Full};
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/poll", listener.local_addr().unwrap());
         let queue: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>> =
             Default::default();
         let acked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         let (q, a) = (queue.clone(), acked.clone());
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (q, a) = (q.clone(), a.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (q, a) = (q.clone(), a.clone());
-                            async move {
-                                let body = req.into_body().collect().await?.to_bytes();
-                                let asked: Value =
-                                    serde_json::from_slice(&body).unwrap_or(Value::Null);
-                                let mut queue = q.lock().unwrap();
-                                for jti in asked["ack"].as_array().into_iter().flatten() {
-                                    let jti = jti.as_str().unwrap().to_string();
-                                    queue.remove(&jti);
-                                    a.lock().unwrap().push(jti);
-                                }
-                                let answer = json!({"sets": *queue, "moreAvailable": false});
-                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
-                                    bytes::Bytes::from(answer.to_string()),
-                                )))
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
+        let (addr, runtime) = serve(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (q, a) = (q.clone(), a.clone());
+            async move {
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let mut queue = q.lock().unwrap();
+                for jti in asked["ack"].as_array().into_iter().flatten() {
+                    let jti = jti.as_str().unwrap().to_string();
+                    queue.remove(&jti);
+                    a.lock().unwrap().push(jti);
+                }
+                let answer = json!({"sets": *queue, "moreAvailable": false});
+                hyper::Response::new(Full::new(bytes::Bytes::from(answer.to_string())))
             }
         });
         PollServer {
-            url,
+            url: format!("http://{addr}/poll"),
             queue,
             acked,
             _runtime: runtime,

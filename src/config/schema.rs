@@ -245,7 +245,8 @@ impl Default for Revocation {
     }
 }
 
-/// A transmitter polled per RFC 8936.
+/// A transmitter polled per RFC 8936. (Its first fields repeat `SetSource`'s: serde's
+/// `flatten` would switch off `deny_unknown_fields`.)
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollSource {

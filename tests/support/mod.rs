@@ -179,37 +179,51 @@ pub struct JsonServer {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// A real HTTP/1.1 server on a free loopback port, answering with `handler`; it runs on its
+/// own runtime, which stops when the returned runtime is dropped.
+pub fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::runtime::Runtime)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let answer = handler(req);
+                    async move { Ok::<_, hyper::Error>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, runtime)
+}
+
 impl JsonServer {
     pub fn start(doc: Value) -> JsonServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", std_listener.local_addr().unwrap());
         let body = Bytes::from(doc.to_string());
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |_req: Request<Incoming>| {
-                        let body = body.clone();
-                        async move { Ok::<_, hyper::Error>(Response::new(Full::new(body))) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        let (addr, runtime) = serve(move |_req| {
+            let body = body.clone();
+            async move { Response::new(Full::new(body)) }
         });
         JsonServer {
-            url,
+            url: format!("http://{addr}"),
             _runtime: runtime,
         }
     }
@@ -224,38 +238,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Upstream {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
         let record = seen.clone();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let seen = scopegate::dev::describe_request(&req);
-                        record.lock().unwrap().push(seen.clone());
-                        async move {
-                            Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from(
-                                seen.to_string(),
-                            ))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        let (addr, runtime) = serve(move |req| {
+            let seen = scopegate::dev::describe_request(&req);
+            record.lock().unwrap().push(seen.clone());
+            async move { Response::new(Full::new(Bytes::from(seen.to_string()))) }
         });
         Upstream {
             addr,
