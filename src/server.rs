@@ -136,13 +136,6 @@ impl Running {
             let _ = handle.join();
         }
     }
-
-    /// Blocks until the proxy engine ends (it ends when stopped).
-    pub fn wait(&mut self) {
-        if let Some(h) = self.proxy.take() {
-            let _ = h.join();
-        }
-    }
 }
 
 impl Drop for Running {

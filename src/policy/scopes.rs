@@ -117,19 +117,6 @@ impl ScopeUniverse {
         &self.names[id as usize]
     }
 
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// Scope ids implied by `id` (including itself).
-    pub fn implied_by(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
-        (0..self.names.len() as u32).filter(move |&j| self.closure[id as usize].contains(j))
-    }
-
     /// Expands a token's scopes through the implications.
     pub fn grant<'a>(&self, token_scopes: impl IntoIterator<Item = &'a str>) -> Granted {
         let mut set = ScopeSet::with_len(self.names.len());

@@ -228,11 +228,13 @@ impl SetReceiver {
         if keys.find(header.kid.as_deref(), header.alg).is_none()
             && matches!(self.rules().keys, SetKeys::Own(_))
         {
-            let due = self
-                .last_fetch
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_none_or(|t| t.elapsed() >= MIN_KEY_FETCH);
+            // Rate-limited, except while no key was ever fetched (a SET racing the first fetch).
+            let due = keys.is_empty()
+                || self
+                    .last_fetch
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_none_or(|t| t.elapsed() >= MIN_KEY_FETCH);
             if due {
                 let _ = self.fetch_keys().await;
                 keys = self.keys();

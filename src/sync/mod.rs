@@ -8,7 +8,7 @@ mod poll;
 
 pub use events::{SetError, SetReceiver};
 pub use introspect::Introspector;
-pub use jwks::{KeySync, MIN_REFRESH_INTERVAL, RefreshHandle, http_client};
+pub use jwks::{KeySync, RefreshHandle, http_client};
 pub use poll::Poller;
 
 use crate::gateway::Backend;

@@ -24,7 +24,7 @@ struct PollResponse {
 pub struct Poller {
     gateway: Arc<Gateway>,
     rules: PollRules,
-    pub receiver: Arc<SetReceiver>,
+    receiver: Arc<SetReceiver>,
     client: reqwest::Client,
 }
 
