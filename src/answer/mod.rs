@@ -7,6 +7,7 @@ use crate::route::MethodSet;
 use crate::token::TokenError;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
+use std::sync::Arc;
 
 /// Why the gateway answers itself instead of forwarding.
 #[derive(Debug, Clone)]
@@ -19,19 +20,38 @@ pub enum Refusal {
     InvalidRequest(CredentialError),
     InvalidToken(TokenError),
     InsufficientScope {
-        /// The route's acceptable scopes, space-delimited (`scope="…"`).
-        accepted: String,
-        /// The same, comma-separated (`X-Accepted-OAuth-Scopes`).
-        accepted_header: String,
+        /// The route's part of the answer, rendered once at load.
+        forbidden: Arc<Forbidden>,
         /// The token's scopes (`X-OAuth-Scopes`).
         granted: HeaderValue,
-        needs: String,
     },
     /// The authorization server could not be asked and nothing was cached.
     Unavailable {
         retry_after_secs: u32,
     },
     BadGateway,
+}
+
+/// The part of a route's 403 that does not depend on the token: built once per route, so a
+/// refusal costs a few reference-count increments.
+#[derive(Debug)]
+pub struct Forbidden {
+    challenge: HeaderValue,
+    accepted: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Forbidden {
+    /// `accepted`: the acceptable scopes, space-delimited; `accepted_header` the same
+    /// comma-separated; `needs`: what would be enough, in words.
+    pub fn new(accepted: &str, accepted_header: &str, needs: &str) -> Forbidden {
+        let description = format!("this request needs {needs}");
+        Forbidden {
+            challenge: challenge("insufficient_scope", &description, Some(accepted)),
+            accepted: HeaderValue::from_str(accepted_header).ok(),
+            body: json_body("insufficient_scope", &description),
+        }
+    }
 }
 
 /// Counted outcome of a request, for `scopegate_requests_total{outcome=…}`.
@@ -177,22 +197,16 @@ impl Refusal {
                 ));
                 json_body("invalid_token", e.description())
             }
-            Refusal::InsufficientScope {
-                accepted,
-                accepted_header,
-                granted,
-                needs,
-            } => {
-                let description = format!("this request needs {needs}");
-                headers.push((
-                    http::header::WWW_AUTHENTICATE,
-                    challenge("insufficient_scope", &description, Some(accepted)),
-                ));
-                if let Ok(v) = HeaderValue::from_str(accepted_header) {
-                    headers.push((HeaderName::from_static("x-accepted-oauth-scopes"), v));
+            Refusal::InsufficientScope { forbidden, granted } => {
+                headers.push((http::header::WWW_AUTHENTICATE, forbidden.challenge.clone()));
+                if let Some(v) = &forbidden.accepted {
+                    headers.push((
+                        HeaderName::from_static("x-accepted-oauth-scopes"),
+                        v.clone(),
+                    ));
                 }
                 headers.push((HeaderName::from_static("x-oauth-scopes"), granted.clone()));
-                json_body("insufficient_scope", &description)
+                forbidden.body.clone()
             }
             Refusal::Unavailable { retry_after_secs } => {
                 headers.push((
@@ -276,10 +290,12 @@ mod tests {
     #[test]
     fn insufficient_scope_is_403_with_scope_and_github_headers() {
         let a = Refusal::InsufficientScope {
-            accepted: "repo public_repo".into(),
-            accepted_header: "repo, public_repo".into(),
+            forbidden: Arc::new(Forbidden::new(
+                "repo public_repo",
+                "repo, public_repo",
+                "a token with repo or public_repo",
+            )),
             granted: HeaderValue::from_static("read:org"),
-            needs: "a token with repo or public_repo".into(),
         }
         .render();
         assert_eq!(a.status, 403);

@@ -2,6 +2,7 @@
 //! every value checked once, so the request path never meets an invalid setting.
 
 use super::{Gateway, RouteInfo, Upstream};
+use crate::answer::Forbidden;
 use crate::config::EnvString;
 use crate::config::schema::{self, Auth, KeepOrStrip};
 use crate::config::{ConfigError, File};
@@ -20,6 +21,7 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 fn scope_names<'a>(e: &'a schema::ScopeExpr, out: &mut Vec<&'a str>) {
     match e {
@@ -298,10 +300,18 @@ impl Gateway {
                 ));
             }
             patterns.push((pattern, methods));
+            let forbidden = requirement.as_ref().map(|q| {
+                Arc::new(Forbidden::new(
+                    &q.accepted_scopes,
+                    &q.accepted_header,
+                    &q.needs,
+                ))
+            });
             routes.push(RouteInfo {
                 name: r.name.clone(),
                 upstream,
                 requirement,
+                forbidden,
             });
         }
 

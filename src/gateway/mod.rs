@@ -9,7 +9,7 @@ mod build;
 
 pub use build::route_scopes;
 
-use crate::answer::{Outcome, Refusal};
+use crate::answer::{Forbidden, Outcome, Refusal};
 use crate::credential::{self, QUERY_PARAMETER, Source};
 use crate::forward::ForwardPolicy;
 use crate::metrics::Metrics;
@@ -29,6 +29,8 @@ pub struct RouteInfo {
     pub upstream: usize,
     /// `None` for a public route (`auth: none`).
     pub requirement: Option<Requirement>,
+    /// The route's 403, rendered once (protected routes only).
+    pub forbidden: Option<Arc<Forbidden>>,
 }
 
 #[derive(Debug, Clone)]
@@ -228,10 +230,8 @@ impl Gateway {
             return Decided::refuse(
                 Some(index),
                 Refusal::InsufficientScope {
-                    accepted: requirement.accepted_scopes.clone(),
-                    accepted_header: requirement.accepted_header.clone(),
+                    forbidden: route.forbidden.clone().expect("protected routes have one"),
                     granted: principal.grant.token_scopes.clone(),
-                    needs: requirement.needs.clone(),
                 },
             );
         }
