@@ -105,6 +105,7 @@ impl ForwardPolicy {
         peer: Option<IpAddr>,
         tls: bool,
         principal: Option<&Principal>,
+        org: Option<&HeaderValue>,
     ) -> (HeaderMap, HeaderValue) {
         // Headers the client names in `Connection` would be dropped by the next proxy, after
         // the gateway set them: they are dropped here, before the gateway sets its own.
@@ -171,6 +172,9 @@ impl ForwardPolicy {
             out.insert(self.identity.scopes.clone(), p.grant.effective.clone());
             out.insert(self.identity.principal.clone(), p.kind.header());
             out.insert(self.identity.issuer.clone(), p.issuer_id.clone());
+        }
+        if let Some(o) = org {
+            out.insert(self.identity.org.clone(), o.clone());
         }
         let id = match client_id {
             Some(v) if valid_request_id(&v) => v,
@@ -244,6 +248,8 @@ mod tests {
             expires_at: 0,
             issued_at: None,
             jti: None,
+            orgs: Box::default(),
+            sso_orgs: Box::default(),
             subject: HeaderValue::from_static("alice"),
             client_id: Some(HeaderValue::from_static("app")),
             issuer_id: HeaderValue::from_static("corp"),
@@ -267,7 +273,7 @@ mod tests {
     }
 
     fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
-        p.rewrite(c.clone(), Some(peer.parse().unwrap()), false, who)
+        p.rewrite(c.clone(), Some(peer.parse().unwrap()), false, who, None)
             .0
     }
 

@@ -42,6 +42,10 @@ pub struct Principal {
     pub client_id: Option<HeaderValue>,
     pub issuer_id: HeaderValue,
     pub grant: Arc<Grant>,
+    /// Organizations the subject belongs to (`orgs` claim), compared exactly.
+    pub orgs: Box<[Box<str>]>,
+    /// Organizations with an active SSO session (`sso_orgs` claim).
+    pub sso_orgs: Box<[Box<str>]>,
 }
 
 /// What a set of token scopes amounts to; shared by every token with the same `scope` claim.

@@ -2,6 +2,7 @@
 //! each rendered to a status, RFC 6750 headers and a JSON body. No variant carries the token.
 
 use crate::credential::CredentialError;
+use crate::policy::OrgDenial;
 use crate::request::{FramingError, PathError};
 use crate::route::MethodSet;
 use crate::token::TokenError;
@@ -25,6 +26,10 @@ pub enum Refusal {
         /// The token's scopes (`X-OAuth-Scopes`).
         granted: HeaderValue,
     },
+    /// An organization's restrictions refuse the caller.
+    Organization(OrgDenial),
+    /// A route bound to an organization by a header, and the header is missing.
+    MissingOrganization,
     /// The authorization server could not be asked and nothing was cached.
     Unavailable {
         retry_after_secs: u32,
@@ -147,7 +152,8 @@ impl Refusal {
             Refusal::NotFound => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::NoCredential | Refusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Refusal::InsufficientScope { .. } | Refusal::Organization(_) => StatusCode::FORBIDDEN,
+            Refusal::MissingOrganization => StatusCode::BAD_REQUEST,
             Refusal::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
         }
@@ -208,6 +214,11 @@ impl Refusal {
                 headers.push((HeaderName::from_static("x-oauth-scopes"), granted.clone()));
                 forbidden.body.clone()
             }
+            Refusal::Organization(d) => json_body(d.error(), &d.description()),
+            Refusal::MissingOrganization => json_body(
+                "invalid_request",
+                "the request does not name the organization",
+            ),
             Refusal::Unavailable { retry_after_secs } => {
                 headers.push((
                     http::header::RETRY_AFTER,

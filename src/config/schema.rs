@@ -24,6 +24,41 @@ pub struct File {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub forward: Forward,
+    /// Access restrictions per organization; the entry `default` applies to the others.
+    #[serde(default)]
+    pub organizations: BTreeMap<String, Organization>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Organization {
+    /// Only `approved_clients` may reach the organization's private resources.
+    pub restrict_third_party_apps: bool,
+    pub approved_clients: Vec<String>,
+    /// Private resources need an active SSO session for the organization (`sso_orgs`).
+    pub require_sso: bool,
+}
+
+/// Which organization a route's request is about, and whether the resource is private.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgBinding {
+    /// A path parameter of the route's pattern.
+    pub param: Option<String>,
+    /// A request header.
+    pub header: Option<String>,
+    /// A fixed organization.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Private,
+    Public,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,6 +405,8 @@ pub struct Require {
     pub scopes: Option<ScopeExpr>,
     pub principal: Option<Principal>,
     pub any: Option<Vec<Alternative>>,
+    /// The organization the request is about (checked after the scopes).
+    pub org: Option<OrgBinding>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,7 +1,7 @@
 //! Compiling a parsed configuration into a [`Gateway`]: every cross-reference resolved and
 //! every value checked once, so the request path never meets an invalid setting.
 
-use super::{Gateway, RouteInfo, Upstream};
+use super::{Gateway, OrgRule, OrgSource, RouteInfo, Upstream};
 use crate::answer::Forbidden;
 use crate::config::EnvString;
 use crate::config::schema::{self, Auth, KeepOrStrip};
@@ -9,10 +9,10 @@ use crate::config::{ConfigError, File};
 use crate::credential;
 use crate::forward::{ForwardPolicy, IdentityNames};
 use crate::metrics::Metrics;
-use crate::policy::{Alternative, Requirement, ScopeExpr, ScopeUniverse};
+use crate::policy::{Alternative, OrgPolicy, Organizations, Requirement, ScopeExpr, ScopeUniverse};
 use crate::principal::Kind;
 use crate::request::Limits;
-use crate::route::{MethodSet, Pattern, RouteTable};
+use crate::route::{MethodSet, Pattern, RouteTable, Segment};
 use crate::token::{
     ClaimNames, IntrospectionRules, Issuer, PollRules, Principals, Revocations, SetKeys, SetRules,
     TokenCache,
@@ -129,6 +129,26 @@ fn algorithm(origin: &str, issuer: &str, name: &str) -> Result<Algorithm, Config
         ));
     }
     Ok(alg)
+}
+
+fn policy(o: &schema::Organization) -> OrgPolicy {
+    OrgPolicy {
+        restrict_third_party_apps: o.restrict_third_party_apps,
+        approved_clients: o.approved_clients.clone(),
+        require_sso: o.require_sso,
+    }
+}
+
+/// The `organizations:` map, with its `default` entry apart.
+fn organizations(map: &std::collections::BTreeMap<String, schema::Organization>) -> Organizations {
+    Organizations {
+        by_name: map
+            .iter()
+            .filter(|(name, _)| name.as_str() != "default")
+            .map(|(name, o)| (name.clone(), policy(o)))
+            .collect(),
+        default: map.get("default").map(policy).unwrap_or_default(),
+    }
 }
 
 impl Gateway {
@@ -299,6 +319,37 @@ impl Gateway {
                     "a protected route needs at least one entry in `issuers`".into(),
                 ));
             }
+            let org = match r.require.as_ref().and_then(|q| q.org.as_ref()) {
+                None => None,
+                Some(b) => {
+                    let source = match (&b.param, &b.header, &b.name) {
+                        (Some(p), None, None) => {
+                            let named = pattern.segments.iter().any(
+                                |s| matches!(s, Segment::Param(n) | Segment::CatchAll(n) if n == p),
+                            );
+                            if !named {
+                                return Err(here(format!(
+                                    "`org: {{ param: {p} }}`: the path has no `{{{p}}}`"
+                                )));
+                            }
+                            OrgSource::Param(p.clone())
+                        }
+                        (None, Some(h), None) => {
+                            OrgSource::Header(header_name(origin, "require.org.header", h)?)
+                        }
+                        (None, None, Some(n)) => OrgSource::Name(n.clone()),
+                        _ => {
+                            return Err(here(
+                                "`org` takes exactly one of `param`, `header` or `name`".into(),
+                            ));
+                        }
+                    };
+                    Some(OrgRule {
+                        source,
+                        private: b.visibility == schema::Visibility::Private,
+                    })
+                }
+            };
             patterns.push((pattern, methods));
             let forbidden = requirement.as_ref().map(|q| {
                 Arc::new(Forbidden::new(
@@ -312,6 +363,7 @@ impl Gateway {
                 upstream,
                 requirement,
                 forbidden,
+                org,
             });
         }
 
@@ -445,6 +497,7 @@ impl Gateway {
                 metrics.cache_evictions.clone(),
             ),
             revocations: Revocations::default(),
+            organizations: organizations(&file.organizations),
             revocation_retention: t.revocation.retention.0.as_secs(),
             push,
             poll,

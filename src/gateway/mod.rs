@@ -13,7 +13,7 @@ use crate::answer::{Forbidden, Outcome, Refusal};
 use crate::credential::{self, QUERY_PARAMETER, Source};
 use crate::forward::ForwardPolicy;
 use crate::metrics::Metrics;
-use crate::policy::Requirement;
+use crate::policy::{Organizations, Requirement};
 use crate::principal::Principal;
 use crate::request::{self, Limits};
 use crate::route::{Lookup, RouteTable};
@@ -31,6 +31,20 @@ pub struct RouteInfo {
     pub requirement: Option<Requirement>,
     /// The route's 403, rendered once (protected routes only).
     pub forbidden: Option<Arc<Forbidden>>,
+    /// The organization the route is about, when it is bound to one.
+    pub org: Option<OrgRule>,
+}
+
+pub enum OrgSource {
+    /// A path parameter, by name.
+    Param(String),
+    Header(http::HeaderName),
+    Name(String),
+}
+
+pub struct OrgRule {
+    pub source: OrgSource,
+    pub private: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +66,7 @@ pub struct Gateway {
     pub principals: Principals,
     pub cache: TokenCache,
     pub revocations: Revocations,
+    pub organizations: Organizations,
     /// Seconds a revoked subject or client stays revoked.
     pub revocation_retention: u64,
     /// Security Event Tokens accepted on the admin port, when configured.
@@ -88,6 +103,8 @@ pub struct Forward {
     pub path_and_query: String,
     /// `None` on a public route.
     pub principal: Option<Arc<Principal>>,
+    /// The organization that was checked, for `X-Auth-Org`.
+    pub org: Option<http::HeaderValue>,
 }
 
 pub struct Decided {
@@ -171,6 +188,7 @@ impl Gateway {
                     upstream: route.upstream,
                     path_and_query: join(path.as_str(), query.map(str::to_string)),
                     principal: None,
+                    org: None,
                 }),
                 pending: None,
             };
@@ -235,6 +253,29 @@ impl Gateway {
                 },
             );
         }
+        let org = match &route.org {
+            None => None,
+            Some(rule) => {
+                let name = match &rule.source {
+                    OrgSource::Param(p) => route_match
+                        .params
+                        .iter()
+                        .find(|(k, _)| k == p)
+                        .map(|(_, v)| *v),
+                    OrgSource::Header(h) => head.headers.get(h).and_then(|v| v.to_str().ok()),
+                    OrgSource::Name(n) => Some(n.as_str()),
+                };
+                let Some(name) = name.filter(|n| !n.is_empty()) else {
+                    return Decided::refuse(Some(index), Refusal::MissingOrganization);
+                };
+                if rule.private
+                    && let Err(denial) = self.organizations.check_private(name, &principal)
+                {
+                    return Decided::refuse(Some(index), Refusal::Organization(denial));
+                }
+                http::HeaderValue::from_str(name).ok()
+            }
+        };
         let query = match (cred.source, query) {
             (Source::Query, Some(q)) => credential::without_param(q, QUERY_PARAMETER),
             (_, q) => q.map(str::to_string),
@@ -245,6 +286,7 @@ impl Gateway {
                 upstream: route.upstream,
                 path_and_query: join(path.as_str(), query),
                 principal: Some(principal),
+                org,
             }),
             pending: None,
         }

@@ -113,6 +113,8 @@ mod tests {
             expires_at: 0,
             issued_at: None,
             jti: None,
+            orgs: Box::default(),
+            sso_orgs: Box::default(),
             subject: v.clone(),
             client_id: None,
             issuer_id: v.clone(),

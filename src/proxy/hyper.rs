@@ -91,6 +91,7 @@ impl Engine {
             Some(peer.ip()),
             self.tls,
             forward.principal.as_deref(),
+            forward.org.as_ref(),
         );
         parts.version = http::Version::HTTP_11;
         let (scheme, authority) = &self.origins[forward.upstream];

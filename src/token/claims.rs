@@ -120,7 +120,23 @@ impl Principals {
             Some(Value::String(j)) => Some(j.as_str().into()),
             _ => None,
         };
+        let names = |claim: &str| -> Result<Box<[Box<str>]>, TokenError> {
+            match claims.get(claim) {
+                None | Some(Value::Null) => Ok(Box::default()),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(Into::into)
+                            .ok_or(TokenError::BadClaim("orgs"))
+                    })
+                    .collect(),
+                Some(_) => Err(TokenError::BadClaim("orgs")),
+            }
+        };
         Ok(Principal {
+            orgs: names(&issuer.claims.orgs)?,
+            sso_orgs: names(&issuer.claims.sso_orgs)?,
             issuer: issuer_index,
             kind,
             expires_at,

@@ -36,7 +36,9 @@ const ALL_SCOPES = [
   'chat.bot', 'chat.spaces', 'chat.spaces.readonly', 'chat.messages', 'chat.messages.create',
 ];
 // Organizations each subject (user or client) belongs to, as an extra claim.
-const ORGS = { alice: ['acme', 'widgets'], bob: ['widgets'] };
+const ORGS = { alice: ['acme', 'widgets'], bob: ['widgets'], carol: ['secure'], dave: ['secure'] };
+// Organizations with an active SSO session, per subject.
+const SSO_ORGS = { dave: ['secure'] };
 
 const clients = [
   // name: allowed scopes
@@ -83,7 +85,7 @@ const provider = new Provider(`http://${host}:${port}`, {
   },
   extraTokenClaims: (ctx, token) => {
     const who = token.accountId || token.clientId;
-    return { orgs: ORGS[who] || [] };
+    return { orgs: ORGS[who] || [], sso_orgs: SSO_ORGS[who] || [] };
   },
 });
 provider.proxy = false;

@@ -1,0 +1,184 @@
+//! Organization access restrictions (the GitHub OAuth-app model): membership for private
+//! resources, approved clients for organizations that restrict third-party applications, and
+//! an SSO session where required. Public resources need none of that.
+
+use crate::principal::Principal;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgPolicy {
+    pub restrict_third_party_apps: bool,
+    pub approved_clients: Vec<String>,
+    pub require_sso: bool,
+}
+
+/// Policies by organization name, with the one for organizations not listed.
+#[derive(Debug, Default)]
+pub struct Organizations {
+    pub by_name: HashMap<String, OrgPolicy>,
+    pub default: OrgPolicy,
+}
+
+/// Why an organization refuses a caller (each is a 403 with this `error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgDenial {
+    NotAMember(String),
+    Restricted(String),
+    SsoRequired(String),
+}
+
+impl OrgDenial {
+    pub fn error(&self) -> &'static str {
+        match self {
+            OrgDenial::NotAMember(_) => "not_a_member",
+            OrgDenial::Restricted(_) => "organization_restricted",
+            OrgDenial::SsoRequired(_) => "sso_required",
+        }
+    }
+
+    pub fn description(&self) -> String {
+        match self {
+            OrgDenial::NotAMember(o) => {
+                format!("the caller is not a member of the organization {o}")
+            }
+            OrgDenial::Restricted(o) => format!(
+                "the organization {o} restricts third-party applications: an organization admin must approve this application"
+            ),
+            OrgDenial::SsoRequired(o) => {
+                format!("the organization {o} requires an active single sign-on session")
+            }
+        }
+    }
+}
+
+impl Organizations {
+    /// Checks access to a private resource of `org` (public resources are not checked).
+    pub fn check_private(&self, org: &str, p: &Principal) -> Result<(), OrgDenial> {
+        let policy = self.by_name.get(org).unwrap_or(&self.default);
+        if !p.orgs.iter().any(|o| &**o == org) {
+            return Err(OrgDenial::NotAMember(org.to_string()));
+        }
+        if policy.restrict_third_party_apps {
+            let client = p.client_id.as_ref().and_then(|c| c.to_str().ok());
+            if !client.is_some_and(|c| policy.approved_clients.iter().any(|a| a == c)) {
+                return Err(OrgDenial::Restricted(org.to_string()));
+            }
+        }
+        if policy.require_sso && !p.sso_orgs.iter().any(|o| &**o == org) {
+            return Err(OrgDenial::SsoRequired(org.to_string()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ScopeSet;
+    use crate::principal::{Grant, Kind};
+    use http::HeaderValue;
+    use std::sync::Arc;
+
+    fn caller(client: &str, orgs: &[&str], sso: &[&str]) -> Principal {
+        let v = HeaderValue::from_static("x");
+        Principal {
+            issuer: 0,
+            kind: Kind::User,
+            expires_at: 0,
+            issued_at: None,
+            jti: None,
+            subject: v.clone(),
+            client_id: Some(HeaderValue::from_str(client).unwrap()),
+            issuer_id: v.clone(),
+            grant: Arc::new(Grant {
+                scopes: ScopeSet::default(),
+                effective: v.clone(),
+                token_scopes: v,
+            }),
+            orgs: orgs.iter().map(|o| (*o).into()).collect(),
+            sso_orgs: sso.iter().map(|o| (*o).into()).collect(),
+        }
+    }
+
+    fn github() -> Organizations {
+        let mut by_name = HashMap::new();
+        by_name.insert(
+            "acme".to_string(),
+            OrgPolicy {
+                restrict_third_party_apps: true,
+                approved_clients: vec!["ci-bot".into()],
+                require_sso: false,
+            },
+        );
+        by_name.insert(
+            "secure".to_string(),
+            OrgPolicy {
+                restrict_third_party_apps: false,
+                approved_clients: vec![],
+                require_sso: true,
+            },
+        );
+        Organizations {
+            by_name,
+            default: OrgPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn members_reach_private_resources_of_unrestricted_organizations() {
+        assert_eq!(
+            github().check_private("widgets", &caller("any-app", &["widgets"], &[])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn non_members_are_refused_with_the_organization_named() {
+        let e = github()
+            .check_private("widgets", &caller("app", &["acme"], &[]))
+            .unwrap_err();
+        assert_eq!(e, OrgDenial::NotAMember("widgets".into()));
+        assert!(e.description().contains("widgets"));
+    }
+
+    #[test]
+    fn a_restricting_organization_admits_only_approved_clients() {
+        let o = github();
+        assert_eq!(
+            o.check_private("acme", &caller("ci-bot", &["acme"], &[])),
+            Ok(())
+        );
+        let e = o
+            .check_private("acme", &caller("random-app", &["acme"], &[]))
+            .unwrap_err();
+        assert_eq!(e.error(), "organization_restricted");
+        assert!(
+            e.description()
+                .contains("an organization admin must approve")
+        );
+    }
+
+    #[test]
+    fn sso_is_required_where_configured() {
+        let o = github();
+        assert_eq!(
+            o.check_private("secure", &caller("a", &["secure"], &["secure"])),
+            Ok(())
+        );
+        assert_eq!(
+            o.check_private("secure", &caller("a", &["secure"], &[]))
+                .unwrap_err()
+                .error(),
+            "sso_required"
+        );
+    }
+
+    #[test]
+    fn membership_is_compared_exactly() {
+        assert!(
+            github()
+                .check_private("Widgets", &caller("a", &["widgets"], &[]))
+                .is_err()
+        );
+    }
+}

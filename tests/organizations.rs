@@ -1,0 +1,92 @@
+//! Organization access restrictions end to end, with real tokens whose `orgs` / `sso_orgs`
+//! claims come from oidc-provider (alice: acme, widgets; bob: widgets; carol and dave: secure,
+//! dave with an SSO session).
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+const CONFIG: &str = r#"
+server:
+  listen: "{listen}"
+admin:
+  listen: "{admin}"
+issuers:
+  - id: corp
+    issuer: "{issuer}"
+    audiences: ["https://api.scopegate.test"]
+    algorithms: [RS256]
+organizations:
+  acme: { restrict_third_party_apps: true, approved_clients: [full] }
+  secure: { require_sso: true }
+  default: { restrict_third_party_apps: false }
+upstreams:
+  api: { url: "{upstream}" }
+routes:
+  - name: private-repos
+    match: { methods: [GET], path: "/orgs/{org}/repos" }
+    upstream: api
+    require: { scopes: repo, org: { param: org } }
+  - name: public-profile
+    match: { methods: [GET], path: "/orgs/{org}/profile" }
+    upstream: api
+    require: { scopes: repo, org: { param: org, visibility: public } }
+"#;
+
+fn refused(r: reqwest::blocking::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or("").to_string(),
+        body["error_description"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn organization_rules_allow_and_refuse_as_github_does() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let at = |path: &str, token: &str| get(&format!("{}{path}", gw.url), Some(token));
+
+    // A member through an approved client reaches the restricting organization's private side.
+    let alice_full = auth.user_token("alice", "full", "repo", API);
+    let r = at("/orgs/acme/repos", &alice_full);
+    assert_eq!(r.status(), 200);
+    let seen: Value = r.json().unwrap();
+    assert_eq!(seen["headers"]["x-auth-org"][0], "acme");
+
+    // The same member through an unapproved app: private refused, public allowed.
+    let alice_reader = auth.user_token("alice", "reader", "repo", API);
+    let (status, error, description) = refused(at("/orgs/acme/repos", &alice_reader));
+    assert_eq!((status, error.as_str()), (403, "organization_restricted"));
+    assert!(
+        description.contains("acme") && description.contains("organization admin must approve"),
+        "{description}"
+    );
+    assert_eq!(at("/orgs/acme/profile", &alice_reader).status(), 200);
+
+    // Any app may act for a member of a non-restricting organization.
+    assert_eq!(at("/orgs/widgets/repos", &alice_reader).status(), 200);
+
+    // A non-member is refused the private side, not the public one.
+    let bob = auth.user_token("bob", "full", "repo", API);
+    let (status, error, description) = refused(at("/orgs/acme/repos", &bob));
+    assert_eq!((status, error.as_str()), (403, "not_a_member"));
+    assert!(description.contains("acme"));
+    assert_eq!(at("/orgs/acme/profile", &bob).status(), 200);
+
+    // SSO: a member without a session for the organization is refused; with one, allowed.
+    let carol = auth.user_token("carol", "full", "repo", API);
+    let (status, error, _) = refused(at("/orgs/secure/repos", &carol));
+    assert_eq!((status, error.as_str()), (403, "sso_required"));
+    let dave = auth.user_token("dave", "full", "repo", API);
+    assert_eq!(at("/orgs/secure/repos", &dave).status(), 200);
+
+    // Scopes are still checked first.
+    let no_repo = auth.user_token("alice", "full", "read:org", API);
+    assert_eq!(at("/orgs/acme/repos", &no_repo).status(), 403);
+    assert_eq!(upstream.count(), 5);
+}
