@@ -131,4 +131,9 @@ provider.use(async (ctx, next) => {
   }
 });
 
-provider.listen(port, host, () => console.log(`READY ${port}`));
+const server = provider.listen(port, host, () => console.log(`READY ${port}`));
+// A port taken since the harness chose it must end the process, not leave it idle.
+server.on('error', (e) => {
+  console.error(e);
+  process.exit(1);
+});

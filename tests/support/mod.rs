@@ -54,55 +54,65 @@ fn install_authz_server(dir: &std::path::Path) {
 }
 
 impl AuthServer {
+    /// Starts on a free port; a start that fails (e.g. the port was taken meanwhile by a
+    /// parallel test) is retried on another port.
     pub fn start() -> AuthServer {
-        AuthServer::start_on(free_port())
+        let mut last = String::new();
+        for _ in 0..3 {
+            match AuthServer::try_start(free_port()) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the authorization server did not start: {last}");
     }
 
     /// Starts on a given port (to bring a stopped server back at the same issuer URL).
-    /// A start that does not report ready within 20 s is killed and tried once more, so a
-    /// stuck Node process fails the test instead of hanging the suite.
     pub fn start_on(port: u16) -> AuthServer {
+        AuthServer::try_start(port)
+            .or_else(|_| AuthServer::try_start(port))
+            .unwrap_or_else(|e| panic!("the authorization server did not start: {e}"))
+    }
+
+    /// One start; one that does not report ready within 20 s is killed, so a stuck Node
+    /// process fails the attempt instead of hanging the suite.
+    fn try_start(port: u16) -> Result<AuthServer, String> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz-server");
         install_authz_server(&dir);
-        let mut last = String::new();
-        for _ in 0..2 {
-            let log = dir.join(format!("server-{port}-{}.log", std::process::id()));
-            let mut child = Command::new("node")
-                .arg("server.mjs")
-                .current_dir(&dir)
-                .env("PORT", port.to_string())
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("node must be installed to run the authorization server");
-            let out = child.stdout.take().unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut line = String::new();
-                let _ = BufReader::new(out).read_line(&mut line);
-                let _ = tx.send(line);
-            });
-            match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.starts_with("READY") => {
-                    let _ = std::fs::remove_file(&log);
-                    return AuthServer {
-                        child,
-                        url: format!("http://127.0.0.1:{port}"),
-                        http: reqwest::blocking::Client::new(),
-                    };
-                }
-                other => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last = format!(
-                        "{other:?}; its log: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    let _ = std::fs::remove_file(&log);
-                }
+        let log = dir.join(format!("server-{port}-{}.log", std::process::id()));
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("node must be installed to run the authorization server");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let answer = rx.recv_timeout(Duration::from_secs(20));
+        let result = match answer {
+            Ok(line) if line.starts_with("READY") => Ok(AuthServer {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                http: reqwest::blocking::Client::new(),
+            }),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "port {port}: {other:?}; its log: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ))
             }
-        }
-        panic!("the authorization server did not start on port {port}: {last}");
+        };
+        let _ = std::fs::remove_file(&log);
+        result
     }
 
     /// A client-credentials access token (RFC 9068 JWT for `resource`).
