@@ -12,6 +12,9 @@
 //   GET  /control/introspections  how many introspection requests were served
 import Provider from 'oidc-provider';
 import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const port = Number(process.env.PORT);
 if (!port) {
@@ -24,8 +27,22 @@ function rsaKey(kid) {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
 }
-const k1 = rsaKey('k1');
-const k2 = rsaKey('k2');
+// RSA key generation is the slowest part of a start; dozens of servers start at once in a
+// parallel test run, so the (throwaway) keys are made once and shared through a temp file.
+function testKeys() {
+  const file = join(tmpdir(), 'scopegate-test-authz-keys.json');
+  if (existsSync(file)) {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8'));
+    } catch { /* a half-written file from a crash: make new keys */ }
+  }
+  const keys = [rsaKey('k1'), rsaKey('k2')];
+  const partial = `${file}.${process.pid}`;
+  writeFileSync(partial, JSON.stringify(keys));
+  renameSync(partial, file);
+  return keys;
+}
+const [k1, k2] = testKeys();
 let active = 'k1';
 let published = new Set(['k1']);
 let introspections = 0;

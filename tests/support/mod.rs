@@ -74,7 +74,7 @@ impl AuthServer {
             .unwrap_or_else(|e| panic!("the authorization server did not start: {e}"))
     }
 
-    /// One start; one that does not report ready within 20 s is killed, so a stuck Node
+    /// One start; one that does not report ready within 30 s is killed, so a stuck Node
     /// process fails the attempt instead of hanging the suite.
     fn try_start(port: u16) -> Result<AuthServer, String> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz-server");
@@ -95,7 +95,7 @@ impl AuthServer {
             let _ = BufReader::new(out).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let answer = rx.recv_timeout(Duration::from_secs(20));
+        let answer = rx.recv_timeout(Duration::from_secs(30));
         let result = match answer {
             Ok(line) if line.starts_with("READY") => Ok(AuthServer {
                 child,
