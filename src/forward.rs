@@ -243,7 +243,7 @@ mod tests {
 
     fn alice() -> Principal {
         Principal {
-            issuer: 0,
+            issuer: Some(0),
             kind: Kind::User,
             expires_at: 0,
             issued_at: None,

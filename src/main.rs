@@ -42,6 +42,9 @@ enum Command {
         method: String,
         path: String,
     },
+    /// Read a legacy credential's secret from stdin and print its `sha256:` line for the
+    /// `credentials:` section (the secret itself is never written to the configuration).
+    HashCredential,
 }
 
 /// mimalloc: measured cheaper than glibc malloc on the proxy path (README, Performance).
@@ -52,6 +55,23 @@ fn load(path: &Path) -> Result<(config::File, Gateway), String> {
     let file = config::load(path).map_err(|e| e.to_string())?;
     let gateway = Gateway::build(&file, &path.display().to_string()).map_err(|e| e.to_string())?;
     Ok((file, gateway))
+}
+
+/// The secret on stdin, without the line break a shell `echo` or a terminal adds.
+fn hash_credential() -> Result<(), String> {
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+        .map_err(|e| format!("cannot read the secret from stdin: {e}"))?;
+    let secret = input.strip_suffix('\n').unwrap_or(&input);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "the secret must be one line of visible ASCII without spaces (as it is presented)"
+                .into(),
+        );
+    }
+    println!("sha256: {}", scopegate::credential::sha256_hex(secret));
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -71,6 +91,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Dev => scopegate::dev::run(),
+        Command::HashCredential => hash_credential(),
         Command::Check { config } => load(&config).map(|(file, _)| {
             let warnings = config::lint(&file);
             for w in &warnings {

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub sets_rejected: IntCounterVec,
     pub set_poll_failures: IntCounter,
     pub jwks_keys: IntGaugeVec,
+    /// Uses of each legacy credential (by index), accepted or refused as retired.
+    pub legacy_uses: Vec<IntCounter>,
+    /// Reads of the organization policy source, by result.
+    pub org_source_reloads: IntCounterVec,
 }
 
 /// Token kinds, the index of `cache_hits` and `cache_misses`.
@@ -42,7 +46,7 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 }
 
 impl Metrics {
-    pub fn new(routes: &[&str], upstreams: &[&str]) -> Metrics {
+    pub fn new(routes: &[&str], upstreams: &[&str], credentials: &[&str]) -> Metrics {
         let registry = Registry::new();
         let requests = must(IntCounterVec::new(
             Opts::new("scopegate_requests_total", "Requests by route and outcome"),
@@ -167,8 +171,28 @@ impl Metrics {
             "scopegate_set_poll_failures_total",
             "Failed polls of the SET transmitter (RFC 8936), retried with backoff",
         ));
+        let legacy = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_legacy_credential_requests_total",
+                "Requests presenting a legacy credential, by credential id (also after not_after)",
+            ),
+            &["id"],
+        ));
+        let legacy_uses = credentials
+            .iter()
+            .map(|id| legacy.with_label_values(&[id]))
+            .collect();
+        let org_source_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_organization_source_reloads_total",
+                "Reads of the organization policy source, by result (ok, error)",
+            ),
+            &["result"],
+        ));
         for c in [
-            Box::new(introspections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(legacy.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(org_source_reloads.clone()),
+            Box::new(introspections.clone()),
             Box::new(introspection_seconds.clone()),
             Box::new(introspection_coalesced.clone()),
             Box::new(introspection_circuit_open.clone()),
@@ -207,6 +231,8 @@ impl Metrics {
             revocation_evicted,
             sets_rejected,
             set_poll_failures,
+            legacy_uses,
+            org_source_reloads,
         }
     }
 

@@ -28,8 +28,8 @@ impl Kind {
 
 #[derive(Debug)]
 pub struct Principal {
-    /// Index of the issuer in the configuration.
-    pub issuer: usize,
+    /// Index of the issuer in the configuration; `None` for a static credential of no issuer.
+    pub issuer: Option<usize>,
     pub kind: Kind,
     /// Unix seconds after which the credential is no longer valid.
     pub expires_at: u64,

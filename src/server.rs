@@ -3,7 +3,7 @@
 
 use crate::admin::{self, Extension};
 use crate::gateway::Gateway;
-use crate::sync::{KeySync, Poller, SetReceiver};
+use crate::sync::{KeySync, OrgSourceSync, Poller, SetReceiver};
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
@@ -80,6 +80,9 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
                 }
                 if let Some(rules) = gw.poll.clone() {
                     tokio::spawn(Poller::new(gw.clone(), rules).run());
+                }
+                if let Some(rules) = gw.org_source.clone() {
+                    tokio::spawn(OrgSourceSync::new(gw.clone(), rules).run());
                 }
                 tokio::spawn(admin::serve(listener, gw, extras.admin, sets));
                 tokio::spawn(keys_sync.run(refresh_rx));

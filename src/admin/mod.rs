@@ -59,13 +59,18 @@ fn route(
                 .filter(|i| !i.has_fetched())
                 .map(|i| i.id.as_str())
                 .collect();
-            if waiting.is_empty() {
-                json(StatusCode::OK, serde_json::json!({"status": "ready"}))
-            } else {
+            if !waiting.is_empty() {
                 json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     serde_json::json!({"status": "waiting for issuer keys", "issuers": waiting}),
                 )
+            } else if gw.organizations.load().is_none() {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"status": "waiting for organization policies"}),
+                )
+            } else {
+                json(StatusCode::OK, serde_json::json!({"status": "ready"}))
             }
         }
         _ => ext

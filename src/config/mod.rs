@@ -7,7 +7,7 @@ mod values;
 
 pub use lint::lint;
 pub use schema::File;
-pub use values::{Dur, EnvString, interpolate, parse_duration};
+pub use values::{Dur, EnvString, Timestamp, interpolate, parse_duration};
 
 use std::fmt;
 use std::path::Path;
@@ -59,7 +59,19 @@ impl ConfigError {
 
 /// Parses a configuration document; `origin` names it in errors (a path, or `<embedded>`).
 pub fn parse(text: &str, origin: &str) -> Result<File, ConfigError> {
-    serde_saphyr::from_str::<File>(text).map_err(|e| {
+    parse_as(text, origin)
+}
+
+/// Parses an organization policy document (JSON or YAML shaped like `organizations:`).
+pub fn parse_organizations(
+    text: &str,
+    origin: &str,
+) -> Result<std::collections::BTreeMap<String, schema::Organization>, ConfigError> {
+    parse_as(text, origin)
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    serde_saphyr::from_str::<T>(text).map_err(|e| {
         let loc = e.location();
         // The rendered message repeats the position; keep only the first line of the text.
         let message = e.to_string();

@@ -1,7 +1,7 @@
 //! The YAML document as written by users (see `design.md`). Every struct rejects unknown
 //! keys; defaults are the safe choice. Compilation into the runtime form is `compile.rs`.
 
-use super::values::{Dur, EnvString};
+use super::values::{Dur, EnvString, Timestamp};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
@@ -27,6 +27,79 @@ pub struct File {
     /// Access restrictions per organization; the entry `default` applies to the others.
     #[serde(default)]
     pub organizations: BTreeMap<String, Organization>,
+    /// How organization names compare, and a document of policies re-read periodically.
+    #[serde(default)]
+    pub organization_policy: OrganizationPolicy,
+    /// Static keys and legacy tokens, stored as SHA-256 only.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationPolicy {
+    #[serde(default)]
+    pub compare: NameComparison,
+    pub source: Option<OrganizationSource>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NameComparison {
+    #[default]
+    Exact,
+    /// ASCII case-insensitive (GitHub organization logins are).
+    CaseInsensitive,
+}
+
+/// A JSON or YAML document shaped like `organizations:`, read at start and every `refresh`.
+/// Its entries replace the inline ones of the same name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationSource {
+    pub file: Option<EnvString>,
+    pub url: Option<EnvString>,
+    #[serde(default = "default_org_refresh")]
+    pub refresh: Dur,
+    /// Sent as `Authorization: Bearer …` with a `url` source, when set.
+    pub access_token: Option<EnvString>,
+}
+
+fn default_org_refresh() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+
+/// A static or legacy credential: the SHA-256 of its secret, how it is presented, and the
+/// principal it stands for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub id: String,
+    /// Presented as the whole value of this header (e.g. `X-API-Key`) ...
+    pub header: Option<String>,
+    /// ... or as `Authorization: <scheme> <secret>` (e.g. `Zoho-authtoken`) ...
+    pub scheme: Option<String>,
+    /// ... or as this query parameter (removed before forwarding).
+    pub query: Option<String>,
+    /// Lowercase hex SHA-256 of the secret (`scopegate hash-credential`).
+    pub sha256: String,
+    pub subject: String,
+    pub client_id: Option<String>,
+    /// Whether it acts as a user or as an application (the default).
+    #[serde(default = "app")]
+    pub principal: Principal,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub orgs: Vec<String>,
+    /// The configured issuer it belongs to, for routes that restrict issuers.
+    pub issuer: Option<String>,
+    /// Refused from this time on (RFC 3339), with a message to move to OAuth.
+    pub not_after: Option<Timestamp>,
+}
+
+fn app() -> Principal {
+    Principal::App
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -379,6 +452,8 @@ pub struct Route {
     #[serde(default)]
     pub auth: Auth,
     pub require: Option<Require>,
+    /// Only credentials of these issuers (ids) are accepted; all when absent.
+    pub issuers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 /// A string in which `${NAME}` is replaced by the environment variable `NAME` at load time.
 ///
 /// Interpolation happens after YAML parsing, on the scalar alone, so a secret containing
-/// `: ` or quotes cannot change the structure of the document. `$${` writes a literal `${`.
+/// `: ` or quotes cannot change the structure of the document. `${NAME:-default}` uses the
+/// default when `NAME` is unset or empty (shipped examples run as they are); `$${` writes a
+/// literal `${`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EnvString(pub String);
 
@@ -39,7 +41,10 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
             let end = body
                 .find('}')
                 .ok_or_else(|| "unterminated `${` (write `$${` for a literal)".to_string())?;
-            let name = &body[..end];
+            let (name, default) = match body[..end].split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (&body[..end], None),
+            };
             let valid =
                 !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
@@ -47,8 +52,12 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
                     "`${{{name}}}` is not a valid environment variable name"
                 ));
             }
-            let value =
-                lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+            let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => lookup(name)
+                    .ok_or_else(|| format!("environment variable `{name}` is not set"))?,
+            };
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {
@@ -66,6 +75,25 @@ impl<'de> Deserialize<'de> for EnvString {
         interpolate(&raw, |name| std::env::var(name).ok())
             .map(EnvString)
             .map_err(de::Error::custom)
+    }
+}
+
+/// An instant written in RFC 3339 (`2026-12-31T00:00:00Z`), as Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub u64);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let t = time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+            de::Error::custom(format!(
+                "`{raw}` is not an RFC 3339 time such as 2026-12-31T00:00:00Z ({e})"
+            ))
+        })?;
+        u64::try_from(t.unix_timestamp())
+            .map(Timestamp)
+            .map_err(|_| de::Error::custom(format!("`{raw}` is before 1970")))
     }
 }
 
@@ -130,6 +158,25 @@ mod tests {
     fn interpolation_of_a_missing_variable_names_it() {
         let err = interpolate("${NOPE}", env).unwrap_err();
         assert!(err.contains("`NOPE` is not set"), "{err}");
+    }
+
+    #[test]
+    fn interpolation_uses_the_default_only_when_the_variable_is_unset() {
+        assert_eq!(
+            interpolate("${NOPE:-http://127.0.0.1:3000}", env).unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(interpolate("${SECRET:-d}", env).unwrap(), "s3: \"x");
+        assert_eq!(interpolate("${NOPE:-}", env).unwrap(), "");
+    }
+
+    #[test]
+    fn rfc3339_times_parse_to_unix_seconds() {
+        let t: Timestamp = serde_json::from_str("\"2026-12-31T00:00:00Z\"").unwrap();
+        assert_eq!(t.0, 1_798_675_200);
+        let offset: Timestamp = serde_json::from_str("\"2026-12-31T01:00:00+01:00\"").unwrap();
+        assert_eq!(offset, t);
+        assert!(serde_json::from_str::<Timestamp>("\"2026-12-31\"").is_err());
     }
 
     #[test]

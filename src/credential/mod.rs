@@ -1,11 +1,15 @@
-//! RFC 6750 credential extraction: where the token is, never whether it is valid.
+//! RFC 6750 credential extraction: where the token is, never whether it is valid. Legacy
+//! credentials (API keys, old authtokens) are found here too, each the way it is configured
+//! to be presented; `legacy` checks them.
 
+mod legacy;
 mod query;
 
+pub use legacy::{LegacyCredential, LegacyCredentials, LegacyMatch, parse_digest, sha256_hex};
 pub use query::{find_param, without_param};
 
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName};
 use std::borrow::Cow;
 
 /// The query parameter of RFC 6750 §2.3.
@@ -15,6 +19,19 @@ pub const QUERY_PARAMETER: &str = "access_token";
 pub enum Source {
     Header,
     Query,
+    /// A legacy credential, presented the way `Rules::legacy[i]` says.
+    Legacy(usize),
+}
+
+/// How a legacy credential is presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presentation {
+    /// The whole value of a header, e.g. `X-API-Key: …`.
+    Header(HeaderName),
+    /// `Authorization: <scheme> …` with a scheme of its own, e.g. `Zoho-authtoken`.
+    Scheme(String),
+    /// A query parameter, removed before forwarding.
+    Query(String),
 }
 
 /// A syntactically valid bearer token and where it came from.
@@ -54,6 +71,8 @@ pub struct Rules {
     /// Accepted schemes, e.g. `Bearer`, `Zoho-oauthtoken`; compared case-insensitively.
     pub schemes: Vec<String>,
     pub query_parameter: bool,
+    /// Distinct presentations of the configured legacy credentials.
+    pub legacy: Vec<Presentation>,
 }
 
 /// Byte classes of RFC 6750 and RFC 9110, looked up per byte: tokens are long (a JWT is
@@ -90,7 +109,8 @@ pub fn is_b64token(t: &str) -> bool {
     !body.is_empty() && body.iter().all(|&b| CLASS[b as usize] & B64TOKEN != 0)
 }
 
-/// Extracts the bearer token of a request, or `None` when it carries none.
+/// Extracts the bearer token (or legacy credential) of a request, or `None` when it carries
+/// none. A request that carries more than one is refused: which one counts would be a guess.
 ///
 /// An `Authorization` header with a scheme that is not configured (e.g. `Basic`) is not a
 /// bearer credential: the request is treated as carrying none, and gets the 401 challenge.
@@ -104,60 +124,95 @@ pub fn extract<'a>(
     if values.next().is_some() {
         return Err(CredentialError::TwoAuthorizationHeaders);
     }
-    let from_header = match header {
+    let mut found = match header {
         None => None,
         Some(v) => parse_authorization(v.as_bytes(), rules)?,
     };
-    let from_query = match query.map(|q| find_param(q, QUERY_PARAMETER)) {
+    let mut add = |c: Credential<'a>| match found {
+        Some(_) => Err(CredentialError::TokenInTwoPlaces),
+        None => {
+            found = Some(c);
+            Ok(())
+        }
+    };
+    match query.map(|q| find_param(q, QUERY_PARAMETER)) {
         Some(Ok(Some(token))) => {
             if !rules.query_parameter {
                 return Err(CredentialError::QueryParameterDisabled);
             }
-            Some(token)
-        }
-        Some(Err(_)) => return Err(CredentialError::TokenInTwoPlaces),
-        _ => None,
-    };
-    match (from_header, from_query) {
-        (Some(_), Some(_)) => Err(CredentialError::TokenInTwoPlaces),
-        (Some(t), None) => Ok(Some(Credential {
-            token: Cow::Borrowed(t),
-            source: Source::Header,
-        })),
-        (None, Some(t)) => {
-            if !is_b64token(&t) {
+            if !is_b64token(&token) {
                 return Err(CredentialError::MalformedAuthorization);
             }
-            Ok(Some(Credential {
-                token: t,
+            add(Credential {
+                token,
                 source: Source::Query,
-            }))
+            })?;
         }
-        (None, None) => {
-            // A header with another scheme plus nothing else: no bearer credential.
-            Ok(None)
-        }
+        Some(Err(_)) => return Err(CredentialError::TokenInTwoPlaces),
+        _ => {}
     }
+    for (i, p) in rules.legacy.iter().enumerate() {
+        let secret = match p {
+            Presentation::Scheme(_) => continue, // with the Authorization header above
+            Presentation::Header(name) => {
+                let mut values = headers.get_all(name).iter();
+                let Some(v) = values.next() else { continue };
+                if values.next().is_some() {
+                    return Err(CredentialError::TokenInTwoPlaces);
+                }
+                Cow::Borrowed(legacy_secret(v.as_bytes())?)
+            }
+            Presentation::Query(param) => match query.map(|q| find_param(q, param)) {
+                Some(Ok(Some(s))) => {
+                    legacy_secret(s.as_bytes())?;
+                    s
+                }
+                Some(Err(_)) => return Err(CredentialError::TokenInTwoPlaces),
+                _ => continue,
+            },
+        };
+        add(Credential {
+            token: secret,
+            source: Source::Legacy(i),
+        })?;
+    }
+    Ok(found)
+}
+
+/// A legacy secret is visible ASCII without spaces (what every API-key format uses).
+fn legacy_secret(raw: &[u8]) -> Result<&str, CredentialError> {
+    if raw.is_empty() || !raw.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(CredentialError::MalformedAuthorization);
+    }
+    std::str::from_utf8(raw).map_err(|_| CredentialError::MalformedAuthorization)
 }
 
 /// Parses `scheme 1*SP b64token`; `Ok(None)` for a scheme that is not configured.
 fn parse_authorization<'a>(
     raw: &'a [u8],
     rules: &Rules,
-) -> Result<Option<&'a str>, CredentialError> {
+) -> Result<Option<Credential<'a>>, CredentialError> {
     let malformed = CredentialError::MalformedAuthorization;
     let space = raw.iter().position(|&b| b == b' ').ok_or(malformed)?;
     let scheme = &raw[..space];
     if scheme.is_empty() || !scheme.iter().all(|&b| CLASS[b as usize] & TCHAR != 0) {
         return Err(malformed);
     }
-    if !rules
+    let source = if rules
         .schemes
         .iter()
         .any(|s| s.as_bytes().eq_ignore_ascii_case(scheme))
     {
-        return Ok(None);
-    }
+        Source::Header
+    } else {
+        let legacy = rules.legacy.iter().position(
+            |p| matches!(p, Presentation::Scheme(s) if s.as_bytes().eq_ignore_ascii_case(scheme)),
+        );
+        match legacy {
+            Some(i) => Source::Legacy(i),
+            None => return Ok(None),
+        }
+    };
     let rest = &raw[space..];
     let start = rest.iter().position(|&b| b != b' ').ok_or(malformed)?;
     // Only b64token bytes (ASCII) pass the check below; other bytes fail here or there.
@@ -165,7 +220,10 @@ fn parse_authorization<'a>(
     if !is_b64token(token) {
         return Err(malformed);
     }
-    Ok(Some(token))
+    Ok(Some(Credential {
+        token: Cow::Borrowed(token),
+        source,
+    }))
 }
 
 #[cfg(test)]
@@ -176,6 +234,11 @@ mod tests {
         Rules {
             schemes: vec!["Bearer".into(), "Zoho-oauthtoken".into()],
             query_parameter: query,
+            legacy: vec![
+                Presentation::Header(HeaderName::from_static("x-api-key")),
+                Presentation::Scheme("Zoho-authtoken".into()),
+                Presentation::Query("authtoken".into()),
+            ],
         }
     }
 
@@ -290,6 +353,60 @@ mod tests {
                 true
             ),
             Err(CredentialError::TokenInTwoPlaces)
+        );
+    }
+
+    fn legacy(
+        headers: &HeaderMap,
+        q: Option<&str>,
+    ) -> Result<Option<(String, Source)>, CredentialError> {
+        extract(headers, q, &rules(false)).map(|c| c.map(|c| (c.token.into_owned(), c.source)))
+    }
+
+    #[test]
+    fn legacy_credentials_are_found_where_each_is_presented() {
+        let mut m = HeaderMap::new();
+        m.insert("x-api-key", "k-123".parse().unwrap());
+        assert_eq!(
+            legacy(&m, None),
+            Ok(Some(("k-123".into(), Source::Legacy(0))))
+        );
+        assert_eq!(
+            legacy(&h(&["zoho-AUTHTOKEN abc"]), None),
+            Ok(Some(("abc".into(), Source::Legacy(1))))
+        );
+        assert_eq!(
+            legacy(&HeaderMap::new(), Some("a=1&authtoken=s%2B1")),
+            Ok(Some(("s+1".into(), Source::Legacy(2))))
+        );
+    }
+
+    #[test]
+    fn a_legacy_credential_beside_a_bearer_token_is_refused() {
+        let mut m = h(&["Bearer abc"]);
+        m.insert("x-api-key", "k".parse().unwrap());
+        assert_eq!(legacy(&m, None), Err(CredentialError::TokenInTwoPlaces));
+        assert_eq!(
+            legacy(&h(&["Bearer abc"]), Some("authtoken=x")),
+            Err(CredentialError::TokenInTwoPlaces)
+        );
+        let mut two = HeaderMap::new();
+        two.append("x-api-key", "a".parse().unwrap());
+        two.append("x-api-key", "b".parse().unwrap());
+        assert_eq!(legacy(&two, None), Err(CredentialError::TokenInTwoPlaces));
+    }
+
+    #[test]
+    fn legacy_secrets_with_spaces_or_control_bytes_are_malformed() {
+        let mut m = HeaderMap::new();
+        m.insert("x-api-key", "a b".parse().unwrap());
+        assert_eq!(
+            legacy(&m, None),
+            Err(CredentialError::MalformedAuthorization)
+        );
+        assert_eq!(
+            legacy(&HeaderMap::new(), Some("authtoken=a%0Ab")),
+            Err(CredentialError::MalformedAuthorization)
         );
     }
 }

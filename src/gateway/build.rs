@@ -1,23 +1,23 @@
 //! Compiling a parsed configuration into a [`Gateway`]: every cross-reference resolved and
 //! every value checked once, so the request path never meets an invalid setting.
 
-use super::{Gateway, OrgRule, OrgSource, RouteInfo, Upstream};
+use super::{Gateway, OrgLocation, OrgRule, OrgSource, OrgSourceRules, RouteInfo, Upstream};
 use crate::answer::Forbidden;
 use crate::config::EnvString;
 use crate::config::schema::{self, Auth, KeepOrStrip};
 use crate::config::{ConfigError, File};
-use crate::credential;
+use crate::credential::{self, LegacyCredential, LegacyCredentials, Presentation};
 use crate::forward::{ForwardPolicy, IdentityNames};
 use crate::metrics::Metrics;
 use crate::policy::{Alternative, OrgPolicy, Organizations, Requirement, ScopeExpr, ScopeUniverse};
-use crate::principal::Kind;
+use crate::principal::{Kind, Principal};
 use crate::request::Limits;
 use crate::route::{MethodSet, Pattern, RouteTable, Segment};
 use crate::token::{
     ClaimNames, IntrospectionRules, Issuer, PollRules, Principals, Revocations, SetKeys, SetRules,
     TokenCache,
 };
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use jsonwebtoken::Algorithm;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -139,16 +139,169 @@ fn policy(o: &schema::Organization) -> OrgPolicy {
     }
 }
 
-/// The `organizations:` map, with its `default` entry apart.
-fn organizations(map: &std::collections::BTreeMap<String, schema::Organization>) -> Organizations {
-    Organizations {
-        by_name: map
-            .iter()
-            .filter(|(name, _)| name.as_str() != "default")
-            .map(|(name, o)| (name.clone(), policy(o)))
-            .collect(),
-        default: map.get("default").map(policy).unwrap_or_default(),
+type OrgMap = std::collections::BTreeMap<String, schema::Organization>;
+
+fn policies(map: &OrgMap) -> Vec<(String, OrgPolicy)> {
+    map.iter().map(|(n, o)| (n.clone(), policy(o))).collect()
+}
+
+/// The policies of an organization source document (JSON or YAML shaped like
+/// `organizations:`); `origin` names it in errors.
+pub fn org_policies(text: &str, origin: &str) -> Result<Vec<(String, OrgPolicy)>, ConfigError> {
+    crate::config::parse_organizations(text, origin).map(|m| policies(&m))
+}
+
+fn org_source(origin: &str, s: &schema::OrganizationSource) -> Result<OrgSourceRules, ConfigError> {
+    let location = match (&s.file, &s.url) {
+        (Some(f), None) => OrgLocation::File(f.0.clone().into()),
+        (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+            OrgLocation::Url(u.0.clone())
+        }
+        (None, Some(u)) => {
+            return Err(ConfigError::new(
+                origin,
+                format!(
+                    "organization_policy.source.url: `{}` is not an http(s) URL",
+                    u.0
+                ),
+            ));
+        }
+        _ => {
+            return Err(ConfigError::new(
+                origin,
+                "organization_policy.source: set exactly one of `file` and `url`",
+            ));
+        }
+    };
+    if s.refresh.0 < std::time::Duration::from_secs(1) {
+        return Err(ConfigError::new(
+            origin,
+            "organization_policy.source.refresh: at least 1s",
+        ));
     }
+    Ok(OrgSourceRules {
+        location,
+        refresh: s.refresh.0,
+        access_token: s.access_token.as_ref().map(|t| t.0.clone()),
+    })
+}
+
+/// The static and legacy credentials, with the distinct ways they are presented.
+fn legacy_credentials(
+    file: &File,
+    origin: &str,
+    principals: &Principals,
+) -> Result<(LegacyCredentials, Vec<Presentation>), ConfigError> {
+    let mut presentations: Vec<Presentation> = Vec::new();
+    let mut entries: Vec<LegacyCredential> = Vec::new();
+    for c in &file.credentials {
+        let here = |msg: String| ConfigError::new(origin, format!("credential `{}`: {msg}", c.id));
+        if entries.iter().any(|e| e.id == c.id) {
+            return Err(here("the id appears twice".into()));
+        }
+        let presentation = match (&c.header, &c.scheme, &c.query) {
+            (Some(h), None, None) => {
+                let name = header_name(origin, &format!("credential `{}`: header", c.id), h)?;
+                if name == http::header::AUTHORIZATION {
+                    return Err(here(
+                        "an Authorization header is presented with a `scheme:`".into(),
+                    ));
+                }
+                Presentation::Header(name)
+            }
+            (None, Some(s), None) => {
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(here(format!("`{s}` is not a scheme")));
+                }
+                if file
+                    .tokens
+                    .schemes
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(s))
+                {
+                    return Err(here(format!(
+                        "scheme `{s}` is also in tokens.schemes: a scheme carries either OAuth tokens or legacy credentials"
+                    )));
+                }
+                Presentation::Scheme(s.to_ascii_lowercase())
+            }
+            (None, None, Some(q)) => {
+                if q.is_empty() || q == credential::QUERY_PARAMETER {
+                    return Err(here(format!("`{q}` cannot be a legacy query parameter")));
+                }
+                Presentation::Query(q.clone())
+            }
+            _ => {
+                return Err(here(
+                    "set exactly one of `header`, `scheme` or `query` (how it is presented)".into(),
+                ));
+            }
+        };
+        let presentation = match presentations.iter().position(|p| *p == presentation) {
+            Some(i) => i,
+            None => {
+                presentations.push(presentation);
+                presentations.len() - 1
+            }
+        };
+        let digest = credential::parse_digest(&c.sha256).ok_or_else(|| {
+            here("`sha256` must be 64 hex digits (see `scopegate hash-credential`)".into())
+        })?;
+        if entries
+            .iter()
+            .any(|e| e.digest == digest && e.presentation == presentation)
+        {
+            return Err(here(
+                "another credential has the same secret and presentation".into(),
+            ));
+        }
+        let issuer = c
+            .issuer
+            .as_ref()
+            .map(|id| {
+                file.issuers
+                    .iter()
+                    .position(|i| &i.id == id)
+                    .ok_or_else(|| here(format!("issuer `{id}` is not defined")))
+            })
+            .transpose()?;
+        let value = |what: &str, s: &str| {
+            HeaderValue::from_str(s)
+                .map_err(|_| here(format!("{what} `{s}` is not a header value")))
+        };
+        let scopes: Vec<&str> = c.scopes.iter().map(String::as_str).collect();
+        let grant = principals
+            .grant(&scopes)
+            .map_err(|_| here("a scope is not a header value".into()))?;
+        let principal = Principal {
+            issuer,
+            kind: kind(Some(c.principal)).expect("given"),
+            expires_at: c.not_after.map_or(u64::MAX, |t| t.0),
+            issued_at: None,
+            jti: None,
+            subject: value("subject", &c.subject)?,
+            client_id: c
+                .client_id
+                .as_deref()
+                .map(|s| value("client_id", s))
+                .transpose()?,
+            issuer_id: match issuer {
+                Some(i) => principals.issuer_id(i),
+                None => value("id", &format!("credential:{}", c.id))?,
+            },
+            grant,
+            orgs: c.orgs.iter().map(|o| o.as_str().into()).collect(),
+            sso_orgs: Box::default(),
+        };
+        entries.push(LegacyCredential {
+            id: c.id.clone(),
+            presentation,
+            digest,
+            principal: Arc::new(principal),
+            not_after: c.not_after.map(|t| t.0),
+        });
+    }
+    Ok((LegacyCredentials { entries }, presentations))
 }
 
 impl Gateway {
@@ -165,7 +318,16 @@ impl Gateway {
         }
 
         // Scopes: everything named in implications and routes gets a bit.
-        let used: Vec<&str> = file.routes.iter().flat_map(route_scopes).collect();
+        let used: Vec<&str> = file
+            .routes
+            .iter()
+            .flat_map(route_scopes)
+            .chain(
+                file.credentials
+                    .iter()
+                    .flat_map(|c| c.scopes.iter().map(String::as_str)),
+            )
+            .collect();
         let universe = ScopeUniverse::build(&file.scopes.implies, used.iter().copied());
 
         let mut issuers = Vec::new();
@@ -350,6 +512,28 @@ impl Gateway {
                     })
                 }
             };
+            let route_issuers = r
+                .issuers
+                .as_ref()
+                .map(|ids| {
+                    if requirement.is_none() {
+                        return Err(here("`issuers` on a public route checks nothing".into()));
+                    }
+                    if ids.is_empty() {
+                        return Err(here("`issuers: []` accepts no credential".into()));
+                    }
+                    ids.iter()
+                        .map(|id| {
+                            file.issuers
+                                .iter()
+                                .position(|i| &i.id == id)
+                                .ok_or_else(|| {
+                                    here(format!("issuers: `{id}` is not a configured issuer"))
+                                })
+                        })
+                        .collect::<Result<Box<[usize]>, _>>()
+                })
+                .transpose()?;
             patterns.push((pattern, methods));
             let forbidden = requirement.as_ref().map(|q| {
                 Arc::new(Forbidden::new(
@@ -364,6 +548,7 @@ impl Gateway {
                 requirement,
                 forbidden,
                 org,
+                issuers: route_issuers,
             });
         }
 
@@ -400,6 +585,14 @@ impl Gateway {
             .iter()
             .map(|h| header_name(origin, "forward.strip_headers", h))
             .collect::<Result<Vec<_>, _>>()?;
+        // `authorization: strip` covers legacy credential headers too (checked with them).
+        let legacy_headers = file
+            .credentials
+            .iter()
+            .filter_map(|c| c.header.as_ref())
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .filter(|_| f.authorization == KeepOrStrip::Strip);
+        let strip: Vec<HeaderName> = strip.into_iter().chain(legacy_headers).collect();
         let forward = ForwardPolicy::new(
             identity,
             strip,
@@ -482,13 +675,43 @@ impl Gateway {
                 })
             })
             .transpose()?;
+        let principals = Principals::new(universe, &issuers);
+        let (legacy, presentations) = legacy_credentials(file, origin, &principals)?;
         let route_names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
-        let metrics = Metrics::new(&route_names, &upstream_names);
+        let credential_ids: Vec<&str> = legacy.entries.iter().map(|c| c.id.as_str()).collect();
+        let metrics = Metrics::new(&route_names, &upstream_names, &credential_ids);
+
+        let op = &file.organization_policy;
+        let case_insensitive = op.compare == schema::NameComparison::CaseInsensitive;
+        let inline_organizations =
+            Organizations::new(policies(&file.organizations), case_insensitive);
+        let org_source = op
+            .source
+            .as_ref()
+            .map(|s| org_source(origin, s))
+            .transpose()?;
+        // A file source is read now, so that `check` and a start report its errors; a URL is
+        // read by the sync task, and private organization resources wait for it.
+        let organizations = match &org_source {
+            None => Some(inline_organizations.clone()),
+            Some(OrgSourceRules {
+                location: OrgLocation::File(path),
+                ..
+            }) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
+                let mut o = inline_organizations.clone();
+                o.extend(org_policies(&text, &name)?);
+                Some(o)
+            }
+            Some(_) => None,
+        };
         Ok(Gateway {
             table: RouteTable::build(&patterns),
             routes,
             upstreams,
-            principals: Principals::new(universe, &issuers),
+            principals,
             issuers,
             cache: TokenCache::new(
                 t.cache.max_entries,
@@ -497,13 +720,17 @@ impl Gateway {
                 metrics.cache_evictions.clone(),
             ),
             revocations: Revocations::default(),
-            organizations: organizations(&file.organizations),
+            organizations: arc_swap::ArcSwapOption::from_pointee(organizations),
+            inline_organizations,
+            org_source,
+            legacy,
             revocation_retention: t.revocation.retention.0.as_secs(),
             push,
             poll,
             credentials: credential::Rules {
                 schemes: t.schemes.clone(),
                 query_parameter: t.query_parameter,
+                legacy: presentations,
             },
             limits: Limits {
                 max_uri_bytes: file.server.limits.max_uri_bytes,

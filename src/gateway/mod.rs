@@ -7,10 +7,10 @@
 
 mod build;
 
-pub use build::route_scopes;
+pub use build::{org_policies, route_scopes};
 
 use crate::answer::{Forbidden, Outcome, Refusal};
-use crate::credential::{self, QUERY_PARAMETER, Source};
+use crate::credential::{self, LegacyCredentials, Presentation, QUERY_PARAMETER, Source};
 use crate::forward::ForwardPolicy;
 use crate::metrics::Metrics;
 use crate::policy::{Organizations, Requirement};
@@ -33,6 +33,22 @@ pub struct RouteInfo {
     pub forbidden: Option<Arc<Forbidden>>,
     /// The organization the route is about, when it is bound to one.
     pub org: Option<OrgRule>,
+    /// Issuers (indexes) whose credentials the route accepts; all when `None`.
+    pub issuers: Option<Box<[usize]>>,
+}
+
+/// Where organization policies are re-read from, besides the inline `organizations:`.
+#[derive(Debug, Clone)]
+pub struct OrgSourceRules {
+    pub location: OrgLocation,
+    pub refresh: std::time::Duration,
+    pub access_token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OrgLocation {
+    File(std::path::PathBuf),
+    Url(String),
 }
 
 pub enum OrgSource {
@@ -66,7 +82,14 @@ pub struct Gateway {
     pub principals: Principals,
     pub cache: TokenCache,
     pub revocations: Revocations,
-    pub organizations: Organizations,
+    /// The organization policies in force; `None` until a URL source was read once (private
+    /// organization resources are refused with 503 until then: fail closed).
+    pub organizations: arc_swap::ArcSwapOption<Organizations>,
+    /// The inline `organizations:`, which a source's entries extend.
+    pub inline_organizations: Organizations,
+    pub org_source: Option<OrgSourceRules>,
+    /// Static and legacy credentials.
+    pub legacy: LegacyCredentials,
     /// Seconds a revoked subject or client stays revoked.
     pub revocation_retention: u64,
     /// Security Event Tokens accepted on the admin port, when configured.
@@ -199,25 +222,16 @@ impl Gateway {
             Ok(None) => return Decided::refuse(Some(index), Refusal::NoCredential),
             Err(e) => return Decided::refuse(Some(index), Refusal::InvalidRequest(e)),
         };
-        // Hashed once: the cache key and the revocation index use the same digest.
-        let key = token::hash(&cred.token);
-        // Revocation is checked on every request, cached or not: it is not cache expiry.
-        let authenticated = if self.revocations.is_token_revoked(&key) {
-            Err(TokenError::Revoked)
+        let authenticated = if let Source::Legacy(presentation) = cred.source {
+            self.legacy_principal(presentation, &cred.token, now)
         } else {
-            match known {
-                Some(Answer::Valid(p)) => Ok(p.clone()),
-                Some(Answer::Invalid(e)) => Err(*e),
-                None => self.authenticate(key, &cred.token, now),
-            }
+            self.bearer_principal(&cred.token, known, now)
         }
-        .and_then(|p| {
-            let iss = &self.issuers[p.issuer].iss;
-            if self.revocations.is_principal_revoked(&p, iss) {
-                Err(TokenError::Revoked)
-            } else {
-                Ok(p)
+        .and_then(|p| match &route.issuers {
+            Some(accepted) if !p.issuer.is_some_and(|i| accepted.contains(&i)) => {
+                Err(TokenError::IssuerNotAccepted)
             }
+            _ => Ok(p),
         });
         let principal = match authenticated {
             Ok(p) => p,
@@ -268,16 +282,28 @@ impl Gateway {
                 let Some(name) = name.filter(|n| !n.is_empty()) else {
                     return Decided::refuse(Some(index), Refusal::MissingOrganization);
                 };
-                if rule.private
-                    && let Err(denial) = self.organizations.check_private(name, &principal)
-                {
-                    return Decided::refuse(Some(index), Refusal::Organization(denial));
+                if rule.private {
+                    let Some(orgs) = &*self.organizations.load() else {
+                        return Decided::refuse(
+                            Some(index),
+                            Refusal::Unavailable {
+                                retry_after_secs: RETRY_AFTER_SECS,
+                            },
+                        );
+                    };
+                    if let Err(denial) = orgs.check_private(name, &principal) {
+                        return Decided::refuse(Some(index), Refusal::Organization(denial));
+                    }
                 }
                 http::HeaderValue::from_str(name).ok()
             }
         };
         let query = match (cred.source, query) {
             (Source::Query, Some(q)) => credential::without_param(q, QUERY_PARAMETER),
+            (Source::Legacy(i), Some(q)) => match &self.credentials.legacy[i] {
+                Presentation::Query(param) => credential::without_param(q, param),
+                _ => Some(q.to_string()),
+            },
             (_, q) => q.map(str::to_string),
         };
         Decided {
@@ -315,6 +341,50 @@ impl Gateway {
             }
             None => first,
         }
+    }
+
+    /// The principal of a bearer token, unless a revocation names it, its subject or client.
+    fn bearer_principal(
+        &self,
+        token: &str,
+        known: Option<&Answer>,
+        now: u64,
+    ) -> Result<Arc<Principal>, TokenError> {
+        // Hashed once: the cache key and the revocation index use the same digest.
+        let key = token::hash(token);
+        // Revocation is checked on every request, cached or not: it is not cache expiry.
+        if self.revocations.is_token_revoked(&key) {
+            return Err(TokenError::Revoked);
+        }
+        let p = match known {
+            Some(Answer::Valid(p)) => p.clone(),
+            Some(Answer::Invalid(e)) => return Err(*e),
+            None => self.authenticate(key, token, now)?,
+        };
+        let revoked = p.issuer.is_some_and(|i| {
+            self.revocations
+                .is_principal_revoked(&p, &self.issuers[i].iss)
+        });
+        if revoked {
+            return Err(TokenError::Revoked);
+        }
+        Ok(p)
+    }
+
+    /// The principal of a legacy credential; every use of a configured one is counted, also
+    /// after its `not_after`, so operators see who still has to migrate.
+    fn legacy_principal(
+        &self,
+        presentation: usize,
+        secret: &str,
+        now: u64,
+    ) -> Result<Arc<Principal>, TokenError> {
+        let m = self
+            .legacy
+            .find(presentation, secret, now)
+            .ok_or(TokenError::Unknown)?;
+        self.metrics.legacy_uses[m.index].inc();
+        m.answer
     }
 
     /// The principal behind a token: from the cache, or verified and then cached.

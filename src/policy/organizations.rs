@@ -13,10 +13,12 @@ pub struct OrgPolicy {
 }
 
 /// Policies by organization name, with the one for organizations not listed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Organizations {
-    pub by_name: HashMap<String, OrgPolicy>,
-    pub default: OrgPolicy,
+    /// Keys are lowercase when names compare case-insensitively.
+    by_name: HashMap<String, OrgPolicy>,
+    default: OrgPolicy,
+    case_insensitive: bool,
 }
 
 /// Why an organization refuses a caller (each is a 403 with this `error`).
@@ -52,10 +54,49 @@ impl OrgDenial {
 }
 
 impl Organizations {
+    /// `policies` by name; the entry `default` applies to organizations not listed.
+    pub fn new(
+        policies: impl IntoIterator<Item = (String, OrgPolicy)>,
+        case_insensitive: bool,
+    ) -> Organizations {
+        let mut o = Organizations {
+            case_insensitive,
+            ..Organizations::default()
+        };
+        o.extend(policies);
+        o
+    }
+
+    /// Adds or replaces policies (a later source overrides the inline configuration).
+    pub fn extend(&mut self, policies: impl IntoIterator<Item = (String, OrgPolicy)>) {
+        for (name, policy) in policies {
+            if name == "default" {
+                self.default = policy;
+            } else if self.case_insensitive {
+                self.by_name.insert(name.to_ascii_lowercase(), policy);
+            } else {
+                self.by_name.insert(name, policy);
+            }
+        }
+    }
+
+    fn same(&self, a: &str, b: &str) -> bool {
+        if self.case_insensitive {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    }
+
     /// Checks access to a private resource of `org` (public resources are not checked).
     pub fn check_private(&self, org: &str, p: &Principal) -> Result<(), OrgDenial> {
-        let policy = self.by_name.get(org).unwrap_or(&self.default);
-        if !p.orgs.iter().any(|o| &**o == org) {
+        let policy = if self.case_insensitive {
+            self.by_name.get(&org.to_ascii_lowercase())
+        } else {
+            self.by_name.get(org)
+        }
+        .unwrap_or(&self.default);
+        if !p.orgs.iter().any(|o| self.same(o, org)) {
             return Err(OrgDenial::NotAMember(org.to_string()));
         }
         if policy.restrict_third_party_apps {
@@ -64,7 +105,7 @@ impl Organizations {
                 return Err(OrgDenial::Restricted(org.to_string()));
             }
         }
-        if policy.require_sso && !p.sso_orgs.iter().any(|o| &**o == org) {
+        if policy.require_sso && !p.sso_orgs.iter().any(|o| self.same(o, org)) {
             return Err(OrgDenial::SsoRequired(org.to_string()));
         }
         Ok(())
@@ -82,7 +123,7 @@ mod tests {
     fn caller(client: &str, orgs: &[&str], sso: &[&str]) -> Principal {
         let v = HeaderValue::from_static("x");
         Principal {
-            issuer: 0,
+            issuer: Some(0),
             kind: Kind::User,
             expires_at: 0,
             issued_at: None,
@@ -100,28 +141,29 @@ mod tests {
         }
     }
 
+    fn policies() -> Vec<(String, OrgPolicy)> {
+        vec![
+            (
+                "acme".to_string(),
+                OrgPolicy {
+                    restrict_third_party_apps: true,
+                    approved_clients: vec!["ci-bot".into()],
+                    require_sso: false,
+                },
+            ),
+            (
+                "Secure".to_string(),
+                OrgPolicy {
+                    restrict_third_party_apps: false,
+                    approved_clients: vec![],
+                    require_sso: true,
+                },
+            ),
+        ]
+    }
+
     fn github() -> Organizations {
-        let mut by_name = HashMap::new();
-        by_name.insert(
-            "acme".to_string(),
-            OrgPolicy {
-                restrict_third_party_apps: true,
-                approved_clients: vec!["ci-bot".into()],
-                require_sso: false,
-            },
-        );
-        by_name.insert(
-            "secure".to_string(),
-            OrgPolicy {
-                restrict_third_party_apps: false,
-                approved_clients: vec![],
-                require_sso: true,
-            },
-        );
-        Organizations {
-            by_name,
-            default: OrgPolicy::default(),
-        }
+        Organizations::new(policies(), false)
     }
 
     #[test]
@@ -162,11 +204,11 @@ mod tests {
     fn sso_is_required_where_configured() {
         let o = github();
         assert_eq!(
-            o.check_private("secure", &caller("a", &["secure"], &["secure"])),
+            o.check_private("Secure", &caller("a", &["Secure"], &["Secure"])),
             Ok(())
         );
         assert_eq!(
-            o.check_private("secure", &caller("a", &["secure"], &[]))
+            o.check_private("Secure", &caller("a", &["Secure"], &[]))
                 .unwrap_err()
                 .error(),
             "sso_required"
@@ -179,6 +221,63 @@ mod tests {
             github()
                 .check_private("Widgets", &caller("a", &["widgets"], &[]))
                 .is_err()
+        );
+        // Exact comparison: `secure` is not the SSO-requiring `Secure`, and not a member.
+        assert_eq!(
+            github()
+                .check_private("secure", &caller("a", &["secure"], &[]))
+                .map_err(|e| e.error()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn case_insensitive_comparison_applies_to_membership_policy_and_sso() {
+        let o = Organizations::new(policies(), true);
+        assert_eq!(
+            o.check_private("ACME", &caller("ci-bot", &["Acme"], &[])),
+            Ok(())
+        );
+        assert_eq!(
+            o.check_private("acme", &caller("other", &["ACME"], &[]))
+                .unwrap_err()
+                .error(),
+            "organization_restricted"
+        );
+        assert_eq!(
+            o.check_private("secure", &caller("a", &["SECURE"], &[]))
+                .unwrap_err()
+                .error(),
+            "sso_required"
+        );
+        assert_eq!(
+            o.check_private("secure", &caller("a", &["SECURE"], &["Secure"])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_later_source_replaces_policies_and_the_default() {
+        let mut o = github();
+        o.extend([
+            ("acme".to_string(), OrgPolicy::default()),
+            (
+                "default".to_string(),
+                OrgPolicy {
+                    restrict_third_party_apps: true,
+                    ..OrgPolicy::default()
+                },
+            ),
+        ]);
+        assert_eq!(
+            o.check_private("acme", &caller("random-app", &["acme"], &[])),
+            Ok(())
+        );
+        assert_eq!(
+            o.check_private("widgets", &caller("random-app", &["widgets"], &[]))
+                .unwrap_err()
+                .error(),
+            "organization_restricted"
         );
     }
 }

@@ -108,7 +108,7 @@ mod tests {
     fn principal(u: &ScopeUniverse, kind: Kind, scopes: &[&str]) -> Principal {
         let v = HeaderValue::from_static("x");
         Principal {
-            issuer: 0,
+            issuer: Some(0),
             kind,
             expires_at: 0,
             issued_at: None,

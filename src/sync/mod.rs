@@ -4,11 +4,13 @@
 mod events;
 mod introspect;
 mod jwks;
+mod org_source;
 mod poll;
 
 pub use events::{SetError, SetReceiver};
 pub use introspect::Introspector;
 pub use jwks::{KeySync, RefreshHandle, http_client};
+pub use org_source::OrgSourceSync;
 pub use poll::Poller;
 
 use crate::gateway::Backend;

@@ -78,7 +78,13 @@ impl Principals {
         }
     }
 
-    fn grant(&self, token_scopes: &[&str]) -> Result<Arc<Grant>, TokenError> {
+    /// The `X-Auth-Issuer` value of an issuer (index).
+    pub fn issuer_id(&self, issuer: usize) -> HeaderValue {
+        self.issuer_ids[issuer].clone()
+    }
+
+    /// What a set of token scopes amounts to, shared with every principal that has the same.
+    pub fn grant(&self, token_scopes: &[&str]) -> Result<Arc<Grant>, TokenError> {
         intern(&self.grants, &token_scopes.join(" "), || {
             let g = self.universe.grant(token_scopes.iter().copied());
             Ok(Arc::new(Grant {
@@ -137,7 +143,7 @@ impl Principals {
         Ok(Principal {
             orgs: names(&issuer.claims.orgs)?,
             sso_orgs: names(&issuer.claims.sso_orgs)?,
-            issuer: issuer_index,
+            issuer: Some(issuer_index),
             kind,
             expires_at,
             issued_at,

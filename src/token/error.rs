@@ -28,6 +28,10 @@ pub enum TokenError {
     Revoked,
     /// An opaque token that only introspection can vouch for: ask, then decide again.
     NeedsIntrospection,
+    /// A legacy credential past its `not_after`.
+    Retired,
+    /// A valid token from an issuer the route does not accept.
+    IssuerNotAccepted,
 }
 
 impl TokenError {
@@ -54,6 +58,10 @@ impl TokenError {
             TokenError::Inactive => "the token is not active",
             TokenError::Revoked => "the token has been revoked",
             TokenError::NeedsIntrospection => "the token could not be checked",
+            TokenError::Retired => {
+                "this legacy credential is no longer accepted: use an OAuth 2.0 access token"
+            }
+            TokenError::IssuerNotAccepted => "the token's issuer is not accepted for this resource",
         }
     }
 

@@ -1,0 +1,165 @@
+//! Static and legacy credentials (API keys, Zoho authtokens during a migration to OAuth).
+//!
+//! The configuration holds only a SHA-256 of each secret. A presented secret is hashed and
+//! compared in constant time with every digest configured for the same presentation, without
+//! stopping at a match, so neither the answer's timing nor its content says how close a guess
+//! was. The principal of each credential is built once, at load.
+
+use crate::principal::Principal;
+use crate::token::TokenError;
+use std::sync::Arc;
+
+pub type Digest = [u8; 32];
+
+pub struct LegacyCredential {
+    /// The operator's name for it (metrics label, `X-Auth-Issuer` when it has no issuer).
+    pub id: String,
+    /// Index into `credential::Rules::legacy`.
+    pub presentation: usize,
+    pub digest: Digest,
+    pub principal: Arc<Principal>,
+    /// Unix seconds from which the credential is refused.
+    pub not_after: Option<u64>,
+}
+
+/// The outcome of presenting a legacy secret.
+#[derive(Debug)]
+pub struct LegacyMatch {
+    /// Which credential it was (for the per-id counter).
+    pub index: usize,
+    pub answer: Result<Arc<Principal>, TokenError>,
+}
+
+#[derive(Default)]
+pub struct LegacyCredentials {
+    pub entries: Vec<LegacyCredential>,
+}
+
+impl LegacyCredentials {
+    /// The credential `secret` is, among those presented the way `presentation` says; `None`
+    /// when it is none of them.
+    pub fn find(&self, presentation: usize, secret: &str, now: u64) -> Option<LegacyMatch> {
+        let digest = digest(secret);
+        let mut found = None;
+        for (i, c) in self.entries.iter().enumerate() {
+            let same = aws_lc_rs::constant_time::verify_slices_are_equal(&c.digest, &digest);
+            if c.presentation == presentation && same.is_ok() {
+                found = Some(i);
+            }
+        }
+        let index = found?;
+        let c = &self.entries[index];
+        let answer = match c.not_after {
+            Some(t) if now >= t => Err(TokenError::Retired),
+            _ => Ok(c.principal.clone()),
+        };
+        Some(LegacyMatch { index, answer })
+    }
+}
+
+fn digest(secret: &str) -> Digest {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The lowercase hex SHA-256 of a secret, as written in `credentials[].sha256`.
+pub fn sha256_hex(secret: &str) -> String {
+    digest(secret).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 64 hex digits (either case).
+pub fn parse_digest(hex: &str) -> Option<Digest> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ScopeSet;
+    use crate::principal::{Grant, Kind};
+    use http::HeaderValue;
+
+    fn principal(subject: &'static str) -> Arc<Principal> {
+        let v = HeaderValue::from_static(subject);
+        Arc::new(Principal {
+            issuer: None,
+            kind: Kind::App,
+            expires_at: u64::MAX,
+            issued_at: None,
+            jti: None,
+            subject: v.clone(),
+            client_id: None,
+            issuer_id: v.clone(),
+            grant: Arc::new(Grant {
+                scopes: ScopeSet::default(),
+                effective: v.clone(),
+                token_scopes: v,
+            }),
+            orgs: Box::default(),
+            sso_orgs: Box::default(),
+        })
+    }
+
+    fn table() -> LegacyCredentials {
+        let entry = |id: &str, presentation, secret: &str, not_after| LegacyCredential {
+            id: id.into(),
+            presentation,
+            digest: parse_digest(&sha256_hex(secret)).unwrap(),
+            principal: principal("p"),
+            not_after,
+        };
+        LegacyCredentials {
+            entries: vec![
+                entry("reporting", 0, "s3cret", None),
+                entry("old", 0, "retired-key", Some(1_000)),
+                entry("zoho", 1, "s3cret", None),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_configured_secret_is_found_with_its_presentation_only() {
+        let t = table();
+        let m = t.find(0, "s3cret", 10).unwrap();
+        assert_eq!(m.index, 0);
+        assert!(m.answer.is_ok());
+        // The same secret presented the other way is the other credential.
+        assert_eq!(t.find(1, "s3cret", 10).unwrap().index, 2);
+        assert!(t.find(0, "s3cret ", 10).is_none());
+        assert!(t.find(0, "S3CRET", 10).is_none());
+        assert!(t.find(2, "s3cret", 10).is_none());
+    }
+
+    #[test]
+    fn a_credential_is_refused_from_its_not_after_on() {
+        let t = table();
+        assert!(t.find(0, "retired-key", 999).unwrap().answer.is_ok());
+        let late = t.find(0, "retired-key", 1_000).unwrap();
+        assert_eq!(late.index, 1);
+        assert_eq!(late.answer.unwrap_err(), TokenError::Retired);
+    }
+
+    #[test]
+    fn digests_are_written_and_read_as_64_hex_digits() {
+        // The SHA-256 test vector of "test" (and of the design's example credential).
+        let hex = sha256_hex("test");
+        assert_eq!(
+            hex,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        assert_eq!(parse_digest(&hex.to_uppercase()), parse_digest(&hex));
+        assert!(parse_digest(&hex[1..]).is_none());
+        assert!(parse_digest(&format!("{}zz", &hex[2..])).is_none());
+    }
+}

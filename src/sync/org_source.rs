@@ -1,0 +1,91 @@
+//! Organization policies re-read from a file or URL every `refresh`, so that an approval made
+//! at the authorization server (or by whoever writes the document) reaches the gateway
+//! without a restart. A document that cannot be read or parsed changes nothing: the policies
+//! last read stay in force, and the failure is logged and counted.
+
+use crate::gateway::{Gateway, OrgLocation, OrgSourceRules, org_policies};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest a URL source may take to answer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct OrgSourceSync {
+    gateway: Arc<Gateway>,
+    rules: OrgSourceRules,
+    client: reqwest::Client,
+}
+
+impl OrgSourceSync {
+    pub fn new(gateway: Arc<Gateway>, rules: OrgSourceRules) -> OrgSourceSync {
+        OrgSourceSync {
+            gateway,
+            rules,
+            client: super::http_client(),
+        }
+    }
+
+    /// Reads the source now and then every `refresh`, forever. A URL source is read at once
+    /// (private organization resources wait for it); a file was read at load.
+    pub async fn run(self) {
+        let mut first = matches!(self.rules.location, OrgLocation::Url(_));
+        loop {
+            if !first {
+                tokio::time::sleep(self.rules.refresh).await;
+            }
+            first = false;
+            let result = match self.read().await {
+                Ok((text, origin)) => org_policies(&text, &origin).map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(policies) => {
+                    let mut orgs = self.gateway.inline_organizations.clone();
+                    orgs.extend(policies);
+                    self.gateway.organizations.store(Some(Arc::new(orgs)));
+                    self.gateway
+                        .metrics
+                        .org_source_reloads
+                        .with_label_values(&["ok"])
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::warn!("organization policies not updated (the last ones stay): {e}");
+                    self.gateway
+                        .metrics
+                        .org_source_reloads
+                        .with_label_values(&["error"])
+                        .inc();
+                }
+            }
+        }
+    }
+
+    /// The document and its name for errors.
+    async fn read(&self) -> Result<(String, String), String> {
+        match &self.rules.location {
+            OrgLocation::File(path) => {
+                let name = path.display().to_string();
+                let path = path.clone();
+                // A small local file: read on the blocking pool, off the async workers.
+                tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(|t| (t, name.clone()))
+                    .map_err(|e| format!("{name}: cannot read: {e}"))
+            }
+            OrgLocation::Url(url) => {
+                let mut req = self.client.get(url).timeout(FETCH_TIMEOUT);
+                if let Some(t) = &self.rules.access_token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("{url}: HTTP {}", resp.status()));
+                }
+                let text = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
+                Ok((text, url.clone()))
+            }
+        }
+    }
+}
