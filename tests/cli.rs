@@ -28,7 +28,14 @@ const BASE: &str =
 
 #[test]
 fn check_accepts_the_shipped_configs() {
-    for file in ["config/dev.yaml", "config/scopegate.yaml"] {
+    for file in [
+        "config/dev.yaml",
+        "config/scopegate.yaml",
+        "config/examples/github-orgs.yaml",
+        "config/examples/google-chat.yaml",
+        "config/examples/zoho-migration.yaml",
+        "config/examples/multi-site.yaml",
+    ] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let (ok, out, err) = scopegate(&["check", "--config", &path]);
         assert!(ok, "{file}: {out}{err}");
@@ -148,4 +155,63 @@ fn dev_prints_curl_lines_that_give_the_announced_answers() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn hash_credential_reads_stdin_and_prints_the_line_to_paste() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .arg("hash-credential")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `echo test |` adds a newline that is not part of the secret.
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"test\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+    );
+}
+
+#[test]
+fn check_refuses_credentials_that_are_ambiguous_unhashed_or_undated() {
+    let protected = "issuers: [{ id: corp, issuer: https://i.example, audiences: [a] }]\nroutes:\n  - { name: r, match: { path: /r }, upstream: api, require: {} }\n";
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    for (name, credential, expected) in [
+        (
+            "two-ways",
+            format!("{{ id: k, header: X-Key, query: key, sha256: {hash}, subject: s }}"),
+            "credential `k`: set exactly one of `header`, `scheme` or `query`",
+        ),
+        (
+            "plain-secret",
+            "{ id: k, header: X-Key, sha256: hunter2, subject: s }".to_string(),
+            "credential `k`: `sha256` must be 64 hex digits",
+        ),
+        (
+            "bad-time",
+            format!("{{ id: k, header: X-Key, sha256: {hash}, subject: s, not_after: tomorrow }}"),
+            "`tomorrow` is not an RFC 3339 time",
+        ),
+        (
+            "bearer-scheme",
+            format!("{{ id: k, scheme: bearer, sha256: {hash}, subject: s }}"),
+            "scheme `bearer` is also in tokens.schemes",
+        ),
+        (
+            "unknown-issuer",
+            format!("{{ id: k, header: X-Key, sha256: {hash}, subject: s, issuer: eu1 }}"),
+            "issuer `eu1` is not defined",
+        ),
+    ] {
+        let path = write(
+            &format!("credential-{name}.yaml"),
+            &format!("{BASE}{protected}credentials:\n  - {credential}\n"),
+        );
+        let (ok, _, err) = scopegate(&["check", "--config", &path]);
+        assert!(!ok, "{name}");
+        assert!(err.contains(expected), "{name}: {err}");
+    }
 }

@@ -90,3 +90,100 @@ fn organization_rules_allow_and_refuse_as_github_does() {
     assert_eq!(at("/orgs/acme/repos", &no_repo).status(), 403);
     assert_eq!(upstream.count(), 5);
 }
+
+const SOURCED: &str = r#"
+server:
+  listen: "{listen}"
+admin:
+  listen: "{admin}"
+issuers:
+  - id: corp
+    issuer: "{issuer}"
+    audiences: ["https://api.scopegate.test"]
+    algorithms: [RS256]
+organization_policy:
+  source: { {where}, refresh: 1s }
+organizations:
+  widgets: { restrict_third_party_apps: true, approved_clients: [full] }
+upstreams:
+  api: { url: "{upstream}" }
+routes:
+  - name: private-repos
+    match: { methods: [GET], path: "/orgs/{org}/repos" }
+    upstream: api
+    require: { scopes: repo, org: { param: org } }
+"#;
+
+/// Polls until `f` holds (the source is re-read every second).
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+#[test]
+fn an_approval_written_to_the_policy_file_reaches_the_gateway_without_a_restart() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let policies =
+        TempPath::with("acme: { restrict_third_party_apps: true, approved_clients: [full] }\n");
+    let yaml = config(SOURCED, &auth, &upstream)
+        .replace("{where}", &format!("file: \"{}\"", policies.0.display()));
+    let gw = TestGateway::start(&yaml);
+    let status = |path: &str, token: &str| get(&format!("{}{path}", gw.url), Some(token)).status();
+    let reader = auth.user_token("alice", "reader", "repo", API);
+    let full = auth.user_token("alice", "full", "repo", API);
+
+    // The file's entry for acme, the inline one for widgets.
+    assert_eq!(status("/orgs/acme/repos", &full), 200);
+    assert_eq!(status("/orgs/acme/repos", &reader), 403);
+    assert_eq!(status("/orgs/widgets/repos", &reader), 403);
+
+    // An admin approves `reader`.
+    std::fs::write(
+        &policies.0,
+        "acme: { restrict_third_party_apps: true, approved_clients: [full, reader] }\n",
+    )
+    .unwrap();
+    eventually("the approval", || {
+        status("/orgs/acme/repos", &reader) == 200
+    });
+
+    // A broken document changes nothing and is counted.
+    std::fs::write(&policies.0, "acme: { restrict_third_party_apps: maybe }\n").unwrap();
+    eventually("the failed read", || {
+        gw.metrics()
+            .contains("scopegate_organization_source_reloads_total{result=\"error\"}")
+    });
+    assert_eq!(status("/orgs/acme/repos", &reader), 200);
+    assert_eq!(status("/orgs/widgets/repos", &reader), 403);
+}
+
+#[test]
+fn organization_policies_can_come_from_a_url_as_json() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let source = JsonServer::start(serde_json::json!({
+        "acme": {"restrict_third_party_apps": true, "approved_clients": ["reader"]},
+        "default": {"require_sso": true}
+    }));
+    let yaml =
+        config(SOURCED, &auth, &upstream).replace("{where}", &format!("url: \"{}\"", source.url));
+    let gw = TestGateway::start(&yaml);
+    let status = |path: &str, token: &str| get(&format!("{}{path}", gw.url), Some(token)).status();
+    let reader = auth.user_token("alice", "reader", "repo", API);
+    let full = auth.user_token("alice", "full", "repo", API);
+    assert_eq!(status("/orgs/acme/repos", &reader), 200);
+    let r = get(&format!("{}/orgs/acme/repos", gw.url), Some(&full));
+    assert_eq!(refused(r).1, "organization_restricted");
+    // The document's `default` now applies to organizations it does not list.
+    let r = get(&format!("{}/orgs/other/repos", gw.url), Some(&full));
+    assert_eq!(refused(r).1, "not_a_member");
+    let carol = auth.user_token("carol", "full", "repo", API);
+    let r = get(&format!("{}/orgs/secure/repos", gw.url), Some(&carol));
+    assert_eq!(refused(r).1, "sso_required");
+}

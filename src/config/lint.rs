@@ -56,6 +56,17 @@ pub fn lint(file: &File) -> Vec<String> {
             }
         }
     }
+
+    // Kept on purpose during a migration, but worth saying: they only produce 401s now.
+    let now = crate::token::unix_now();
+    for c in &file.credentials {
+        if c.not_after.is_some_and(|t| t.0 <= now) {
+            warnings.push(format!(
+                "credential `{}` is past its not_after: every use is refused (remove it once its uses stop)",
+                c.id
+            ));
+        }
+    }
     warnings
 }
 
@@ -99,5 +110,22 @@ mod tests {
         );
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("scope `admin`"), "{w:?}");
+    }
+
+    #[test]
+    fn a_credential_past_its_not_after_is_reported() {
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let credentials = format!(
+            "credentials:\n  - {{ id: old, header: X-Key, sha256: {hash}, subject: s, not_after: 2020-01-01T00:00:00Z }}\n  - {{ id: new, header: X-Key2, sha256: {hash}, subject: s, not_after: 2999-01-01T00:00:00Z }}"
+        );
+        let w = warnings(
+            "  - { name: h, match: { path: /h }, upstream: api, auth: none }\n",
+            &credentials,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("credential `old` is past its not_after"),
+            "{w:?}"
+        );
     }
 }

@@ -78,13 +78,14 @@ impl<'de> Deserialize<'de> for EnvString {
     }
 }
 
-/// An instant written in RFC 3339 (`2026-12-31T00:00:00Z`), as Unix seconds.
+/// An instant written in RFC 3339 (`2026-12-31T00:00:00Z`), as Unix seconds; `${ENV}` is
+/// substituted first, so a deployment can set a sunset without editing the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub u64);
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
+        let raw = EnvString::deserialize(d)?.0;
         let t = time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339)
             .map_err(|e| {
             de::Error::custom(format!(

@@ -51,6 +51,9 @@ const OPAQUE_API = 'https://opaque.scopegate.test';
 const ALL_SCOPES = [
   'repo', 'repo:status', 'public_repo', 'read:org', 'write:org', 'admin:org', 'read:audit_log',
   'chat.bot', 'chat.spaces', 'chat.spaces.readonly', 'chat.messages', 'chat.messages.create',
+  'chat.messages.readonly', 'chat.import', 'chat.delete', 'chat.app.delete',
+  'chat.admin.spaces.readonly', 'ZohoCRM.modules.ALL', 'ZohoCRM.modules.READ',
+  'metrics_read', 'dashboards_read',
 ];
 // Organizations each subject (user or client) belongs to, as an extra claim.
 const ORGS = { alice: ['acme', 'widgets'], bob: ['widgets'], carol: ['secure'], dave: ['secure'] };
@@ -64,6 +67,13 @@ const clients = [
   ['bot', 'chat.bot'],
   ['short', 'repo'], // tokens live 1 s
   ['gateway', ''],   // introspection client of the gateway
+  // Clients named after the shipped recipes (config/examples/).
+  ['ci-dashboard', 'repo read:org admin:org'],        // approved by the restricting organization
+  ['random-app', 'repo read:org'],                    // a third-party app nobody approved
+  ['chat-web', ''],                                   // user tokens only
+  ['chat-bot', 'chat.bot chat.app.delete chat.spaces.readonly'], // an app (service account)
+  ['zoho-crm-client', 'ZohoCRM.modules.ALL ZohoCRM.modules.READ'],
+  ['dd-integration', 'metrics_read dashboards_read'], // a marketplace integration
 ].map(([id, scope]) => ({
   client_id: id,
   client_secret: `${id}-secret`,

@@ -273,7 +273,7 @@ pub struct TestGateway {
     pub url: String,
     pub admin: String,
     pub addr: SocketAddr,
-    _config: tempfile_path::TempPath,
+    _config: Option<tempfile_path::TempPath>,
 }
 
 /// Fills `{listen}`, `{admin}`, `{issuer}` and `{upstream}` in a YAML template.
@@ -328,24 +328,49 @@ fn yaml_value<'a>(yaml: &'a str, section: &str) -> &'a str {
 impl TestGateway {
     pub fn start(yaml: &str) -> TestGateway {
         let addr: SocketAddr = yaml_value(yaml, "server").parse().unwrap();
-        let admin = format!("http://{}", yaml_value(yaml, "admin"));
+        let admin: SocketAddr = yaml_value(yaml, "admin").parse().unwrap();
         let config = tempfile_path::TempPath::with(yaml);
+        let mut gw = TestGateway::spawn(&config.0, addr, admin, &[]);
+        gw._config = Some(config);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Runs a shipped configuration file as it is, with `env` for its `${NAME:-default}`
+    /// values; the listeners (`SCOPEGATE_LISTEN`, `SCOPEGATE_ADMIN_LISTEN`) get free ports.
+    pub fn start_file(path: &str, env: &[(&str, String)]) -> TestGateway {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut env = env.to_vec();
+        env.push(("SCOPEGATE_LISTEN", addr.to_string()));
+        env.push(("SCOPEGATE_ADMIN_LISTEN", admin.to_string()));
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+        let gw = TestGateway::spawn(&path, addr, admin, &env);
+        gw.wait_ready();
+        gw
+    }
+
+    fn spawn(
+        config: &std::path::Path,
+        addr: SocketAddr,
+        admin: SocketAddr,
+        env: &[(&str, String)],
+    ) -> TestGateway {
         let child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
             .args(["run", "--config"])
-            .arg(&config.0)
+            .arg(config)
             .env("SCOPEGATE_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let gw = TestGateway {
+        TestGateway {
             child,
             url: format!("http://{addr}"),
-            admin,
+            admin: format!("http://{admin}"),
             addr,
-            _config: config,
-        };
-        gw.wait_ready();
-        gw
+            _config: None,
+        }
     }
 
     /// Waits until the proxy accepts connections and every issuer's keys were fetched once.
