@@ -132,23 +132,21 @@ fn dev_prints_curl_lines_that_give_the_announced_answers() {
         } else if let (Some(code), Some(cmd)) = (expect, line.strip_prefix("curl ")) {
             cases.push((code, cmd.to_string()));
             expect = None;
-            if cases.len() == 6 {
+            if cases.len() == 9 {
                 break;
             }
         }
     }
     assert_eq!(cases.first().map(|c| c.0), Some(0), "no development banner");
-    assert_eq!(cases.len(), 6, "expected 5 curl lines, got {cases:?}");
+    assert_eq!(cases.len(), 9, "expected 8 curl lines, got {cases:?}");
     let client = reqwest::blocking::Client::new();
     for (code, cmd) in &cases[1..] {
         let url = cmd.split_whitespace().last().unwrap();
         let mut req = client.get(url);
-        if let Some(token) = cmd
-            .split("Bearer ")
-            .nth(1)
-            .and_then(|t| t.split('\'').next())
-        {
-            req = req.bearer_auth(token);
+        // Every `-H 'Name: value'` of the line.
+        for header in cmd.split("-H '").skip(1) {
+            let (name, value) = header.split('\'').next().unwrap().split_once(": ").unwrap();
+            req = req.header(name, value);
         }
         let status = req.send().unwrap().status().as_u16();
         assert_eq!(status, *code, "{cmd}");

@@ -40,6 +40,9 @@ pub struct TokenRequest {
     pub expires_in: i64,
     #[serde(default)]
     pub orgs: Vec<String>,
+    /// The token id; random when not given.
+    #[serde(default)]
+    pub jti: Option<String>,
 }
 
 fn default_expires_in() -> i64 {
@@ -88,7 +91,7 @@ impl DevIssuer {
             "iss": self.issuer, "aud": self.audience, "sub": r.sub,
             "client_id": client_id, "scope": r.scope, "orgs": r.orgs,
             "iat": now.min(now + r.expires_in), "exp": now + r.expires_in,
-            "jti": format!("{:x}", now as u64 ^ rand_u64()),
+            "jti": r.jti.clone().unwrap_or_else(|| format!("{:x}", now as u64 ^ rand_u64())),
         });
         jsonwebtoken::encode(&header, &claims, &self.key).expect("signing with a valid key")
     }
