@@ -112,6 +112,10 @@ routes:
     match: { methods: [GET], path: "/orgs/{org}/repos" }
     upstream: api
     require: { scopes: repo, org: { param: org } }
+  - name: public-profile
+    match: { methods: [GET], path: "/orgs/{org}/profile" }
+    upstream: api
+    require: { scopes: repo, org: { param: org, visibility: public } }
 "#;
 
 /// Polls until `f` holds (the source is re-read every second).
@@ -186,4 +190,36 @@ fn organization_policies_can_come_from_a_url_as_json() {
     let carol = auth.user_token("carol", "full", "repo", API);
     let r = get(&format!("{}/orgs/secure/repos", gw.url), Some(&carol));
     assert_eq!(refused(r).1, "sso_required");
+}
+
+#[test]
+fn until_a_url_source_was_read_private_organization_resources_fail_closed() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    // A port nothing listens on: the policy source cannot be read.
+    let unreachable = format!("http://127.0.0.1:{}/orgs.json", free_port());
+    let yaml =
+        config(SOURCED, &auth, &upstream).replace("{where}", &format!("url: \"{unreachable}\""));
+    let gw = TestGateway::start_unready(&yaml);
+    let readyz = || {
+        reqwest::blocking::get(format!("{}/readyz", gw.admin))
+            .ok()
+            .map(|r| (r.status().as_u16(), r.text().unwrap_or_default()))
+    };
+    eventually("keys fetched, policies still missing", || {
+        readyz().is_some_and(|(s, body)| s == 503 && body.contains("organization policies"))
+    });
+    let full = auth.user_token("alice", "full", "repo", API);
+    let r = get(&format!("{}/orgs/acme/repos", gw.url), Some(&full));
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    // Public resources do not depend on the policies.
+    assert_eq!(
+        get(&format!("{}/orgs/acme/profile", gw.url), Some(&full)).status(),
+        200
+    );
+    assert!(
+        gw.metrics()
+            .contains("scopegate_organization_source_reloads_total{result=\"error\"}")
+    );
 }

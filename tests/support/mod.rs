@@ -327,12 +327,18 @@ fn yaml_value<'a>(yaml: &'a str, section: &str) -> &'a str {
 
 impl TestGateway {
     pub fn start(yaml: &str) -> TestGateway {
+        let gw = TestGateway::start_unready(yaml);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts without waiting for `/readyz` (for tests of what happens before it is ready).
+    pub fn start_unready(yaml: &str) -> TestGateway {
         let addr: SocketAddr = yaml_value(yaml, "server").parse().unwrap();
         let admin: SocketAddr = yaml_value(yaml, "admin").parse().unwrap();
         let config = tempfile_path::TempPath::with(yaml);
         let mut gw = TestGateway::spawn(&config.0, addr, admin, &[]);
         gw._config = Some(config);
-        gw.wait_ready();
         gw
     }
 
