@@ -154,7 +154,9 @@ impl SetReceiver {
             .send()
             .await
             .map_err(|e| format!("{uri}: {e}"))?;
-        let body = resp.bytes().await.map_err(|e| format!("{uri}: {e}"))?;
+        let body = super::read_body(resp)
+            .await
+            .map_err(|e| format!("{uri}: {e}"))?;
         let (keys, _) = KeySet::from_jwks(&body)?;
         self.own_keys.store(Arc::new(keys));
         Ok(())

@@ -184,7 +184,9 @@ impl KeySync {
         if !resp.status().is_success() {
             return Err(format!("{url}: HTTP {}", resp.status()));
         }
-        resp.bytes().await.map_err(|e| format!("{url}: {e}"))
+        super::read_body(resp)
+            .await
+            .map_err(|e| format!("{url}: {e}"))
     }
 
     async fn fetch(

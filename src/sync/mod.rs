@@ -16,6 +16,25 @@ pub use poll::Poller;
 use crate::gateway::Backend;
 use crate::token::Answer;
 
+/// Largest answer read from an authorization server or policy source: a JWKS, a poll batch
+/// or a policy document is far smaller; anything bigger is a fault, not data.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Reads a response body, refusing one over [`MAX_BODY`] before it is all in memory.
+pub async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(format!("answer over {MAX_BODY} bytes"));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("answer over {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// What the proxy engine gives [`Gateway::decide_with`](crate::gateway::Gateway::decide_with).
 pub struct Network {
     pub keys: RefreshHandle,

@@ -83,7 +83,11 @@ impl OrgSourceSync {
                 if !resp.status().is_success() {
                     return Err(format!("{url}: HTTP {}", resp.status()));
                 }
-                let text = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
+                let body = super::read_body(resp)
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                let text = String::from_utf8(body.to_vec())
+                    .map_err(|_| format!("{url}: the document is not UTF-8"))?;
                 Ok((text, url.clone()))
             }
         }

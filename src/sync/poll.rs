@@ -87,7 +87,8 @@ impl Poller {
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
-        let answer: PollResponse = resp.json().await.map_err(|e| e.to_string())?;
+        let body = super::read_body(resp).await?;
+        let answer: PollResponse = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         let mut applied = Vec::new();
         let mut refused = Map::new();
         for (jti, set) in answer.sets {
