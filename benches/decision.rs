@@ -220,6 +220,42 @@ fn bench_cached_decision(c: &mut Criterion) {
     });
 }
 
+/// A request with a legacy API key among `n` configured: the secret is hashed and compared in
+/// constant time with every digest, so the cost grows with `n`.
+fn bench_legacy_credentials(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decision_legacy_credential");
+    for n in [1usize, 100, 1_000] {
+        let mut yaml = format!("{CONFIG}credentials:\n");
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "  - {{ id: k{i}, header: X-API-Key, sha256: {}, subject: s{i}, scopes: [repo] }}\n",
+                scopegate::credential::sha256_hex(&format!("api-key-{i}"))
+            ));
+        }
+        let file = scopegate::config::parse(&yaml, "bench").unwrap();
+        let gw = Gateway::build(&file, "bench").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-api-key",
+            HeaderValue::from_str(&format!("api-key-{}", n - 1)).unwrap(),
+        );
+        let uri: Uri = "/orgs/acme/repos".parse().unwrap();
+        let head = Head {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &headers,
+        };
+        assert!(matches!(
+            gw.decide(&head, unix_now()).verdict,
+            scopegate::gateway::Verdict::Forward(_)
+        ));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| gw.decide(black_box(&head), unix_now()))
+        });
+    }
+    g.finish();
+}
+
 fn bench_scopes(c: &mut Criterion) {
     let (gw, signers) = gateway();
     let tok = token(&signers[2], "alice", "admin:org repo");
@@ -249,6 +285,7 @@ criterion_group!(
     bench_routes,
     bench_credential,
     bench_cached_decision,
+    bench_legacy_credentials,
     bench_scopes,
     bench_cold_verification
 );

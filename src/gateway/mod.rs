@@ -147,6 +147,28 @@ impl Decided {
         }
     }
 
+    /// The refusal for a credential that did not authenticate, with what could change that.
+    fn unauthenticated(route: usize, e: TokenError) -> Decided {
+        let pending = match e {
+            TokenError::UnknownKey(i) | TokenError::KeysUnavailable(i) => Some(Pending::Keys(i)),
+            TokenError::NeedsIntrospection => Some(Pending::Introspection),
+            _ => None,
+        };
+        let refusal = match e {
+            TokenError::KeysUnavailable(_) | TokenError::NeedsIntrospection => {
+                Refusal::Unavailable {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                }
+            }
+            e => Refusal::InvalidToken(e),
+        };
+        Decided {
+            route: Some(route),
+            verdict: Verdict::Refuse(refusal),
+            pending,
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         match &self.verdict {
             Verdict::Forward(_) => Outcome::Allowed,
@@ -235,28 +257,7 @@ impl Gateway {
         });
         let principal = match authenticated {
             Ok(p) => p,
-            Err(e) => {
-                let pending = match e {
-                    TokenError::UnknownKey(i) | TokenError::KeysUnavailable(i) => {
-                        Some(Pending::Keys(i))
-                    }
-                    TokenError::NeedsIntrospection => Some(Pending::Introspection),
-                    _ => None,
-                };
-                let refusal = match e {
-                    TokenError::KeysUnavailable(_) | TokenError::NeedsIntrospection => {
-                        Refusal::Unavailable {
-                            retry_after_secs: RETRY_AFTER_SECS,
-                        }
-                    }
-                    e => Refusal::InvalidToken(e),
-                };
-                return Decided {
-                    route: Some(index),
-                    verdict: Verdict::Refuse(refusal),
-                    pending,
-                };
-            }
+            Err(e) => return Decided::unauthenticated(index, e),
         };
         if !requirement.allows(&principal) {
             return Decided::refuse(
@@ -270,32 +271,10 @@ impl Gateway {
         let org = match &route.org {
             None => None,
             Some(rule) => {
-                let name = match &rule.source {
-                    OrgSource::Param(p) => route_match
-                        .params
-                        .iter()
-                        .find(|(k, _)| k == p)
-                        .map(|(_, v)| *v),
-                    OrgSource::Header(h) => head.headers.get(h).and_then(|v| v.to_str().ok()),
-                    OrgSource::Name(n) => Some(n.as_str()),
-                };
-                let Some(name) = name.filter(|n| !n.is_empty()) else {
-                    return Decided::refuse(Some(index), Refusal::MissingOrganization);
-                };
-                if rule.private {
-                    let Some(orgs) = &*self.organizations.load() else {
-                        return Decided::refuse(
-                            Some(index),
-                            Refusal::Unavailable {
-                                retry_after_secs: RETRY_AFTER_SECS,
-                            },
-                        );
-                    };
-                    if let Err(denial) = orgs.check_private(name, &principal) {
-                        return Decided::refuse(Some(index), Refusal::Organization(denial));
-                    }
+                match self.check_organization(rule, &route_match.params, head, &principal) {
+                    Ok(org) => org,
+                    Err(refusal) => return Decided::refuse(Some(index), refusal),
                 }
-                http::HeaderValue::from_str(name).ok()
             }
         };
         let query = match (cred.source, query) {
@@ -341,6 +320,35 @@ impl Gateway {
             }
             None => first,
         }
+    }
+
+    /// The organization a request is about, checked when the resource is private; the
+    /// value forwarded as `X-Auth-Org`.
+    fn check_organization(
+        &self,
+        rule: &OrgRule,
+        params: &[(&str, &str)],
+        head: &Head,
+        principal: &Principal,
+    ) -> Result<Option<http::HeaderValue>, Refusal> {
+        let name = match &rule.source {
+            OrgSource::Param(p) => params.iter().find(|(k, _)| k == p).map(|(_, v)| *v),
+            OrgSource::Header(h) => head.headers.get(h).and_then(|v| v.to_str().ok()),
+            OrgSource::Name(n) => Some(n.as_str()),
+        };
+        let name = name
+            .filter(|n| !n.is_empty())
+            .ok_or(Refusal::MissingOrganization)?;
+        if rule.private {
+            // Policies from a URL not read yet: nothing private is decided without them.
+            let orgs = self.organizations.load();
+            let orgs = orgs.as_deref().ok_or(Refusal::Unavailable {
+                retry_after_secs: RETRY_AFTER_SECS,
+            })?;
+            orgs.check_private(name, principal)
+                .map_err(Refusal::Organization)?;
+        }
+        Ok(http::HeaderValue::from_str(name).ok())
     }
 
     /// The principal of a bearer token, unless a revocation names it, its subject or client.
