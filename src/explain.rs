@@ -2,16 +2,18 @@
 //! with a request, without starting it. The token is never printed.
 
 use crate::gateway::{Backend, Gateway, Head, Verdict};
-use crate::sync::{Introspector, KeySync};
+use crate::sync::{Introspector, KeySync, OrgSourceSync};
 use crate::token::Answer;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use std::sync::Arc;
 
-/// Decides `method path` with `token` (fetching the issuers' keys first) and describes it.
-/// Returns the text and whether the request would be forwarded.
+/// Decides `method path` with `token` and `extra` headers (`Name: value`, e.g. a legacy
+/// credential), fetching the issuers' keys and the organization policy source first, and
+/// describes it. Returns the text and whether the request would be forwarded.
 pub fn explain(
     gateway: Arc<Gateway>,
     token: Option<&str>,
+    extra: &[String],
     method: &str,
     path: &str,
 ) -> Result<(String, bool), String> {
@@ -26,6 +28,16 @@ pub fn explain(
             .map_err(|_| "the token has characters no header can carry".to_string())?;
         headers.insert(http::header::AUTHORIZATION, v);
     }
+    for h in extra {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| format!("`--header {h}`: write `Name: value`"))?;
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("`{}` is not a header name", name.trim()))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| format!("the value of `{name}` has characters no header can carry"))?;
+        headers.append(name, value);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,6 +45,13 @@ pub fn explain(
     let (keys, _, _) = KeySync::new(gateway.clone());
     rt.block_on(keys.fetch_all_once());
     let mut out = String::new();
+    if let Some(rules) = gateway.org_source.clone()
+        && let Err(e) = rt.block_on(OrgSourceSync::new(gateway.clone(), rules).read_once())
+    {
+        out.push_str(&format!(
+            "note: the organization policy source could not be read: {e}\n"
+        ));
+    }
     for i in &gateway.issuers {
         if !i.has_fetched() {
             out.push_str(&format!(

@@ -39,6 +39,9 @@ enum Command {
         /// The bearer token (omit to see what happens without one).
         #[arg(long)]
         token: Option<String>,
+        /// Another request header, `Name: value` (e.g. a legacy credential); repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
         method: String,
         path: String,
     },
@@ -108,11 +111,17 @@ fn main() -> ExitCode {
         Command::Explain {
             config,
             token,
+            headers,
             method,
             path,
         } => load(&config).and_then(|(_, gw)| {
-            let (text, allowed) =
-                scopegate::explain::explain(Arc::new(gw), token.as_deref(), &method, &path)?;
+            let (text, allowed) = scopegate::explain::explain(
+                Arc::new(gw),
+                token.as_deref(),
+                &headers,
+                &method,
+                &path,
+            )?;
             print!("{text}");
             if allowed {
                 Ok(())

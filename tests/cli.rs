@@ -213,3 +213,35 @@ fn check_refuses_credentials_that_are_ambiguous_unhashed_or_undated() {
         assert!(err.contains(expected), "{name}: {err}");
     }
 }
+
+#[test]
+fn explain_decides_legacy_credentials_given_as_headers_or_in_the_query() {
+    let config = format!(
+        "{}/config/examples/zoho-migration.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, out, err) = scopegate(&[
+        "explain",
+        "--config",
+        &config,
+        "--header",
+        "Authorization: Zoho-authtoken zoho-mailer-authtoken-33d0",
+        "GET",
+        "/crm/v2/Leads",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("subject: mailer@example.com"), "{out}");
+    assert!(!out.contains("zoho-mailer-authtoken-33d0"), "{out}");
+    let (ok, out, _) = scopegate(&[
+        "explain",
+        "--config",
+        &config,
+        "GET",
+        "/crm/v2/Leads?authtoken=zoho-crm-sync-authtoken-81ab",
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("401") && out.contains("use an OAuth 2.0 access token"),
+        "{out}"
+    );
+}

@@ -34,31 +34,28 @@ impl OrgSourceSync {
                 tokio::time::sleep(self.rules.refresh).await;
             }
             first = false;
-            let result = match self.read().await {
-                Ok((text, origin)) => org_policies(&text, &origin).map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(policies) => {
-                    let mut orgs = self.gateway.inline_organizations.clone();
-                    orgs.extend(policies);
-                    self.gateway.organizations.store(Some(Arc::new(orgs)));
-                    self.gateway
-                        .metrics
-                        .org_source_reloads
-                        .with_label_values(&["ok"])
-                        .inc();
-                }
-                Err(e) => {
-                    tracing::warn!("organization policies not updated (the last ones stay): {e}");
-                    self.gateway
-                        .metrics
-                        .org_source_reloads
-                        .with_label_values(&["error"])
-                        .inc();
-                }
+            if let Err(e) = self.read_once().await {
+                tracing::warn!("organization policies not updated (the last ones stay): {e}");
             }
         }
+    }
+
+    /// Reads the source and puts its policies in force; on error the last ones stay.
+    pub async fn read_once(&self) -> Result<(), String> {
+        let result = match self.read().await {
+            Ok((text, origin)) => org_policies(&text, &origin).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.gateway
+            .metrics
+            .org_source_reloads
+            .with_label_values(&[label])
+            .inc();
+        let mut orgs = self.gateway.inline_organizations.clone();
+        orgs.extend(result?);
+        self.gateway.organizations.store(Some(Arc::new(orgs)));
+        Ok(())
     }
 
     /// The document and its name for errors.
