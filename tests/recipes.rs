@@ -403,6 +403,28 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
     }
     assert!(!metrics.contains("5f2c") && !metrics.contains("guess"));
     assert_eq!(upstream.count(), 4);
+
+    // The same recipe deployed with the reports authtoken's sunset an hour ago.
+    let later = TestGateway::start_file(
+        "config/examples/zoho-migration.yaml",
+        &[
+            ("ZOHO_ISSUER", auth.url.clone()),
+            upstream_env(&upstream),
+            ("REPORTS_NOT_AFTER", rfc3339(in_a_day - 25 * 3600)),
+        ],
+    );
+    let (_, why) = refused(
+        send(
+            &later,
+            "GET",
+            "/crm/v2/Leads?authtoken=zoho-reports-authtoken-5f2c",
+            &[],
+        ),
+        401,
+        "invalid_token",
+    );
+    assert!(why.contains("OAuth"), "{why}");
+    assert_eq!(upstream.count(), 4);
 }
 
 const SESSIONS_REVOKED: &str =
