@@ -32,6 +32,8 @@ pub struct Metrics {
     pub legacy_uses: Vec<IntCounter>,
     /// Reads of the organization policy source, by result.
     pub org_source_reloads: IntCounterVec,
+    /// When the policies in force were read (Unix seconds), for staleness alerts.
+    pub org_source_loaded_at: IntGauge,
 }
 
 /// Token kinds, the index of `cache_hits` and `cache_misses`.
@@ -189,8 +191,13 @@ impl Metrics {
             ),
             &["result"],
         ));
+        let org_source_loaded_at = must(IntGauge::new(
+            "scopegate_organization_source_last_success_timestamp_seconds",
+            "When the organization policies in force were read from their source (Unix time)",
+        ));
         for c in [
             Box::new(legacy.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(org_source_loaded_at.clone()),
             Box::new(org_source_reloads.clone()),
             Box::new(introspections.clone()),
             Box::new(introspection_seconds.clone()),
@@ -233,6 +240,7 @@ impl Metrics {
             set_poll_failures,
             legacy_uses,
             org_source_reloads,
+            org_source_loaded_at,
         }
     }
 

@@ -694,6 +694,7 @@ impl Gateway {
         // read by the sync task, and private organization resources wait for it.
         let organizations = match &org_source {
             None => Some(inline_organizations.clone()),
+            // Read at load: its time is the time of the policies in force.
             Some(OrgSourceRules {
                 location: OrgLocation::File(path),
                 ..
@@ -703,6 +704,9 @@ impl Gateway {
                     .map_err(|e| ConfigError::new(&name, format!("cannot read: {e}")))?;
                 let mut o = inline_organizations.clone();
                 o.extend(org_policies(&text, &name)?);
+                metrics
+                    .org_source_loaded_at
+                    .set(crate::token::unix_now() as i64);
                 Some(o)
             }
             Some(_) => None,

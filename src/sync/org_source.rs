@@ -55,6 +55,10 @@ impl OrgSourceSync {
         let mut orgs = self.gateway.inline_organizations.clone();
         orgs.extend(result?);
         self.gateway.organizations.store(Some(Arc::new(orgs)));
+        self.gateway
+            .metrics
+            .org_source_loaded_at
+            .set(crate::token::unix_now() as i64);
         Ok(())
     }
 
