@@ -443,3 +443,102 @@ fn join(path: &str, query: Option<String>) -> String {
         None => path.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Decisions on static credentials, with no issuer reachable: the decision core alone.
+    use super::*;
+
+    const CONFIG: &str = r#"
+server: { listen: "127.0.0.1:1" }
+admin: { listen: "127.0.0.1:2" }
+issuers:
+  - { id: us1, issuer: "https://us1.example", audiences: [a], discovery: false, jwks_uri: "http://127.0.0.1:3/jwks" }
+forward: { authorization: strip }
+credentials:
+  - { id: site-key, header: X-API-Key, sha256: SITE, subject: s1, issuer: us1, scopes: [read] }
+  - { id: free-key, query: key, sha256: FREE, subject: s2, scopes: [read] }
+upstreams:
+  api: { url: "http://127.0.0.1:4" }
+routes:
+  - { name: any, match: { path: /any }, upstream: api, require: { scopes: read } }
+  - { name: us1-only, match: { path: /us1 }, upstream: api, issuers: [us1], require: {} }
+"#;
+
+    fn gateway() -> Gateway {
+        let yaml = CONFIG
+            .replace("SITE", &credential::sha256_hex("site-secret"))
+            .replace("FREE", &credential::sha256_hex("free-secret"));
+        Gateway::build(&crate::config::parse(&yaml, "t").unwrap(), "t").unwrap()
+    }
+
+    fn decide(gw: &Gateway, uri: &str, headers: &HeaderMap) -> Verdict {
+        let uri: Uri = uri.parse().unwrap();
+        let head = Head {
+            method: &Method::GET,
+            uri: &uri,
+            headers,
+        };
+        gw.decide(&head, token::unix_now()).verdict
+    }
+
+    fn api_key(secret: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", secret.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn a_query_credential_is_removed_from_the_forwarded_query() {
+        let gw = gateway();
+        match decide(&gw, "/any?a=1&key=free-secret&b=2", &HeaderMap::new()) {
+            Verdict::Forward(f) => assert_eq!(f.path_and_query, "/any?a=1&b=2"),
+            Verdict::Refuse(r) => panic!("refused: {:?}", r.outcome()),
+        }
+    }
+
+    #[test]
+    fn a_route_restricted_to_an_issuer_takes_only_credentials_of_that_issuer() {
+        let gw = gateway();
+        assert!(matches!(
+            decide(&gw, "/us1", &api_key("site-secret")),
+            Verdict::Forward(_)
+        ));
+        match decide(&gw, "/us1?key=free-secret", &HeaderMap::new()) {
+            Verdict::Refuse(Refusal::InvalidToken(e)) => {
+                assert_eq!(e, TokenError::IssuerNotAccepted)
+            }
+            _ => panic!("a credential of no issuer passed an issuer-restricted route"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_secret_is_an_invalid_token_and_counts_for_no_credential() {
+        let gw = gateway();
+        match decide(&gw, "/any", &api_key("free-secret")) {
+            Verdict::Refuse(Refusal::InvalidToken(e)) => assert_eq!(e, TokenError::Unknown),
+            _ => panic!("a secret configured for the query was accepted in the header"),
+        }
+        assert!(gw.metrics.legacy_uses.iter().all(|c| c.get() == 0));
+        decide(&gw, "/any", &api_key("site-secret"));
+        assert_eq!(gw.metrics.legacy_uses[0].get(), 1);
+    }
+
+    #[test]
+    fn strip_removes_a_legacy_credential_header_before_forwarding() {
+        let gw = gateway();
+        let Verdict::Forward(f) = decide(&gw, "/any", &api_key("site-secret")) else {
+            panic!("refused");
+        };
+        let (out, _) = gw.forward.rewrite(
+            api_key("site-secret"),
+            None,
+            false,
+            f.principal.as_deref(),
+            None,
+        );
+        assert!(!out.contains_key("x-api-key"));
+        assert_eq!(out["x-auth-subject"], "s1");
+        assert_eq!(out["x-auth-issuer"], "us1");
+    }
+}
