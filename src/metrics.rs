@@ -187,7 +187,7 @@ impl Metrics {
         let org_source_reloads = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_organization_source_reloads_total",
-                "Reads of the organization policy source, by result (ok, error)",
+                "Reads of the organization policy source, by result (ok, unchanged, error)",
             ),
             &["result"],
         ));

@@ -223,3 +223,67 @@ fn until_a_url_source_was_read_private_organization_resources_fail_closed() {
             .contains("scopegate_organization_source_reloads_total{result=\"error\"}")
     );
 }
+
+#[test]
+fn an_unchanged_url_document_is_not_downloaded_again_and_a_new_one_is() {
+    use std::sync::{Arc, Mutex};
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    // (etag, document, full answers, 304 answers)
+    type Source = (String, String, u32, u32);
+    let state: Arc<Mutex<Source>> = Arc::new(Mutex::new((
+        "\"v1\"".into(),
+        r#"{"acme": {"restrict_third_party_apps": true, "approved_clients": ["full"]}}"#.into(),
+        0,
+        0,
+    )));
+    let served = state.clone();
+    let (addr, _runtime) = serve(move |req| {
+        let state = served.clone();
+        async move {
+            let mut s = state.lock().unwrap();
+            let tag = s.0.clone();
+            if req
+                .headers()
+                .get("if-none-match")
+                .is_some_and(|v| v == tag.as_str())
+            {
+                s.3 += 1;
+                let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                *r.status_mut() = http::StatusCode::NOT_MODIFIED;
+                return r;
+            }
+            s.2 += 1;
+            let mut r =
+                http::Response::new(http_body_util::Full::new(bytes::Bytes::from(s.1.clone())));
+            r.headers_mut().insert("etag", tag.parse().unwrap());
+            r
+        }
+    });
+    let yaml = config(SOURCED, &auth, &upstream)
+        .replace("{where}", &format!("url: \"http://{addr}/orgs.json\""));
+    let gw = TestGateway::start(&yaml);
+    let status = |token: &str| get(&format!("{}/orgs/acme/repos", gw.url), Some(token)).status();
+    let reader = auth.user_token("alice", "reader", "repo", API);
+    assert_eq!(status(&reader), 403);
+    eventually("a 304", || state.lock().unwrap().3 >= 2);
+    assert_eq!(
+        state.lock().unwrap().2,
+        1,
+        "the same document was downloaded twice"
+    );
+    assert_eq!(status(&reader), 403);
+
+    *state.lock().unwrap() = (
+        "\"v2\"".into(),
+        r#"{"acme": {"restrict_third_party_apps": true, "approved_clients": ["full", "reader"]}}"#
+            .into(),
+        1,
+        0,
+    );
+    eventually("the new document", || status(&reader) == 200);
+    assert!(
+        gw.metrics()
+            .contains("scopegate_organization_source_reloads_total{result=\"unchanged\"}")
+    );
+}

@@ -10,10 +10,20 @@ use std::time::Duration;
 /// Longest a URL source may take to answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A policy document as read, before parsing.
+struct Document {
+    text: String,
+    /// Names it in errors.
+    origin: String,
+    etag: Option<http::HeaderValue>,
+}
+
 pub struct OrgSourceSync {
     gateway: Arc<Gateway>,
     rules: OrgSourceRules,
     client: reqwest::Client,
+    /// The `ETag` of the URL document in force, sent as `If-None-Match`.
+    etag: std::sync::Mutex<Option<http::HeaderValue>>,
 }
 
 impl OrgSourceSync {
@@ -22,6 +32,7 @@ impl OrgSourceSync {
             gateway,
             rules,
             client: super::http_client(),
+            etag: std::sync::Mutex::default(),
         }
     }
 
@@ -43,27 +54,36 @@ impl OrgSourceSync {
     /// Reads the source and puts its policies in force; on error the last ones stay.
     pub async fn read_once(&self) -> Result<(), String> {
         let result = match self.read().await {
-            Ok((text, origin)) => org_policies(&text, &origin).map_err(|e| e.to_string()),
+            Ok(Some(doc)) => org_policies(&doc.text, &doc.origin)
+                .map(|p| Some((p, doc.etag)))
+                .map_err(|e| e.to_string()),
+            Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
-        let label = if result.is_ok() { "ok" } else { "error" };
-        self.gateway
-            .metrics
-            .org_source_reloads
-            .with_label_values(&[label])
-            .inc();
-        let mut orgs = self.gateway.inline_organizations.clone();
-        orgs.extend(result?);
-        self.gateway.organizations.store(Some(Arc::new(orgs)));
-        self.gateway
-            .metrics
+        let label = match &result {
+            Ok(Some(_)) => "ok",
+            Ok(None) => "unchanged",
+            Err(_) => "error",
+        };
+        let metrics = &self.gateway.metrics;
+        metrics.org_source_reloads.with_label_values(&[label]).inc();
+        if let Some((policies, etag)) = result? {
+            let mut orgs = self.gateway.inline_organizations.clone();
+            orgs.extend(policies);
+            self.gateway.organizations.store(Some(Arc::new(orgs)));
+            // Only the tag of a document in force: a bad one is fetched again in full.
+            *self.etag.lock().unwrap_or_else(|p| p.into_inner()) = etag;
+        }
+        // Unchanged is as fresh as re-read.
+        metrics
             .org_source_loaded_at
             .set(crate::token::unix_now() as i64);
         Ok(())
     }
 
-    /// The document and its name for errors.
-    async fn read(&self) -> Result<(String, String), String> {
+    /// The document and its name for errors; `None` when a URL answered 304 Not Modified to
+    /// the `ETag` of the document in force.
+    async fn read(&self) -> Result<Option<Document>, String> {
         match &self.rules.location {
             OrgLocation::File(path) => {
                 let name = path.display().to_string();
@@ -72,7 +92,13 @@ impl OrgSourceSync {
                 tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
                     .await
                     .map_err(|e| e.to_string())?
-                    .map(|t| (t, name.clone()))
+                    .map(|text| {
+                        Some(Document {
+                            text,
+                            origin: name.clone(),
+                            etag: None,
+                        })
+                    })
                     .map_err(|e| format!("{name}: cannot read: {e}"))
             }
             OrgLocation::Url(url) => {
@@ -80,16 +106,28 @@ impl OrgSourceSync {
                 if let Some(t) = &self.rules.access_token {
                     req = req.bearer_auth(t);
                 }
+                let known = self.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(tag) = known {
+                    req = req.header(http::header::IF_NONE_MATCH, tag);
+                }
                 let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+                if resp.status() == http::StatusCode::NOT_MODIFIED {
+                    return Ok(None);
+                }
                 if !resp.status().is_success() {
                     return Err(format!("{url}: HTTP {}", resp.status()));
                 }
+                let etag = resp.headers().get(http::header::ETAG).cloned();
                 let body = super::read_body(resp)
                     .await
                     .map_err(|e| format!("{url}: {e}"))?;
                 let text = String::from_utf8(body.to_vec())
                     .map_err(|_| format!("{url}: the document is not UTF-8"))?;
-                Ok((text, url.clone()))
+                Ok(Some(Document {
+                    text,
+                    origin: url.clone(),
+                    etag,
+                }))
             }
         }
     }
