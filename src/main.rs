@@ -77,6 +77,32 @@ fn hash_credential() -> Result<(), String> {
     Ok(())
 }
 
+/// Serves until SIGINT/SIGTERM; SIGHUP reads the configuration again and puts it in force
+/// once ready, or keeps the current one (and says why) when the new one is bad.
+fn run(config: &Path) -> Result<(), String> {
+    use scopegate::metrics::CONFIG_RELOADS;
+    use scopegate::server::{self, Signal};
+    // Installed first: a SIGHUP during the start must not end the process.
+    let mut signals = server::Signals::install()?;
+    let (_, gw) = load(config)?;
+    let mut running = server::start(Arc::new(gw), Default::default())?;
+    tracing::info!("scopegate serving with {}", config.display());
+    while signals.wait() == Signal::Reload {
+        match load(config).and_then(|(_, gw)| running.reload(gw)) {
+            Ok(()) => {
+                CONFIG_RELOADS.with_label_values(&["ok"]).inc();
+                tracing::info!("configuration reloaded from {}", config.display());
+            }
+            Err(e) => {
+                CONFIG_RELOADS.with_label_values(&["error"]).inc();
+                tracing::error!("configuration not reloaded, the previous one keeps serving: {e}");
+            }
+        }
+    }
+    running.stop();
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -86,13 +112,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Run { config } => load(&config).and_then(|(_, gw)| {
-            let mut running = scopegate::server::start(Arc::new(gw), Default::default())?;
-            tracing::info!("scopegate serving with {}", config.display());
-            scopegate::server::wait_for_signal();
-            running.stop();
-            Ok(())
-        }),
+        Command::Run { config } => run(&config),
         Command::Dev => scopegate::dev::run(),
         Command::HashCredential => hash_credential(),
         Command::Check { config } => load(&config).map(|(file, _)| {

@@ -36,6 +36,18 @@ pub struct Metrics {
     pub org_source_loaded_at: IntGauge,
 }
 
+/// Configuration reloads by result: process-wide, so the count survives the reloads it
+/// counts (every other metric belongs to one loaded configuration and restarts with it).
+pub static CONFIG_RELOADS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    must(IntCounterVec::new(
+        Opts::new(
+            "scopegate_config_reloads_total",
+            "Configuration reloads (SIGHUP) by result: ok, error (the previous one kept serving)",
+        ),
+        &["result"],
+    ))
+});
+
 /// Token kinds, the index of `cache_hits` and `cache_misses`.
 pub const KINDS: [&str; 2] = ["jwt", "opaque"];
 
@@ -196,7 +208,8 @@ impl Metrics {
             "When the organization policies in force were read from their source (Unix time)",
         ));
         for c in [
-            Box::new(legacy.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(CONFIG_RELOADS.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(legacy.clone()),
             Box::new(org_source_loaded_at.clone()),
             Box::new(org_source_reloads.clone()),
             Box::new(introspections.clone()),

@@ -1,19 +1,31 @@
-//! Starting and stopping a gateway: the proxy engine on its own thread, and a sidecar runtime
-//! for everything else (admin listener, key sync, dev services).
+//! Starting, reloading and stopping a gateway: the proxy engine on its own thread, and a
+//! sidecar runtime for everything else (admin listener, sync tasks, dev services).
+//!
+//! A loaded configuration and what serves it form a [`Generation`]. A reload builds the next
+//! one beside the current one, starts its sync tasks, waits until it is ready (keys fetched,
+//! organization policies read) and only then swaps it in; requests in flight finish with the
+//! generation they started with. A generation that does not get ready is dropped and the
+//! current one keeps serving.
 
 use crate::admin::{self, Extension};
 use crate::gateway::Gateway;
-use crate::sync::{KeySync, OrgSourceSync, Poller, SetReceiver};
+use crate::sync::{Introspector, KeySync, Network, OrgSourceSync, Poller, SetReceiver};
+use arc_swap::ArcSwap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 /// A task to run on the sidecar runtime beside the admin listener (e.g. the dev echo upstream).
 pub type SideTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long a reloaded configuration may take to get ready before it is given up.
+const RELOAD_READY_WITHIN: Duration = Duration::from_secs(15);
 
 #[derive(Default)]
 pub struct Extras {
@@ -21,8 +33,64 @@ pub struct Extras {
     pub tasks: Vec<SideTask>,
 }
 
-pub struct Running {
+/// One loaded configuration and the parts that serve it.
+pub struct Generation {
     pub gateway: Arc<Gateway>,
+    /// The network half of decisions (key refresh, introspection), for the proxy.
+    pub network: Network,
+    /// The RFC 8935 receiver of `POST /events`, when push is configured.
+    pub sets: Option<Arc<SetReceiver>>,
+    /// Its sync tasks on the sidecar runtime, stopped when it is replaced.
+    tasks: Vec<AbortHandle>,
+}
+
+impl Generation {
+    /// Starts the sync tasks of `gateway` on `sidecar`.
+    fn start(gateway: Arc<Gateway>, sidecar: &Handle) -> Generation {
+        let (keys_sync, keys, refresh_rx) = KeySync::new(gateway.clone());
+        let sets = gateway
+            .push
+            .as_ref()
+            .map(|rules| Arc::new(SetReceiver::new(gateway.clone(), rules.clone(), "push")));
+        let mut tasks = vec![sidecar.spawn(keys_sync.run(refresh_rx)).abort_handle()];
+        if let Some(sets) = sets.clone() {
+            let fetch = async move {
+                if let Err(e) = sets.fetch_keys().await {
+                    tracing::warn!("SET transmitter keys: {e}");
+                }
+            };
+            tasks.push(sidecar.spawn(fetch).abort_handle());
+        }
+        if let Some(rules) = gateway.poll.clone() {
+            let poller = Poller::new(gateway.clone(), rules).run();
+            tasks.push(sidecar.spawn(poller).abort_handle());
+        }
+        if let Some(rules) = gateway.org_source.clone() {
+            let source = OrgSourceSync::new(gateway.clone(), rules).run();
+            tasks.push(sidecar.spawn(source).abort_handle());
+        }
+        Generation {
+            network: Network {
+                keys,
+                introspector: Introspector::new(gateway.clone()),
+            },
+            gateway,
+            sets,
+            tasks,
+        }
+    }
+
+    fn stop_tasks(&self) {
+        self.tasks.iter().for_each(AbortHandle::abort);
+    }
+}
+
+/// The generation in force, read by the proxy and the admin listener on every request.
+pub type Current = Arc<ArcSwap<Generation>>;
+
+pub struct Running {
+    current: Current,
+    sidecar_handle: Handle,
     stop_proxy: Option<oneshot::Sender<()>>,
     stop_sidecar: Option<oneshot::Sender<()>>,
     proxy: Option<JoinHandle<()>>,
@@ -40,74 +108,59 @@ fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
+fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("{what} {addr}: {e}"))?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(listener)
+}
+
 /// Starts everything; returns once the proxy and admin listeners accept connections.
 pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
-    let admin_listener = std::net::TcpListener::bind(gateway.admin_listen)
-        .map_err(|e| format!("admin.listen {}: {e}", gateway.admin_listen))?;
-    admin_listener
-        .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let proxy_listener = std::net::TcpListener::bind(gateway.listen)
-        .map_err(|e| format!("server.listen {}: {e}", gateway.listen))?;
-    proxy_listener
-        .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
+    let admin_listener = bind(gateway.admin_listen, "admin.listen")?;
+    let proxy_listener = bind(gateway.listen, "server.listen")?;
 
-    let (keys_sync, refresh, refresh_rx) = KeySync::new(gateway.clone());
-    let sets = gateway
-        .push
-        .as_ref()
-        .map(|rules| Arc::new(SetReceiver::new(gateway.clone(), rules.clone(), "push")));
+    let sidecar_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("sidecar runtime: {e}"))?;
+    let sidecar_handle = sidecar_rt.handle().clone();
+    let current: Current = Arc::new(ArcSwap::from_pointee(Generation::start(
+        gateway.clone(),
+        &sidecar_handle,
+    )));
     let (stop_sidecar, sidecar_stopped) = oneshot::channel::<()>();
-    let gw = gateway.clone();
+    let admin_current = current.clone();
     let sidecar = std::thread::Builder::new()
         .name("scopegate-sidecar".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("sidecar runtime");
-            rt.block_on(async move {
+            sidecar_rt.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::from_std(admin_listener).expect("admin listener");
-                if let Some(sets) = sets.clone() {
-                    tokio::spawn(async move {
-                        if let Err(e) = sets.fetch_keys().await {
-                            tracing::warn!("SET transmitter keys: {e}");
-                        }
-                    });
-                }
-                if let Some(rules) = gw.poll.clone() {
-                    tokio::spawn(Poller::new(gw.clone(), rules).run());
-                }
-                if let Some(rules) = gw.org_source.clone() {
-                    tokio::spawn(OrgSourceSync::new(gw.clone(), rules).run());
-                }
-                tokio::spawn(admin::serve(listener, gw, extras.admin, sets));
-                tokio::spawn(keys_sync.run(refresh_rx));
+                tokio::spawn(admin::serve(listener, admin_current, extras.admin));
                 for t in extras.tasks {
                     tokio::spawn(t);
                 }
                 let _ = sidecar_stopped.await;
             });
-            rt.shutdown_timeout(Duration::from_secs(1));
+            sidecar_rt.shutdown_timeout(Duration::from_secs(1));
         })
         .map_err(|e| e.to_string())?;
 
     let (stop_proxy, proxy_stopped) = oneshot::channel();
-    let gw = gateway.clone();
+    let proxy_current = current.clone();
     let proxy = std::thread::Builder::new()
         .name("scopegate-proxy".into())
         .spawn(move || {
-            if let Err(e) = crate::proxy::run(gw, refresh, proxy_listener, proxy_stopped) {
+            if let Err(e) = crate::proxy::run(proxy_current, proxy_listener, proxy_stopped) {
                 tracing::error!("proxy: {e}");
             }
         })
         .map_err(|e| e.to_string())?;
 
     let mut running = Running {
-        gateway: gateway.clone(),
+        current,
+        sidecar_handle,
         stop_proxy: Some(stop_proxy),
         stop_sidecar: Some(stop_sidecar),
         proxy: Some(proxy),
@@ -124,6 +177,42 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
 }
 
 impl Running {
+    /// The gateway in force.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.current.load().gateway.clone()
+    }
+
+    /// Puts `next` in force once it is ready; on error the current configuration keeps
+    /// serving. Listeners, TLS and threads are bound at start: changing them needs a restart.
+    pub fn reload(&self, next: Gateway) -> Result<(), String> {
+        let now = self.gateway();
+        let fixed = [
+            ("server.listen", now.listen != next.listen),
+            ("admin.listen", now.admin_listen != next.admin_listen),
+            ("server.tls", now.tls != next.tls),
+            ("server.threads", now.threads != next.threads),
+        ];
+        if let Some((what, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Err(format!("{what} changed: that needs a restart"));
+        }
+        next.inherit(&now);
+        let next = Generation::start(Arc::new(next), &self.sidecar_handle);
+        let start = Instant::now();
+        while let Err(waiting) = next.gateway.readiness() {
+            if start.elapsed() > RELOAD_READY_WITHIN {
+                next.stop_tasks();
+                return Err(format!(
+                    "not ready within {} s: {waiting}",
+                    RELOAD_READY_WITHIN.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let old = self.current.swap(Arc::new(next));
+        old.stop_tasks();
+        Ok(())
+    }
+
     /// Stops both threads and waits for them.
     pub fn stop(&mut self) {
         if let Some(s) = self.stop_proxy.take() {
@@ -147,18 +236,49 @@ impl Drop for Running {
     }
 }
 
-/// Blocks until SIGINT or SIGTERM.
-pub fn wait_for_signal() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("signal runtime");
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    });
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP: read the configuration again.
+    Reload,
+}
+
+/// The process's signal handlers, installed once so that no signal falls between two waits.
+pub struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let _guard = rt.enter();
+        let handler = |k| signal(k).map_err(|e| format!("signal handler: {e}"));
+        Ok(Signals {
+            term: handler(SignalKind::terminate())?,
+            hup: handler(SignalKind::hangup())?,
+            int: handler(SignalKind::interrupt())?,
+            rt,
+        })
+    }
+
+    /// Blocks until SIGINT, SIGTERM or SIGHUP.
+    pub fn wait(&mut self) -> Signal {
+        let Signals { rt, term, hup, int } = self;
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            }
+        })
+    }
 }

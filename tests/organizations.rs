@@ -118,17 +118,6 @@ routes:
     require: { scopes: repo, org: { param: org, visibility: public } }
 "#;
 
-/// Polls until `f` holds (the source is re-read every second).
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..100 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
 #[test]
 fn an_approval_written_to_the_policy_file_reaches_the_gateway_without_a_restart() {
     let auth = AuthServer::start();

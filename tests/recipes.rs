@@ -524,13 +524,7 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
                 "events": {SESSIONS_REVOKED: {"subject": {"format": "client_id", "iss": us1.url,
                 "client_id": "dd-integration"}}}}),
     );
-    let pushed = reqwest::blocking::Client::new()
-        .post(format!("{}/events", gw.admin))
-        .header("content-type", "application/secevent+jwt")
-        .body(set)
-        .send()
-        .unwrap();
-    assert_eq!(pushed.status(), 202);
+    assert_eq!(gw.push_set(&set).0, 202);
     let (_, why) = refused(
         with_bearer(&gw, "GET", "/api/v1/query", &us1_token),
         401,

@@ -10,57 +10,10 @@ use serde_json::{Value, json};
 use std::time::Instant;
 use support::*;
 
-const TRANSMITTER: &str = "https://transmitter.scopegate.test";
-const GATEWAY_AUD: &str = "https://gateway.scopegate.test";
-
-const CONFIG: &str = r#"
-server:
-  listen: "{listen}"
-admin:
-  listen: "{admin}"
-issuers:
-  - id: corp
-    issuer: "{issuer}"
-    audiences: ["https://api.scopegate.test", "https://opaque.scopegate.test"]
-    algorithms: [RS256]
-    introspection: { client_id: gateway, client_secret: gateway-secret }
-tokens:
-  revocation:
-    push:
-      transmitter: "https://transmitter.scopegate.test"
-      jwks_uri: "{jwks}"
-      audience: "https://gateway.scopegate.test"
-upstreams:
-  api: { url: "{upstream}" }
-routes:
-  - name: repos
-    match: { path: "/orgs/{org}/repos" }
-    upstream: api
-    require: { scopes: { any: [repo, chat.bot] } }
-"#;
-
-struct World {
-    auth: AuthServer,
-    _upstream: Upstream,
-    _jwks: JsonServer,
-    tx: DevIssuer,
-    gw: TestGateway,
-}
+type World = PushWorld;
 
 fn world() -> World {
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
-    let tx = DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let jwks = JsonServer::start(tx.jwks());
-    let yaml = config(CONFIG, &auth, &upstream).replace("{jwks}", &jwks.url);
-    let gw = TestGateway::start(&yaml);
-    World {
-        auth,
-        _upstream: upstream,
-        _jwks: jwks,
-        tx,
-        gw,
-    }
+    PushWorld::start()
 }
 
 fn claims(jwt: &str) -> Value {
@@ -74,17 +27,6 @@ fn set(tx: &DevIssuer, jti: &str, aud: &str, events: Value) -> String {
         "secevent+jwt",
         &json!({"iss": TRANSMITTER, "aud": aud, "iat": now, "jti": jti, "events": events}),
     )
-}
-
-fn push(w: &World, set: &str) -> (u16, Value) {
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/events", w.gw.admin))
-        .header("content-type", "application/secevent+jwt")
-        .body(set.to_string())
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
 }
 
 fn status(w: &World, token: &str) -> u16 {
@@ -105,7 +47,7 @@ fn a_jwt_is_refused_at_once_after_a_set_naming_its_jti() {
     let jti = claims(&token)["jti"].as_str().unwrap().to_string();
     let event =
         json!({TOKEN_REVOKED: {"subject": {"format": "jwt_id", "iss": w.auth.url, "jti": jti}}});
-    let (code, body) = push(&w, &set(&w.tx, "set-1", GATEWAY_AUD, event));
+    let (code, body) = w.gw.push_set(&set(&w.tx, "set-1", GATEWAY_AUD, event));
     assert_eq!(code, 202, "{body}");
     let accepted = Instant::now();
     let r = get(&format!("{}/orgs/acme/repos", w.gw.url), Some(&token));
@@ -126,7 +68,10 @@ fn a_users_jwts_are_refused_after_sessions_revoked_for_the_subject() {
     let bob = w.auth.user_token("bob", "full", "repo", API);
     assert_eq!(status(&w, &alice), 200);
     let event = json!({SESSIONS_REVOKED: {"subject": {"format": "iss_sub", "iss": w.auth.url, "sub": "alice"}}});
-    assert_eq!(push(&w, &set(&w.tx, "set-2", GATEWAY_AUD, event)).0, 202);
+    assert_eq!(
+        w.gw.push_set(&set(&w.tx, "set-2", GATEWAY_AUD, event)).0,
+        202
+    );
     assert_eq!(status(&w, &alice), 401);
     assert_eq!(status(&w, &bob), 200);
 }
@@ -147,7 +92,10 @@ fn an_opaque_token_revoked_at_the_server_is_refused_at_once_after_token_revoked(
     assert_eq!(status(&w, &token), 200, "served from the cache until told");
     let digest = aws_lc_rs_digest(&token);
     let event = json!({TOKEN_REVOKED: {"subject": {"format": "opaque", "id": digest}}});
-    assert_eq!(push(&w, &set(&w.tx, "set-3", GATEWAY_AUD, event)).0, 202);
+    assert_eq!(
+        w.gw.push_set(&set(&w.tx, "set-3", GATEWAY_AUD, event)).0,
+        202
+    );
     assert_eq!(status(&w, &token), 401);
     assert!(
         w.gw.metrics()
@@ -162,7 +110,10 @@ fn every_token_of_an_uninstalled_client_is_refused() {
     let full = w.auth.client_token("full", "repo", API);
     assert_eq!(status(&w, &bot), 200);
     let event = json!({SESSIONS_REVOKED: {"subject": {"format": "client_id", "iss": w.auth.url, "client_id": "bot"}}});
-    assert_eq!(push(&w, &set(&w.tx, "set-4", GATEWAY_AUD, event)).0, 202);
+    assert_eq!(
+        w.gw.push_set(&set(&w.tx, "set-4", GATEWAY_AUD, event)).0,
+        202
+    );
     assert_eq!(status(&w, &bot), 401);
     assert_eq!(status(&w, &full), 200);
 }
@@ -177,17 +128,20 @@ fn bad_sets_are_refused_with_rfc8935_errors_and_revoke_nothing() {
         json!({TOKEN_REVOKED: {"subject": {"format": "jwt_id", "iss": w.auth.url, "jti": jti}}});
 
     let stranger = DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let (code, body) = push(&w, &set(&stranger, "bad-1", GATEWAY_AUD, event.clone()));
+    let (code, body) =
+        w.gw.push_set(&set(&stranger, "bad-1", GATEWAY_AUD, event.clone()));
     assert_eq!(
         (code, body["err"].as_str()),
         (400, Some("invalid_key")),
         "{body}"
     );
 
-    let (code, body) = push(
-        &w,
-        &set(&w.tx, "bad-2", "https://someone-else.test", event.clone()),
-    );
+    let (code, body) = w.gw.push_set(&set(
+        &w.tx,
+        "bad-2",
+        "https://someone-else.test",
+        event.clone(),
+    ));
     assert_eq!(
         (code, body["err"].as_str()),
         (400, Some("invalid_audience")),
@@ -195,7 +149,7 @@ fn bad_sets_are_refused_with_rfc8935_errors_and_revoke_nothing() {
     );
 
     let unknown = json!({"https://example.com/event-type/made-up": {"subject": {"format": "jwt_id", "iss": w.auth.url, "jti": jti}}});
-    let (code, body) = push(&w, &set(&w.tx, "bad-3", GATEWAY_AUD, unknown));
+    let (code, body) = w.gw.push_set(&set(&w.tx, "bad-3", GATEWAY_AUD, unknown));
     assert_eq!(
         (code, body["err"].as_str()),
         (400, Some("invalid_request")),
@@ -210,8 +164,8 @@ fn bad_sets_are_refused_with_rfc8935_errors_and_revoke_nothing() {
 
     // A valid SET about another token, then the same `jti` again with this token.
     let other = json!({TOKEN_REVOKED: {"subject": {"format": "jwt_id", "iss": w.auth.url, "jti": "other"}}});
-    assert_eq!(push(&w, &set(&w.tx, "dup", GATEWAY_AUD, other)).0, 202);
-    let (code, body) = push(&w, &set(&w.tx, "dup", GATEWAY_AUD, event));
+    assert_eq!(w.gw.push_set(&set(&w.tx, "dup", GATEWAY_AUD, other)).0, 202);
+    let (code, body) = w.gw.push_set(&set(&w.tx, "dup", GATEWAY_AUD, event));
     assert_eq!(
         (code, body["err"].as_str()),
         (400, Some("invalid_request")),
@@ -280,7 +234,7 @@ fn without_push_a_revocation_arrives_within_one_poll_interval_and_is_acknowledge
     let tx = DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
     let jwks = JsonServer::start(tx.jwks());
     let poll = PollServer::start();
-    let yaml = config(CONFIG, &auth, &upstream).replace(
+    let yaml = config(PUSH_CONFIG, &auth, &upstream).replace(
         "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
         &format!(
             "    poll:\n      endpoint: \"{}\"\n      interval: 500ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{}\"\n",

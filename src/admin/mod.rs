@@ -2,6 +2,7 @@
 //! (the development issuer of `scopegate dev`). Served by hyper, apart from the proxy engine.
 
 use crate::gateway::Gateway;
+use crate::server::Current;
 use crate::sync::SetReceiver;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -52,27 +53,10 @@ fn route(
             )
         }
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => {
-            let waiting: Vec<&str> = gw
-                .issuers
-                .iter()
-                .filter(|i| !i.has_fetched())
-                .map(|i| i.id.as_str())
-                .collect();
-            if !waiting.is_empty() {
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    serde_json::json!({"status": "waiting for issuer keys", "issuers": waiting}),
-                )
-            } else if gw.organizations.load().is_none() {
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    serde_json::json!({"status": "waiting for organization policies"}),
-                )
-            } else {
-                json(StatusCode::OK, serde_json::json!({"status": "ready"}))
-            }
-        }
+        (&Method::GET, "/readyz") => match gw.readiness() {
+            Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
+            Err(waiting) => json(StatusCode::SERVICE_UNAVAILABLE, waiting),
+        },
         _ => ext
             .and_then(|e| e.handle(method, path, body))
             .unwrap_or_else(|| {
@@ -106,25 +90,20 @@ async fn events(
 }
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    gw: Arc<Gateway>,
-    ext: Option<Arc<dyn Extension>>,
-    sets: Option<Arc<SetReceiver>>,
-) {
+pub async fn serve(listener: TcpListener, current: Current, ext: Option<Arc<dyn Extension>>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let gw = gw.clone();
+        let current = current.clone();
         let ext = ext.clone();
-        let sets = sets.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let gw = gw.clone();
+                // The configuration in force when the request arrived.
+                let generation = current.load_full();
                 let ext = ext.clone();
-                let sets = sets.clone();
                 async move {
+                    let gw = &generation.gateway;
                     let (parts, body) = req.into_parts();
                     let body = match Limited::new(body, MAX_BODY).collect().await {
                         Ok(b) => b.to_bytes(),
@@ -140,10 +119,10 @@ pub async fn serve(
                             .headers
                             .get(http::header::CONTENT_TYPE)
                             .and_then(|v| v.to_str().ok());
-                        return Ok(events(sets.as_deref(), ct, &body).await);
+                        return Ok(events(generation.sets.as_deref(), ct, &body).await);
                     }
                     Ok(route(
-                        &gw,
+                        gw,
                         ext.as_deref(),
                         &parts.method,
                         parts.uri.path(),

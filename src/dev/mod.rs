@@ -164,6 +164,7 @@ pub fn run() -> Result<(), String> {
         let listener = tokio::net::TcpListener::from_std(echo).expect("echo listener");
         echo::serve(listener).await
     });
+    let mut signals = server::Signals::install()?;
     let mut running = server::start(
         gateway.clone(),
         Extras {
@@ -203,7 +204,8 @@ pub fn run() -> Result<(), String> {
         );
     }
     println!();
-    server::wait_for_signal();
+    // The embedded configuration cannot change: SIGHUP has nothing to reload.
+    while signals.wait() == server::Signal::Reload {}
     running.stop();
     Ok(())
 }

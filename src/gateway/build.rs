@@ -105,10 +105,7 @@ fn upstream(origin: &str, name: &str, url: &str) -> Result<Upstream, ConfigError
         name: name.to_string(),
         addr,
         tls,
-        authority: uri
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| host.clone()),
+        authority: uri.authority().cloned().ok_or_else(|| err("no host"))?,
         host,
     })
 }

@@ -70,8 +70,8 @@ pub struct Upstream {
     pub tls: bool,
     /// Host name for TLS (SNI and certificate check).
     pub host: String,
-    /// `host:port` as written in the URL.
-    pub authority: String,
+    /// `host:port` as written in the URL, put in front of the forwarded path.
+    pub authority: http::uri::Authority,
 }
 
 pub struct Gateway {
@@ -295,6 +295,37 @@ impl Gateway {
             }),
             pending: None,
         }
+    }
+
+    /// Takes over what `old` learnt while it served, so that a reloaded configuration does
+    /// not forget a revocation or fetch again keys it already had.
+    pub fn inherit(&self, old: &Gateway) {
+        self.revocations.inherit(&old.revocations);
+        for i in &self.issuers {
+            if let Some(o) = old.issuers.iter().find(|o| o.id == i.id) {
+                i.inherit_keys(o);
+            }
+        }
+    }
+
+    /// Ready to decide: every issuer's keys fetched and the organization policies read.
+    /// `Err` says what is still missing.
+    pub fn readiness(&self) -> Result<(), serde_json::Value> {
+        let waiting: Vec<&str> = self
+            .issuers
+            .iter()
+            .filter(|i| !i.has_fetched())
+            .map(|i| i.id.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            return Err(
+                serde_json::json!({"status": "waiting for issuer keys", "issuers": waiting}),
+            );
+        }
+        if self.organizations.load().is_none() {
+            return Err(serde_json::json!({"status": "waiting for organization policies"}));
+        }
+        Ok(())
     }
 
     /// Decides, doing first what the decision waits for: refreshing an issuer's keys for an

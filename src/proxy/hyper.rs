@@ -3,11 +3,11 @@
 //! stream through; the gateway only ever looks at the request head.
 
 use crate::answer::{Outcome, Refusal};
-use crate::gateway::{Gateway, Head, Verdict};
-use crate::sync::{Introspector, Network, RefreshHandle};
+use crate::gateway::{Head, Verdict};
+use crate::server::Current;
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -26,11 +26,10 @@ type Body = Either<Incoming, Full<Bytes>>;
 type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
 
 struct Engine {
-    gateway: Arc<Gateway>,
-    network: Network,
+    /// The configuration in force (replaced by a reload).
+    current: Current,
+    /// Upstream connections, pooled across reloads.
     client: Upstreams,
-    /// Scheme and authority per upstream, put in front of the forwarded path.
-    origins: Vec<(Scheme, Authority)>,
     tls: bool,
 }
 
@@ -55,14 +54,16 @@ fn answer(refusal: &Refusal) -> Response<Body> {
 impl Engine {
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
-        let gw = &self.gateway;
+        // Held to the end of the request: a reload meanwhile does not change its rules.
+        let generation = self.current.load_full();
+        let gw = &generation.gateway;
         let decided = {
             let head = Head {
                 method: req.method(),
                 uri: req.uri(),
                 headers: req.headers(),
             };
-            gw.decide_with(&head, &self.network).await
+            gw.decide_with(&head, &generation.network).await
         };
         gw.metrics
             .decision_seconds
@@ -94,10 +95,14 @@ impl Engine {
             forward.org.as_ref(),
         );
         parts.version = http::Version::HTTP_11;
-        let (scheme, authority) = &self.origins[forward.upstream];
+        let upstream = &gw.upstreams[forward.upstream];
         let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(scheme.clone());
-        uri.authority = Some(authority.clone());
+        uri.scheme = Some(if upstream.tls {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        });
+        uri.authority = Some(upstream.authority.clone());
         uri.path_and_query = PathAndQuery::try_from(forward.path_and_query).ok();
         parts.uri = match Uri::from_parts(uri) {
             Ok(u) => u,
@@ -215,50 +220,38 @@ async fn serve(
 }
 
 /// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.
+/// Threads and TLS are those of the configuration at start (a reload cannot change them).
 pub fn run(
-    gateway: Arc<Gateway>,
-    keys: RefreshHandle,
+    current: Current,
     listener: std::net::TcpListener,
     stop: oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    let tls = match &gateway.tls {
-        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+    let (threads, tls) = {
+        let gw = &current.load().gateway;
+        (gw.threads, gw.tls.clone())
+    };
+    let tls = match tls {
+        Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
         None => None,
     };
     // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
-    let runtime = if gateway.threads <= 1 {
+    let runtime = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(gateway.threads)
+            .worker_threads(threads)
             .enable_all()
             .build()
     }
     .map_err(|e| e.to_string())?;
-    let origins = gateway
-        .upstreams
-        .iter()
-        .map(|u| {
-            let scheme = if u.tls { Scheme::HTTPS } else { Scheme::HTTP };
-            Authority::try_from(u.authority.as_str())
-                .map(|a| (scheme, a))
-                .map_err(|_| format!("upstream {}: bad authority", u.name))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let engine = Arc::new(Engine {
             client: upstream_client(),
-            origins,
             tls: tls.is_some(),
-            network: Network {
-                keys,
-                // Created here so that its connections live on this runtime.
-                introspector: Introspector::new(gateway.clone()),
-            },
-            gateway,
+            current,
         });
         serve(engine, listener, tls, stop).await;
         Ok(())

@@ -94,9 +94,11 @@ impl KeySync {
     /// Runs forever: the first fetch and periodic refresh of every issuer, and on-demand
     /// refreshes asked through the [`RefreshHandle`].
     pub async fn run(self: Arc<Self>, mut requests: mpsc::UnboundedReceiver<Request>) {
+        // Owned by this task: stopping it (a reloaded configuration) stops the refreshes.
+        let mut periodic = tokio::task::JoinSet::new();
         for i in 0..self.gateway.issuers.len() {
             let me = self.clone();
-            tokio::spawn(async move { me.periodic(i).await });
+            periodic.spawn(async move { me.periodic(i).await });
         }
         while let Some((issuer, done)) = requests.recv().await {
             let me = self.clone();

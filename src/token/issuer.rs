@@ -132,6 +132,20 @@ impl Issuer {
         self.fetched.store(true, Ordering::Release);
     }
 
+    /// Takes the keys `old` fetched when it is the same issuer at the same place, so that a
+    /// reload does not wait for, or lose, keys already known.
+    pub fn inherit_keys(&self, old: &Issuer) {
+        let same =
+            old.iss == self.iss && old.jwks_uri == self.jwks_uri && old.discovery == self.discovery;
+        if same && old.has_fetched() {
+            self.keys.store(old.keys.load_full());
+            self.fetched.store(true, Ordering::Release);
+            if let Some(e) = old.discovered_introspection.get() {
+                self.set_discovered_introspection(e.clone());
+            }
+        }
+    }
+
     /// Whether keys were ever fetched (for `/readyz` and the 503 of a never-reached issuer).
     pub fn has_fetched(&self) -> bool {
         self.fetched.load(Ordering::Acquire)

@@ -81,6 +81,13 @@ impl Revocations {
         false
     }
 
+    /// Takes every revocation of `old` (a configuration reload must not forget one).
+    pub fn inherit(&self, old: &Revocations) {
+        self.set.store(old.set.load_full());
+        self.any
+            .store(old.any.load(Ordering::Acquire), Ordering::Release);
+    }
+
     /// Records revocations; entries live until `until` (tokens, jtis) or `retention` seconds
     /// after `now` (subjects, clients). Expired entries are dropped on the way.
     pub fn add(&self, revoked: &[Revoked], now: u64, token_until: u64, retention: u64) {

@@ -393,6 +393,36 @@ impl TestGateway {
         panic!("gateway not ready");
     }
 
+    /// Rewrites the configuration file of a gateway started from YAML.
+    pub fn rewrite_config(&self, yaml: &str) {
+        let path = &self._config.as_ref().expect("started from YAML").0;
+        // Written beside and renamed: the gateway never reads a half-written file.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, yaml).unwrap();
+        std::fs::rename(&partial, path).unwrap();
+    }
+
+    /// Pushes a Security Event Token to `/events` (RFC 8935): the status and the JSON body.
+    pub fn push_set(&self, set: &str) -> (u16, Value) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/events", self.admin))
+            .header("content-type", "application/secevent+jwt")
+            .body(set.to_string())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// Sends SIGHUP: read the configuration again.
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn metrics(&self) -> String {
         reqwest::blocking::get(format!("{}/metrics", self.admin))
             .unwrap()
@@ -437,4 +467,77 @@ pub fn header(r: &reqwest::blocking::Response, name: &str) -> String {
         .get(name)
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
+}
+
+/// Polls `f` every 50 ms until it holds; fails the test after 10 s.
+pub fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+/// The `iss` of the Security Event Tokens the tests push, and their `aud`.
+pub const TRANSMITTER: &str = "https://transmitter.scopegate.test";
+pub const GATEWAY_AUD: &str = "https://gateway.scopegate.test";
+
+/// A protected route behind the real issuer (JWTs, and opaque tokens by introspection),
+/// with pushed SETs accepted from the test's transmitter (`{jwks}`: its keys).
+pub const PUSH_CONFIG: &str = r#"
+server:
+  listen: "{listen}"
+admin:
+  listen: "{admin}"
+issuers:
+  - id: corp
+    issuer: "{issuer}"
+    audiences: ["https://api.scopegate.test", "https://opaque.scopegate.test"]
+    algorithms: [RS256]
+    introspection: { client_id: gateway, client_secret: gateway-secret }
+tokens:
+  revocation:
+    push:
+      transmitter: "https://transmitter.scopegate.test"
+      jwks_uri: "{jwks}"
+      audience: "https://gateway.scopegate.test"
+upstreams:
+  api: { url: "{upstream}" }
+routes:
+  - name: repos
+    match: { path: "/orgs/{org}/repos" }
+    upstream: api
+    require: { scopes: { any: [repo, chat.bot] } }
+"#;
+
+/// A gateway on [`PUSH_CONFIG`], with the transmitter that signs its SETs held by the test.
+pub struct PushWorld {
+    pub auth: AuthServer,
+    pub upstream: Upstream,
+    _jwks: JsonServer,
+    pub tx: scopegate::dev::DevIssuer,
+    pub gw: TestGateway,
+    /// The configuration as started.
+    pub yaml: String,
+}
+
+impl PushWorld {
+    pub fn start() -> PushWorld {
+        let auth = AuthServer::start();
+        let upstream = Upstream::start();
+        let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+        let jwks = JsonServer::start(tx.jwks());
+        let yaml = config(PUSH_CONFIG, &auth, &upstream).replace("{jwks}", &jwks.url);
+        let gw = TestGateway::start(&yaml);
+        PushWorld {
+            auth,
+            upstream,
+            _jwks: jwks,
+            tx,
+            gw,
+            yaml,
+        }
+    }
 }

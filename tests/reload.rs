@@ -1,0 +1,95 @@
+//! Configuration reload on SIGHUP: a good file is put in force without a restart and without
+//! forgetting what the gateway learnt (revocations, keys); a bad one is refused and the
+//! configuration in force keeps serving.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+
+type World = PushWorld;
+
+fn world() -> World {
+    PushWorld::start()
+}
+
+fn status(w: &World, token: &str) -> u16 {
+    get(&format!("{}/orgs/acme/repos", w.gw.url), Some(token))
+        .status()
+        .as_u16()
+}
+
+fn reloads(w: &World, result: &str) -> bool {
+    w.gw.metrics().contains(&format!(
+        "scopegate_config_reloads_total{{result=\"{result}\"}} 1"
+    ))
+}
+
+#[test]
+fn sighup_puts_a_changed_configuration_in_force_and_keeps_the_revocations() {
+    let w = world();
+    let repo = w.auth.client_token("full", "repo", API);
+    let read_org = w.auth.client_token("full", "read:org", API);
+    let bot = w.auth.client_token("bot", "chat.bot", API);
+    assert_eq!(status(&w, &repo), 200);
+    assert_eq!(status(&w, &read_org), 403);
+    // The `bot` client is uninstalled before the reload.
+    let now = scopegate::token::unix_now();
+    let set = w.tx.sign(
+        "secevent+jwt",
+        &json!({"iss": TRANSMITTER, "aud": GATEWAY_AUD, "iat": now, "jti": "uninstall",
+            "events": {"https://schemas.openid.net/secevent/risc/event-type/sessions-revoked":
+            {"subject": {"format": "client_id", "iss": w.auth.url, "client_id": "bot"}}}}),
+    );
+    assert_eq!(w.gw.push_set(&set).0, 202);
+    assert_eq!(status(&w, &bot), 401);
+
+    // The route now accepts read:org too.
+    w.gw.rewrite_config(
+        &w.yaml
+            .replace("any: [repo, chat.bot]", "any: [repo, chat.bot, read:org]"),
+    );
+    w.gw.reload();
+    eventually("the new configuration in force", || {
+        status(&w, &read_org) == 200
+    });
+    assert!(reloads(&w, "ok"), "{}", w.gw.metrics());
+    assert_eq!(status(&w, &repo), 200);
+    assert_eq!(status(&w, &bot), 401, "the reload forgot a revocation");
+    // The keys were kept: /readyz never went back to waiting.
+    let ready = reqwest::blocking::get(format!("{}/readyz", w.gw.admin)).unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[test]
+fn a_bad_configuration_on_sighup_is_refused_and_the_previous_one_keeps_serving() {
+    let w = world();
+    let repo = w.auth.client_token("full", "repo", API);
+    let read_org = w.auth.client_token("full", "read:org", API);
+
+    // An unknown key: the file does not parse.
+    w.gw.rewrite_config(
+        &w.yaml
+            .replace("    upstream: api\n", "    upstreamz: api\n"),
+    );
+    w.gw.reload();
+    eventually("the refused reload", || reloads(&w, "error"));
+    assert_eq!(status(&w, &repo), 200);
+    assert_eq!(status(&w, &read_org), 403);
+
+    // A valid file that moves the listener needs a restart: refused as well.
+    let moved = w
+        .yaml
+        .replace(
+            &w.gw.addr.to_string(),
+            &format!("127.0.0.1:{}", free_port()),
+        )
+        .replace("any: [repo, chat.bot]", "any: [repo, chat.bot, read:org]");
+    w.gw.rewrite_config(&moved);
+    w.gw.reload();
+    eventually("the second refused reload", || {
+        w.gw.metrics()
+            .contains("scopegate_config_reloads_total{result=\"error\"} 2")
+    });
+    assert_eq!(status(&w, &read_org), 403);
+}
