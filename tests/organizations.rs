@@ -91,32 +91,16 @@ fn organization_rules_allow_and_refuse_as_github_does() {
     assert_eq!(upstream.count(), 5);
 }
 
-const SOURCED: &str = r#"
-server:
-  listen: "{listen}"
-admin:
-  listen: "{admin}"
-issuers:
-  - id: corp
-    issuer: "{issuer}"
-    audiences: ["https://api.scopegate.test"]
-    algorithms: [RS256]
-organization_policy:
-  source: { {where}, refresh: 1s }
-organizations:
-  widgets: { restrict_third_party_apps: true, approved_clients: [full] }
-upstreams:
-  api: { url: "{upstream}" }
-routes:
-  - name: private-repos
-    match: { methods: [GET], path: "/orgs/{org}/repos" }
-    upstream: api
-    require: { scopes: repo, org: { param: org } }
-  - name: public-profile
-    match: { methods: [GET], path: "/orgs/{org}/profile" }
-    upstream: api
-    require: { scopes: repo, org: { param: org, visibility: public } }
-"#;
+/// [`CONFIG`] with its policies from a source (`source` is `file: …` or `url: …`) besides
+/// one inline entry, re-read every second.
+fn sourced(auth: &AuthServer, upstream: &Upstream, source: &str) -> String {
+    let inline = "organizations:\n  acme: { restrict_third_party_apps: true, approved_clients: [full] }\n  secure: { require_sso: true }\n  default: { restrict_third_party_apps: false }\n";
+    assert!(CONFIG.contains(inline));
+    let with_source = format!(
+        "organization_policy:\n  source: {{ {source}, refresh: 1s }}\norganizations:\n  widgets: {{ restrict_third_party_apps: true, approved_clients: [full] }}\n"
+    );
+    config(&CONFIG.replace(inline, &with_source), auth, upstream)
+}
 
 #[test]
 fn an_approval_written_to_the_policy_file_reaches_the_gateway_without_a_restart() {
@@ -124,8 +108,11 @@ fn an_approval_written_to_the_policy_file_reaches_the_gateway_without_a_restart(
     let upstream = Upstream::start();
     let policies =
         TempPath::with("acme: { restrict_third_party_apps: true, approved_clients: [full] }\n");
-    let yaml = config(SOURCED, &auth, &upstream)
-        .replace("{where}", &format!("file: \"{}\"", policies.0.display()));
+    let yaml = sourced(
+        &auth,
+        &upstream,
+        &format!("file: \"{}\"", policies.0.display()),
+    );
     let gw = TestGateway::start(&yaml);
     let status = |path: &str, token: &str| get(&format!("{}{path}", gw.url), Some(token)).status();
     let reader = auth.user_token("alice", "reader", "repo", API);
@@ -164,8 +151,7 @@ fn organization_policies_can_come_from_a_url_as_json() {
         "acme": {"restrict_third_party_apps": true, "approved_clients": ["reader"]},
         "default": {"require_sso": true}
     }));
-    let yaml =
-        config(SOURCED, &auth, &upstream).replace("{where}", &format!("url: \"{}\"", source.url));
+    let yaml = sourced(&auth, &upstream, &format!("url: \"{}\"", source.url));
     let gw = TestGateway::start(&yaml);
     let status = |path: &str, token: &str| get(&format!("{}{path}", gw.url), Some(token)).status();
     let reader = auth.user_token("alice", "reader", "repo", API);
@@ -187,8 +173,7 @@ fn until_a_url_source_was_read_private_organization_resources_fail_closed() {
     let upstream = Upstream::start();
     // A port nothing listens on: the policy source cannot be read.
     let unreachable = format!("http://127.0.0.1:{}/orgs.json", free_port());
-    let yaml =
-        config(SOURCED, &auth, &upstream).replace("{where}", &format!("url: \"{unreachable}\""));
+    let yaml = sourced(&auth, &upstream, &format!("url: \"{unreachable}\""));
     let gw = TestGateway::start_unready(&yaml);
     let readyz = || {
         reqwest::blocking::get(format!("{}/readyz", gw.admin))
@@ -249,8 +234,11 @@ fn an_unchanged_url_document_is_not_downloaded_again_and_a_new_one_is() {
             r
         }
     });
-    let yaml = config(SOURCED, &auth, &upstream)
-        .replace("{where}", &format!("url: \"http://{addr}/orgs.json\""));
+    let yaml = sourced(
+        &auth,
+        &upstream,
+        &format!("url: \"http://{addr}/orgs.json\""),
+    );
     let gw = TestGateway::start(&yaml);
     let status = |token: &str| get(&format!("{}/orgs/acme/repos", gw.url), Some(token)).status();
     let reader = auth.user_token("alice", "reader", "repo", API);
