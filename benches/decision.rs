@@ -6,10 +6,11 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header};
-use scopegate::gateway::{Gateway, Head};
-use scopegate::request::normalize;
+use scopegate::clock::unix_now;
+use scopegate::decision::{Gateway, Verdict};
+use scopegate::request::{Connection, Head, normalize};
 use scopegate::route::{MethodSet, Pattern, RouteTable};
-use scopegate::token::{Key, KeySet, unix_now};
+use scopegate::token::{Key, KeySet};
 use std::hint::black_box;
 
 const CONFIG: &str = r#"
@@ -117,11 +118,15 @@ fn token(s: &Signer, sub: &str, scope: &str) -> String {
     jsonwebtoken::encode(&h, &claims, &s.key).unwrap()
 }
 
+fn build(yaml: &str) -> Gateway {
+    let compiled = scopegate::compile::from_text(yaml, "bench").unwrap();
+    compiled.gateway(&prometheus::Registry::new()).0
+}
+
 fn gateway() -> (Gateway, Vec<Signer>) {
-    let file = scopegate::config::parse(CONFIG, "bench").unwrap();
-    let gw = Gateway::build(&file, "bench").unwrap();
+    let gw = build(CONFIG);
     let (signers, set) = keys();
-    gw.issuers[0].set_keys(set);
+    gw.state.issuers[0].set_keys(set);
     (gw, signers)
 }
 
@@ -173,7 +178,7 @@ fn bench_credential(c: &mut Criterion) {
     let (gw, signers) = gateway();
     let headers = bearer(&token(&signers[0], "alice", "repo"));
     c.bench_function("credential_extraction", |b| {
-        b.iter(|| scopegate::credential::extract(black_box(&headers), None, &gw.credentials))
+        b.iter(|| scopegate::credential::extract(black_box(&headers), None, &gw.rules.credentials))
     });
 }
 
@@ -182,17 +187,16 @@ fn bench_cached_decision(c: &mut Criterion) {
     let tok = token(&signers[0], "alice", "repo read:org");
     let headers = bearer(&tok);
     let uri: Uri = "/orgs/acme/repos?page=2".parse().unwrap();
+    let conn = Connection::local();
     let head = Head {
         method: &Method::GET,
         uri: &uri,
         headers: &headers,
+        conn: &conn,
     };
     let now = unix_now();
     // Warm the cache: the first decision verifies the signature.
-    assert!(matches!(
-        gw.decide(&head, now).verdict,
-        scopegate::gateway::Verdict::Forward(_)
-    ));
+    assert!(matches!(gw.decide(&head, now).verdict, Verdict::Forward(_)));
     c.bench_function("token_hash_sha256", |b| {
         b.iter(|| scopegate::token::hash(black_box(&tok)))
     });
@@ -204,6 +208,7 @@ fn bench_cached_decision(c: &mut Criterion) {
         method: &Method::GET,
         uri: &uri,
         headers: &headers,
+        conn: &conn,
     };
     c.bench_function("decision_cached_token_refused_403", |b| {
         b.iter(|| gw.decide(black_box(&head), now))
@@ -214,6 +219,7 @@ fn bench_cached_decision(c: &mut Criterion) {
         method: &Method::GET,
         uri: &uri,
         headers: &none,
+        conn: &conn,
     };
     c.bench_function("decision_no_token_refused_401", |b| {
         b.iter(|| gw.decide(black_box(&head), now))
@@ -229,11 +235,11 @@ fn bench_legacy_credentials(c: &mut Criterion) {
         for i in 0..n {
             yaml.push_str(&format!(
                 "  - {{ id: k{i}, header: X-API-Key, sha256: {}, subject: s{i}, scopes: [repo] }}\n",
-                scopegate::credential::sha256_hex(&format!("api-key-{i}"))
+                scopegate::authn::sha256_hex(&format!("api-key-{i}"))
             ));
         }
-        let file = scopegate::config::parse(&yaml, "bench").unwrap();
-        let gw = Gateway::build(&file, "bench").unwrap();
+        let gw = build(&yaml);
+        let conn = Connection::local();
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-api-key",
@@ -244,10 +250,11 @@ fn bench_legacy_credentials(c: &mut Criterion) {
             method: &Method::GET,
             uri: &uri,
             headers: &headers,
+            conn: &conn,
         };
         assert!(matches!(
             gw.decide(&head, unix_now()).verdict,
-            scopegate::gateway::Verdict::Forward(_)
+            Verdict::Forward(_)
         ));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| gw.decide(black_box(&head), unix_now()))
@@ -259,9 +266,13 @@ fn bench_legacy_credentials(c: &mut Criterion) {
 fn bench_scopes(c: &mut Criterion) {
     let (gw, signers) = gateway();
     let tok = token(&signers[2], "alice", "admin:org repo");
-    let v = scopegate::token::verify(&tok, &gw.issuers, unix_now()).unwrap();
-    let p = gw.principals.build(0, &gw.issuers[0], &v.claims).unwrap();
-    let req = gw.routes[2].requirement.as_ref().unwrap();
+    let (rules, states) = (&gw.rules, &gw.state.issuers);
+    let v = scopegate::token::verify(&tok, &rules.issuers, states, unix_now()).unwrap();
+    let p = rules
+        .principals
+        .build(0, &rules.issuers[0], &v.claims)
+        .unwrap();
+    let req = rules.routes[2].requirement.as_ref().unwrap();
     c.bench_function("scope_evaluation_with_implications", |b| {
         b.iter(|| req.allows(black_box(&p)))
     });
@@ -273,7 +284,15 @@ fn bench_cold_verification(c: &mut Criterion) {
     for s in &signers {
         let tok = token(s, "alice", "repo");
         g.bench_function(format!("{:?}", s.alg), |b| {
-            b.iter(|| scopegate::token::verify(black_box(&tok), &gw.issuers, unix_now()).unwrap())
+            b.iter(|| {
+                scopegate::token::verify(
+                    black_box(&tok),
+                    &gw.rules.issuers,
+                    &gw.state.issuers,
+                    unix_now(),
+                )
+                .unwrap()
+            })
         });
     }
     g.finish();

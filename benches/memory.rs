@@ -2,7 +2,7 @@
 //! principals, the way 1 000 000 distinct valid tokens would. `cargo bench --bench memory`
 //! (prints; no criterion). Idle RSS of the running binary is measured by the load script.
 
-use scopegate::gateway::Gateway;
+use scopegate::decision::Gateway;
 use scopegate::token::TokenError;
 use std::sync::Arc;
 
@@ -26,14 +26,18 @@ routes:
   - { name: r, match: { path: /r }, upstream: api, require: { scopes: repo } }
 "#;
 
+fn build() -> Gateway {
+    let compiled = scopegate::compile::from_text(CONFIG, "memory").unwrap();
+    compiled.gateway(&prometheus::Registry::new()).0
+}
+
 fn main() {
     let n: usize = std::env::var("ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let file = scopegate::config::parse(CONFIG, "memory").unwrap();
-    let gw = Gateway::build(&file, "memory").unwrap();
-    let now = scopegate::token::unix_now();
+    let gw = build();
+    let now = scopegate::clock::unix_now();
     let before = rss_kib();
     for i in 0..n {
         // A realistic access token's claims: a user, a client, a few scopes.
@@ -42,15 +46,16 @@ fn main() {
             "scope": "repo read:org", "exp": now + 3600,
         });
         let p = gw
+            .rules
             .principals
-            .build(0, &gw.issuers[0], claims.as_object().unwrap())
+            .build(0, &gw.rules.issuers[0], claims.as_object().unwrap())
             .unwrap();
         let key = scopegate::token::hash(&format!("token-{i}"));
-        gw.cache.insert_valid(key, Arc::new(p), now);
+        gw.state.cache.insert_valid(key, Arc::new(p), now);
     }
-    gw.cache.run_pending_tasks();
+    gw.state.cache.run_pending_tasks();
     let after = rss_kib();
-    let entries = gw.cache.entry_count();
+    let entries = gw.state.cache.entry_count();
     println!("valid tokens cached: {entries}; RSS {before} KiB -> {after} KiB");
     println!(
         "bytes per cached valid token: {:.0}",
@@ -58,16 +63,17 @@ fn main() {
     );
 
     // The cache's own share: the same number of refusals, which hold no principal.
-    let gw = Gateway::build(&file, "memory").unwrap();
+    let gw = build();
+    let cache = &gw.state.cache;
     let before = rss_kib();
     for i in 0..n {
         let key = scopegate::token::hash(&format!("bad-{i}"));
-        gw.cache.insert_invalid(key, TokenError::BadSignature);
+        cache.insert_invalid(key, TokenError::BadSignature);
     }
-    gw.cache.run_pending_tasks();
+    cache.run_pending_tasks();
     let after = rss_kib();
     println!(
         "bytes per cached refusal (the cache's own overhead): {:.0}",
-        (after - before) as f64 * 1024.0 / gw.cache.entry_count() as f64
+        (after - before) as f64 * 1024.0 / cache.entry_count() as f64
     );
 }

@@ -1,17 +1,18 @@
 //! `scopegate explain`: one decision, dry-run, with the reason — what the gateway would do
 //! with a request, without starting it. The token is never printed.
 
-use crate::gateway::{Backend, Gateway, Head, Verdict};
-use crate::sync::{Introspector, KeySync, OrgSourceSync};
-use crate::token::Answer;
+use crate::compile::Compiled;
+use crate::decision::{Backend, Verdict};
+use crate::request::{Connection, Head};
+use crate::sync::{IntrospectionMetrics, Introspector, KeyMetrics, KeySync, OrgSourceSync};
+use crate::token::Cached;
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use std::sync::Arc;
 
 /// Decides `method path` with `token` and `extra` headers (`Name: value`, e.g. a legacy
 /// credential), fetching the issuers' keys and the organization policy source first, and
 /// describes it. Returns the text and whether the request would be forwarded.
 pub fn explain(
-    gateway: Arc<Gateway>,
+    compiled: Compiled,
     token: Option<&str>,
     extra: &[String],
     method: &str,
@@ -42,36 +43,59 @@ pub fn explain(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (keys, _, _) = KeySync::new(gateway.clone());
+    // Metrics of a dry run go nowhere.
+    let registry = prometheus::Registry::new();
+    let (gateway, _, plan) = compiled.gateway(&registry);
+    let (rules, state) = (&gateway.rules, &gateway.state);
+    let (keys, _, _) = KeySync::new(
+        rules.issuers.clone(),
+        state.issuers.clone(),
+        KeyMetrics::new(&registry),
+    );
     rt.block_on(keys.fetch_all_once());
     let mut out = String::new();
-    if let Some(rules) = gateway.org_source.clone()
-        && let Err(e) = rt.block_on(OrgSourceSync::new(gateway.clone(), rules).read_once())
-    {
-        out.push_str(&format!(
-            "note: the organization policy source could not be read: {e}\n"
-        ));
+    if let Some(source) = plan.org_source {
+        let sync = OrgSourceSync::new(
+            source,
+            plan.inline_organizations,
+            state.organizations.clone(),
+            plan.org_read_at,
+            &registry,
+        );
+        if let Err(e) = rt.block_on(sync.read_once()) {
+            out.push_str(&format!(
+                "note: the organization policy source could not be read: {e}\n"
+            ));
+        }
     }
-    for i in &gateway.issuers {
-        if !i.has_fetched() {
+    for (i, s) in rules.issuers.iter().zip(state.issuers.iter()) {
+        if !s.has_fetched() {
             out.push_str(&format!(
                 "note: the keys of issuer `{}` could not be fetched\n",
                 i.id
             ));
         }
     }
+    let conn = Connection::local();
     let head = Head {
         method: &method,
         uri: &uri,
         headers: &headers,
+        conn: &conn,
     };
-    let backend = Once(Introspector::new(gateway.clone()));
+    let backend = Once(Introspector::new(
+        rules.issuers.clone(),
+        state.issuers.clone(),
+        rules.principals.clone(),
+        state.cache.clone(),
+        IntrospectionMetrics::new(&registry),
+    ));
     let decided = rt.block_on(gateway.decide_with(&head, &backend));
-    let route = decided.route.map(|r| gateway.routes[r].name.as_str());
+    let route = decided.route.map(|r| rules.routes[r].name.as_str());
     out.push_str(&format!("route: {}\n", route.unwrap_or("(none)")));
     let allowed = match decided.verdict {
         Verdict::Forward(f) => {
-            let upstream = &gateway.upstreams[f.upstream];
+            let upstream = &rules.upstreams[f.upstream];
             out.push_str(&format!(
                 "decision: allowed, forwarded to `{}` as {} {}\n",
                 upstream.name, method, f.path_and_query
@@ -115,7 +139,7 @@ struct Once(Introspector);
 impl Backend for Once {
     async fn refresh_keys(&self, _issuer: usize) {}
 
-    async fn introspect(&self, token: &str) -> Option<Answer> {
+    async fn introspect(&self, token: &str) -> Option<Cached> {
         self.0.introspect(token).await
     }
 }

@@ -2,6 +2,7 @@
 //! client could use to impersonate someone or re-route the request behind the gateway.
 
 use crate::principal::Principal;
+use crate::request::Connection;
 use http::header::{AUTHORIZATION, CONNECTION};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
@@ -102,8 +103,7 @@ impl ForwardPolicy {
     pub fn rewrite(
         &self,
         client: HeaderMap,
-        peer: Option<IpAddr>,
-        tls: bool,
+        conn: &Connection,
         principal: Option<&Principal>,
         org: Option<&HeaderValue>,
     ) -> (HeaderMap, HeaderValue) {
@@ -150,6 +150,7 @@ impl ForwardPolicy {
             out.append(name, value);
         }
 
+        let peer = conn.peer.map(|p| p.ip());
         let trusted = peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
         if let Some(p) = peer {
             let xff = match prior_xff {
@@ -162,7 +163,7 @@ impl ForwardPolicy {
         }
         out.insert(
             X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(if tls { "https" } else { "http" }),
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
         );
         if let Some(p) = principal {
             out.insert(self.identity.subject.clone(), p.subject.clone());
@@ -220,8 +221,8 @@ impl RequestIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ScopeSet;
     use crate::principal::{Grant, Kind};
+    use crate::scope::ScopeSet;
 
     fn policy(strip_authorization: bool) -> ForwardPolicy {
         let n = |s: &'static str| HeaderName::from_static(s);
@@ -273,8 +274,11 @@ mod tests {
     }
 
     fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
-        p.rewrite(c.clone(), Some(peer.parse().unwrap()), false, who, None)
-            .0
+        let conn = Connection {
+            peer: Some(std::net::SocketAddr::new(peer.parse().unwrap(), 40000)),
+            ..Connection::local()
+        };
+        p.rewrite(c.clone(), &conn, who, None).0
     }
 
     #[test]

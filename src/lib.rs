@@ -1,24 +1,33 @@
 //! scopegate: a reverse-proxy authorization gateway.
 //!
 //! The request pipeline, in the order a request meets it (see `docs/architecture.md`):
-//! [`request`] (path normalization, framing) → [`route`] → [`credential`] → [`token`]
-//! (→ [`principal`]) → [`policy`] → [`forward`] or [`answer`]. [`gateway`] holds the
-//! compiled configuration and runs that pipeline; [`proxy`] is the engine glue.
+//! [`request`] (head, path normalization, framing) → [`route`] → [`credential`] (where the
+//! credential is) → [`authn`] (who it is: one authenticator per credential kind, on top of
+//! [`token`]) → [`policy`] (requirements, organizations) → [`forward`] or [`answer`].
+//! [`decision`] runs that pipeline with the compiled [`decision::Rules`] and the shared
+//! [`decision::State`]; [`compile`] builds them from [`config`]. Around the core:
+//! [`generation`] (a configuration and its [`sync`] tasks), [`proxy`] (the engine glue),
+//! [`admin`], [`server`] (process lifecycle), [`dev`] and [`explain`].
 
 pub mod admin;
 pub mod answer;
+pub mod authn;
+pub mod clock;
+pub mod compile;
 pub mod config;
 pub mod credential;
+pub mod decision;
 pub mod dev;
 pub mod explain;
 pub mod forward;
-pub mod gateway;
+pub mod generation;
 pub mod metrics;
 pub mod policy;
 pub mod principal;
 pub mod proxy;
 pub mod request;
 pub mod route;
+pub mod scope;
 pub mod server;
 pub mod sync;
 pub mod token;

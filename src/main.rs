@@ -1,11 +1,10 @@
 //! The command line: parse arguments, call into the library.
 
 use clap::{Parser, Subcommand};
+use scopegate::compile::{self, Compiled};
 use scopegate::config;
-use scopegate::gateway::Gateway;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -54,10 +53,8 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn load(path: &Path) -> Result<(config::File, Gateway), String> {
-    let file = config::load(path).map_err(|e| e.to_string())?;
-    let gateway = Gateway::build(&file, &path.display().to_string()).map_err(|e| e.to_string())?;
-    Ok((file, gateway))
+fn load(path: &Path) -> Result<(config::File, Compiled), String> {
+    compile::load(path).map_err(|e| e.to_string())
 }
 
 /// The secret on stdin, without the line break a shell `echo` or a terminal adds.
@@ -73,7 +70,7 @@ fn hash_credential() -> Result<(), String> {
                 .into(),
         );
     }
-    println!("sha256: {}", scopegate::credential::sha256_hex(secret));
+    println!("sha256: {}", scopegate::authn::sha256_hex(secret));
     Ok(())
 }
 
@@ -84,11 +81,11 @@ fn run(config: &Path) -> Result<(), String> {
     use scopegate::server::{self, Signal};
     // Installed first: a SIGHUP during the start must not end the process.
     let mut signals = server::Signals::install()?;
-    let (_, gw) = load(config)?;
-    let mut running = server::start(Arc::new(gw), Default::default())?;
+    let (_, compiled) = load(config)?;
+    let mut running = server::start(compiled, Default::default())?;
     tracing::info!("scopegate serving with {}", config.display());
     while signals.wait() == Signal::Reload {
-        match load(config).and_then(|(_, gw)| running.reload(gw)) {
+        match load(config).and_then(|(_, next)| running.reload(next)) {
             Ok(()) => {
                 CONFIG_RELOADS.with_label_values(&["ok"]).inc();
                 tracing::info!("configuration reloaded from {}", config.display());
@@ -116,7 +113,7 @@ fn main() -> ExitCode {
         Command::Dev => scopegate::dev::run(),
         Command::HashCredential => hash_credential(),
         Command::Check { config } => load(&config).map(|(file, _)| {
-            let warnings = config::lint(&file);
+            let warnings = compile::lint(&file);
             for w in &warnings {
                 eprintln!("{}: warning: {w}", config.display());
             }
@@ -134,14 +131,9 @@ fn main() -> ExitCode {
             headers,
             method,
             path,
-        } => load(&config).and_then(|(_, gw)| {
-            let (text, allowed) = scopegate::explain::explain(
-                Arc::new(gw),
-                token.as_deref(),
-                &headers,
-                &method,
-                &path,
-            )?;
+        } => load(&config).and_then(|(_, compiled)| {
+            let (text, allowed) =
+                scopegate::explain::explain(compiled, token.as_deref(), &headers, &method, &path)?;
             print!("{text}");
             if allowed {
                 Ok(())

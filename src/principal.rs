@@ -5,7 +5,7 @@
 //! value of its own; scopes, client and issuer are shared between all tokens that have the
 //! same ones (see `token::claims::Interner`).
 
-use crate::policy::ScopeSet;
+use crate::scope::ScopeSet;
 use http::HeaderValue;
 use std::sync::Arc;
 

@@ -8,8 +8,8 @@
 //! current one keeps serving.
 
 use crate::admin::{self, Extension};
-use crate::gateway::Gateway;
-use crate::sync::{Introspector, KeySync, Network, OrgSourceSync, Poller, SetReceiver};
+use crate::compile::Compiled;
+use crate::generation::{Current, Generation};
 use arc_swap::ArcSwap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
@@ -19,7 +19,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::task::AbortHandle;
 
 /// A task to run on the sidecar runtime beside the admin listener (e.g. the dev echo upstream).
 pub type SideTask = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -32,61 +31,6 @@ pub struct Extras {
     pub admin: Option<Arc<dyn Extension>>,
     pub tasks: Vec<SideTask>,
 }
-
-/// One loaded configuration and the parts that serve it.
-pub struct Generation {
-    pub gateway: Arc<Gateway>,
-    /// The network half of decisions (key refresh, introspection), for the proxy.
-    pub network: Network,
-    /// The RFC 8935 receiver of `POST /events`, when push is configured.
-    pub sets: Option<Arc<SetReceiver>>,
-    /// Its sync tasks on the sidecar runtime, stopped when it is replaced.
-    tasks: Vec<AbortHandle>,
-}
-
-impl Generation {
-    /// Starts the sync tasks of `gateway` on `sidecar`.
-    fn start(gateway: Arc<Gateway>, sidecar: &Handle) -> Generation {
-        let (keys_sync, keys, refresh_rx) = KeySync::new(gateway.clone());
-        let sets = gateway
-            .push
-            .as_ref()
-            .map(|rules| Arc::new(SetReceiver::new(gateway.clone(), rules.clone(), "push")));
-        let mut tasks = vec![sidecar.spawn(keys_sync.run(refresh_rx)).abort_handle()];
-        if let Some(sets) = sets.clone() {
-            let fetch = async move {
-                if let Err(e) = sets.fetch_keys().await {
-                    tracing::warn!("SET transmitter keys: {e}");
-                }
-            };
-            tasks.push(sidecar.spawn(fetch).abort_handle());
-        }
-        if let Some(rules) = gateway.poll.clone() {
-            let poller = Poller::new(gateway.clone(), rules).run();
-            tasks.push(sidecar.spawn(poller).abort_handle());
-        }
-        if let Some(rules) = gateway.org_source.clone() {
-            let source = OrgSourceSync::new(gateway.clone(), rules).run();
-            tasks.push(sidecar.spawn(source).abort_handle());
-        }
-        Generation {
-            network: Network {
-                keys,
-                introspector: Introspector::new(gateway.clone()),
-            },
-            gateway,
-            sets,
-            tasks,
-        }
-    }
-
-    fn stop_tasks(&self) {
-        self.tasks.iter().for_each(AbortHandle::abort);
-    }
-}
-
-/// The generation in force, read by the proxy and the admin listener on every request.
-pub type Current = Arc<ArcSwap<Generation>>;
 
 pub struct Running {
     current: Current,
@@ -115,9 +59,10 @@ fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
 }
 
 /// Starts everything; returns once the proxy and admin listeners accept connections.
-pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
-    let admin_listener = bind(gateway.admin_listen, "admin.listen")?;
-    let proxy_listener = bind(gateway.listen, "server.listen")?;
+pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
+    let serving = compiled.serving.clone();
+    let admin_listener = bind(serving.admin_listen, "admin.listen")?;
+    let proxy_listener = bind(serving.listen, "server.listen")?;
 
     let sidecar_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -126,7 +71,8 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
         .map_err(|e| format!("sidecar runtime: {e}"))?;
     let sidecar_handle = sidecar_rt.handle().clone();
     let current: Current = Arc::new(ArcSwap::from_pointee(Generation::start(
-        gateway.clone(),
+        compiled,
+        None,
         &sidecar_handle,
     )));
     let (stop_sidecar, sidecar_stopped) = oneshot::channel::<()>();
@@ -166,37 +112,37 @@ pub fn start(gateway: Arc<Gateway>, extras: Extras) -> Result<Running, String> {
         proxy: Some(proxy),
         sidecar: Some(sidecar),
     };
-    if !wait_for_port(gateway.listen, Duration::from_secs(10)) {
+    if !wait_for_port(serving.listen, Duration::from_secs(10)) {
         running.stop();
         return Err(format!(
             "the proxy did not start listening on {}",
-            gateway.listen
+            serving.listen
         ));
     }
     Ok(running)
 }
 
 impl Running {
-    /// The gateway in force.
-    pub fn gateway(&self) -> Arc<Gateway> {
-        self.current.load().gateway.clone()
+    /// The generation in force.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
     }
 
     /// Puts `next` in force once it is ready; on error the current configuration keeps
     /// serving. Listeners, TLS and threads are bound at start: changing them needs a restart.
-    pub fn reload(&self, next: Gateway) -> Result<(), String> {
-        let now = self.gateway();
+    pub fn reload(&self, next: Compiled) -> Result<(), String> {
+        let now = self.current();
+        let (was, will) = (&now.serving, &next.serving);
         let fixed = [
-            ("server.listen", now.listen != next.listen),
-            ("admin.listen", now.admin_listen != next.admin_listen),
-            ("server.tls", now.tls != next.tls),
-            ("server.threads", now.threads != next.threads),
+            ("server.listen", was.listen != will.listen),
+            ("admin.listen", was.admin_listen != will.admin_listen),
+            ("server.tls", was.tls != will.tls),
+            ("server.threads", was.threads != will.threads),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, changed)| *changed) {
             return Err(format!("{what} changed: that needs a restart"));
         }
-        next.inherit(&now);
-        let next = Generation::start(Arc::new(next), &self.sidecar_handle);
+        let next = Generation::start(next, Some(&now), &self.sidecar_handle);
         let start = Instant::now();
         while let Err(waiting) = next.gateway.readiness() {
             if start.elapsed() > RELOAD_READY_WITHIN {

@@ -297,7 +297,7 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
 fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let in_a_day = scopegate::token::unix_now() + 24 * 3600;
+    let in_a_day = scopegate::clock::unix_now() + 24 * 3600;
     let rfc3339 = |t: u64| {
         time::OffsetDateTime::from_unix_timestamp(t as i64)
             .unwrap()
@@ -504,7 +504,7 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
     assert!(why.contains("aud"), "{why}");
     // A token of an issuer nobody configured.
     let stranger = DevIssuer::new("https://auth.ap1.example".into(), US1_API.into());
-    let now = scopegate::token::unix_now();
+    let now = scopegate::clock::unix_now();
     let foreign = stranger.sign(
         "at+jwt",
         &json!({"iss": "https://auth.ap1.example", "aud": US1_API, "sub": "x",

@@ -34,7 +34,7 @@ fn sighup_puts_a_changed_configuration_in_force_and_keeps_the_revocations() {
     assert_eq!(status(&w, &repo), 200);
     assert_eq!(status(&w, &read_org), 403);
     // The `bot` client is uninstalled before the reload.
-    let now = scopegate::token::unix_now();
+    let now = scopegate::clock::unix_now();
     let set = w.tx.sign(
         "secevent+jwt",
         &json!({"iss": TRANSMITTER, "aud": GATEWAY_AUD, "iat": now, "jti": "uninstall",

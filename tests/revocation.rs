@@ -22,7 +22,7 @@ fn claims(jwt: &str) -> Value {
 }
 
 fn set(tx: &DevIssuer, jti: &str, aud: &str, events: Value) -> String {
-    let now = scopegate::token::unix_now();
+    let now = scopegate::clock::unix_now();
     tx.sign(
         "secevent+jwt",
         &json!({"iss": TRANSMITTER, "aud": aud, "iat": now, "jti": jti, "events": events}),

@@ -1,8 +1,7 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, plus routes an extension adds
 //! (the development issuer of `scopegate dev`). Served by hyper, apart from the proxy engine.
 
-use crate::gateway::Gateway;
-use crate::server::Current;
+use crate::generation::{Current, Generation};
 use crate::sync::SetReceiver;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -37,23 +36,20 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
 }
 
 fn route(
-    gw: &Gateway,
+    generation: &Generation,
     ext: Option<&dyn Extension>,
     method: &Method,
     path: &str,
     body: &[u8],
 ) -> Response<Full<Bytes>> {
     match (method, path) {
-        (&Method::GET, "/metrics") => {
-            gw.metrics.cache_entries.set(gw.cache.entry_count() as i64);
-            response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                gw.metrics.render(),
-            )
-        }
+        (&Method::GET, "/metrics") => response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            generation.render_metrics(),
+        ),
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
-        (&Method::GET, "/readyz") => match gw.readiness() {
+        (&Method::GET, "/readyz") => match generation.gateway.readiness() {
             Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
             Err(waiting) => json(StatusCode::SERVICE_UNAVAILABLE, waiting),
         },
@@ -103,7 +99,6 @@ pub async fn serve(listener: TcpListener, current: Current, ext: Option<Arc<dyn 
                 let generation = current.load_full();
                 let ext = ext.clone();
                 async move {
-                    let gw = &generation.gateway;
                     let (parts, body) = req.into_parts();
                     let body = match Limited::new(body, MAX_BODY).collect().await {
                         Ok(b) => b.to_bytes(),
@@ -122,7 +117,7 @@ pub async fn serve(listener: TcpListener, current: Current, ext: Option<Arc<dyn 
                         return Ok(events(generation.sets.as_deref(), ct, &body).await);
                     }
                     Ok(route(
-                        gw,
+                        &generation,
                         ext.as_deref(),
                         &parts.method,
                         parts.uri.path(),

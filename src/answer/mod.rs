@@ -20,6 +20,10 @@ pub enum Refusal {
     NoCredential,
     InvalidRequest(CredentialError),
     InvalidToken(TokenError),
+    /// A legacy credential presented at or after its `not_after`.
+    RetiredCredential,
+    /// A valid credential of an issuer that the route does not accept.
+    IssuerNotAccepted,
     InsufficientScope {
         /// The route's part of the answer, rendered once at load.
         forbidden: Arc<Forbidden>,
@@ -31,9 +35,7 @@ pub enum Refusal {
     /// A route bound to an organization by a header, and the header is missing.
     MissingOrganization,
     /// The authorization server could not be asked and nothing was cached.
-    Unavailable {
-        retry_after_secs: u32,
-    },
+    Unavailable,
     BadGateway,
 }
 
@@ -105,9 +107,12 @@ impl Outcome {
     }
 }
 
+/// Seconds a client is told to wait when the authorization server is unreachable.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
 /// A rendered answer, ready for any HTTP engine.
 #[derive(Debug)]
-pub struct Answer {
+pub struct Rendered {
     pub status: StatusCode,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
@@ -140,6 +145,15 @@ fn challenge(error: &str, description: &str, scope: Option<&str>) -> HeaderValue
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(REALM))
 }
 
+/// A 401 `invalid_token` with `description` in the challenge and the body.
+fn invalid_token(headers: &mut Vec<(HeaderName, HeaderValue)>, description: &str) -> Bytes {
+    headers.push((
+        http::header::WWW_AUTHENTICATE,
+        challenge("invalid_token", description, None),
+    ));
+    json_body("invalid_token", description)
+}
+
 impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -151,10 +165,13 @@ impl Refusal {
             Refusal::BadFraming(_) => StatusCode::BAD_REQUEST,
             Refusal::NotFound => StatusCode::NOT_FOUND,
             Refusal::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Refusal::NoCredential | Refusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Refusal::NoCredential
+            | Refusal::InvalidToken(_)
+            | Refusal::RetiredCredential
+            | Refusal::IssuerNotAccepted => StatusCode::UNAUTHORIZED,
             Refusal::InsufficientScope { .. } | Refusal::Organization(_) => StatusCode::FORBIDDEN,
             Refusal::MissingOrganization => StatusCode::BAD_REQUEST,
-            Refusal::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
         }
     }
@@ -163,7 +180,7 @@ impl Refusal {
         Outcome::Status(self.status().as_u16())
     }
 
-    pub fn render(&self) -> Answer {
+    pub fn render(&self) -> Rendered {
         let mut headers = Vec::new();
         let mut close = false;
         let body = match self {
@@ -196,13 +213,15 @@ impl Refusal {
                 ));
                 json_body("invalid_request", e.description())
             }
-            Refusal::InvalidToken(e) => {
-                headers.push((
-                    http::header::WWW_AUTHENTICATE,
-                    challenge("invalid_token", e.description(), None),
-                ));
-                json_body("invalid_token", e.description())
-            }
+            Refusal::InvalidToken(e) => invalid_token(&mut headers, e.description()),
+            Refusal::RetiredCredential => invalid_token(
+                &mut headers,
+                "this legacy credential is no longer accepted: use an OAuth 2.0 access token",
+            ),
+            Refusal::IssuerNotAccepted => invalid_token(
+                &mut headers,
+                "the token's issuer is not accepted for this resource",
+            ),
             Refusal::InsufficientScope { forbidden, granted } => {
                 headers.push((http::header::WWW_AUTHENTICATE, forbidden.challenge.clone()));
                 if let Some(v) = &forbidden.accepted {
@@ -219,10 +238,10 @@ impl Refusal {
                 "invalid_request",
                 "the request does not name the organization",
             ),
-            Refusal::Unavailable { retry_after_secs } => {
+            Refusal::Unavailable => {
                 headers.push((
                     http::header::RETRY_AFTER,
-                    HeaderValue::from(*retry_after_secs),
+                    HeaderValue::from(RETRY_AFTER_SECS),
                 ));
                 json_body(
                     "temporarily_unavailable",
@@ -239,7 +258,7 @@ impl Refusal {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-        Answer {
+        Rendered {
             status: self.status(),
             headers,
             body,
@@ -252,14 +271,14 @@ impl Refusal {
 mod tests {
     use super::*;
 
-    fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
+    fn header<'a>(a: &'a Rendered, name: &str) -> Option<&'a str> {
         a.headers
             .iter()
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, v)| v.to_str().unwrap())
     }
 
-    fn body(a: &Answer) -> serde_json::Value {
+    fn body(a: &Rendered) -> serde_json::Value {
         serde_json::from_slice(&a.body).unwrap()
     }
 
@@ -285,6 +304,21 @@ mod tests {
             )
         );
         assert_eq!(body(&a)["error_description"], "the token has expired");
+    }
+
+    #[test]
+    fn retired_credentials_and_other_issuers_are_401_invalid_token_saying_why() {
+        let a = Refusal::RetiredCredential.render();
+        assert_eq!(a.status, 401);
+        let w = header(&a, "www-authenticate").unwrap();
+        assert!(w.contains("error=\"invalid_token\""), "{w}");
+        assert!(w.contains("use an OAuth 2.0 access token"), "{w}");
+        let a = Refusal::IssuerNotAccepted.render();
+        assert_eq!(a.status, 401);
+        assert_eq!(
+            body(&a)["error_description"],
+            "the token's issuer is not accepted for this resource"
+        );
     }
 
     #[test]
@@ -355,10 +389,7 @@ mod tests {
 
     #[test]
     fn unavailable_is_503_with_retry_after() {
-        let a = Refusal::Unavailable {
-            retry_after_secs: 5,
-        }
-        .render();
+        let a = Refusal::Unavailable.render();
         assert_eq!(a.status, 503);
         assert_eq!(header(&a, "retry-after"), Some("5"));
     }

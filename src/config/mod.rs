@@ -1,11 +1,9 @@
-//! Configuration: the YAML schema, loading with positions in every error, and the lint of
-//! `scopegate check`.
+//! Configuration: the YAML schema, and loading with positions in every error. Compiling it
+//! into rules is `compile/`.
 
-mod lint;
 pub mod schema;
 mod values;
 
-pub use lint::lint;
 pub use schema::File;
 pub use values::{Dur, EnvString, Timestamp, interpolate, parse_duration};
 

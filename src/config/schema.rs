@@ -1,5 +1,5 @@
 //! The YAML document as written by users (see `design.md`). Every struct rejects unknown
-//! keys; defaults are the safe choice. Compilation into the runtime form is `compile.rs`.
+//! keys; defaults are the safe choice. Compilation into the runtime form is `compile/`.
 
 use super::values::{Dur, EnvString, Timestamp};
 use serde::Deserialize;
@@ -456,6 +456,20 @@ pub struct Route {
     pub issuers: Option<Vec<String>>,
 }
 
+impl Route {
+    /// Every scope the route names, in order of appearance (for interning and the lint).
+    pub fn scopes(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let Some(req) = &self.require {
+            let alternatives = req.any.iter().flatten().map(|a| &a.scopes);
+            for e in std::iter::once(&req.scopes).chain(alternatives).flatten() {
+                e.names_into(&mut out);
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
@@ -504,6 +518,15 @@ pub enum ScopeExpr {
     Scope(String),
     Any(Vec<ScopeExpr>),
     All(Vec<ScopeExpr>),
+}
+
+impl ScopeExpr {
+    fn names_into<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            ScopeExpr::Scope(s) => out.push(s),
+            ScopeExpr::Any(xs) | ScopeExpr::All(xs) => xs.iter().for_each(|x| x.names_into(out)),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for ScopeExpr {

@@ -1,11 +1,9 @@
 //! RFC 6750 credential extraction: where the token is, never whether it is valid. Legacy
 //! credentials (API keys, old authtokens) are found here too, each the way it is configured
-//! to be presented; `legacy` checks them.
+//! to be presented; `authn::legacy` checks them.
 
-mod legacy;
 mod query;
 
-pub use legacy::{LegacyCredential, LegacyCredentials, LegacyMatch, parse_digest, sha256_hex};
 pub use query::{find_param, without_param};
 
 use http::header::AUTHORIZATION;

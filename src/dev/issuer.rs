@@ -2,7 +2,7 @@
 //! on the admin port, and token minting. It exists only in `dev`; `run` never creates one.
 
 use crate::admin::{Extension, response};
-use crate::token::unix_now;
+use crate::clock::unix_now;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;

@@ -7,7 +7,8 @@ mod issuer;
 pub use echo::describe as describe_request;
 pub use issuer::{DevIssuer, TokenRequest};
 
-use crate::gateway::Gateway;
+use crate::compile;
+use crate::generation::Generation;
 use crate::server::{self, Extras};
 use std::sync::Arc;
 
@@ -104,16 +105,16 @@ pub fn personas() -> Vec<Persona> {
 
 /// Revokes the token of the "revoked" persona the way an authorization server would: a
 /// Security Event Token pushed to the admin port's `/events` (RFC 8935).
-fn revoke_at_start(gateway: &Gateway, dev: &DevIssuer) -> Result<(), String> {
+fn revoke_at_start(generation: &Generation, dev: &DevIssuer) -> Result<(), String> {
     // The SET is checked with the dev issuer's keys, fetched by the key sync at start.
     let start = std::time::Instant::now();
-    while !gateway.issuers[0].has_fetched() {
+    while !generation.gateway.state.issuers[0].has_fetched() {
         if start.elapsed() > std::time::Duration::from_secs(5) {
             return Err("the dev issuer's keys were not fetched within 5 s".into());
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let now = crate::token::unix_now();
+    let now = crate::clock::unix_now();
     let set = dev.sign(
         "secevent+jwt",
         &serde_json::json!({
@@ -124,10 +125,10 @@ fn revoke_at_start(gateway: &Gateway, dev: &DevIssuer) -> Result<(), String> {
     );
     let request = format!(
         "POST /events HTTP/1.1\r\nHost: {0}\r\nContent-Type: application/secevent+jwt\r\nContent-Length: {1}\r\nConnection: close\r\n\r\n{set}",
-        gateway.admin_listen,
+        generation.serving.admin_listen,
         set.len()
     );
-    let mut stream = std::net::TcpStream::connect(gateway.admin_listen)
+    let mut stream = std::net::TcpStream::connect(generation.serving.admin_listen)
         .map_err(|e| format!("admin port: {e}"))?;
     std::io::Write::write_all(&mut stream, request.as_bytes()).map_err(|e| e.to_string())?;
     let mut answer = String::new();
@@ -151,12 +152,12 @@ const BANNER: &str = r#"
 
 /// Runs `dev` until interrupted.
 pub fn run() -> Result<(), String> {
-    let file =
-        crate::config::parse(CONFIG, "config/dev.yaml (embedded)").map_err(|e| e.to_string())?;
-    let gateway = Arc::new(Gateway::build(&file, "config/dev.yaml").map_err(|e| e.to_string())?);
-    let iss = &gateway.issuers[0];
+    let compiled =
+        compile::from_text(CONFIG, "config/dev.yaml (embedded)").map_err(|e| e.to_string())?;
+    let iss = &compiled.rules.issuers[0];
     let dev = Arc::new(DevIssuer::new(iss.iss.clone(), iss.audiences[0].clone()));
-    let echo_addr = gateway.upstreams[0].addr;
+    let echo_addr = compiled.rules.upstreams[0].addr;
+    let serving = compiled.serving.clone();
     let echo = std::net::TcpListener::bind(echo_addr)
         .map_err(|e| format!("echo upstream {echo_addr}: {e}"))?;
     echo.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -166,7 +167,7 @@ pub fn run() -> Result<(), String> {
     });
     let mut signals = server::Signals::install()?;
     let mut running = server::start(
-        gateway.clone(),
+        compiled,
         Extras {
             admin: Some(dev.clone()),
             tasks: vec![echo_task],
@@ -175,18 +176,18 @@ pub fn run() -> Result<(), String> {
     println!("{BANNER}");
     println!(
         "  gateway  http://{}   (config: config/dev.yaml, embedded)",
-        gateway.listen
+        serving.listen
     );
     println!(
         "  admin    http://{}/metrics  /healthz  /readyz",
-        gateway.admin_listen
+        serving.admin_listen
     );
     println!(
         "  issuer   {}   (mint: POST {}/token with {{\"sub\":\"…\",\"scope\":\"…\"}})",
         dev.issuer, dev.issuer
     );
     println!("  upstream http://{echo_addr} echoes what it receives\n");
-    revoke_at_start(&gateway, &dev)?;
+    revoke_at_start(&running.current(), &dev)?;
     println!("  Try:");
     for p in personas() {
         let mut auth = p
@@ -200,7 +201,7 @@ pub fn run() -> Result<(), String> {
         println!("\n  # {} -> {}", p.what, p.expect);
         println!(
             "  curl -i -X {}{auth} http://{}{}",
-            p.method, gateway.listen, p.path
+            p.method, serving.listen, p.path
         );
     }
     println!();

@@ -1,9 +1,7 @@
-//! What a caller may do: scope implications, requirement expressions, the decision.
+//! What a caller may do: requirement expressions per route and organization restrictions.
 
 mod organizations;
 mod requirement;
-mod scopes;
 
 pub use organizations::{OrgDenial, OrgPolicy, Organizations};
 pub use requirement::{Alternative, Requirement};
-pub use scopes::{Granted, ScopeExpr, ScopeSet, ScopeUniverse};

@@ -115,8 +115,8 @@ impl Organizations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ScopeSet;
     use crate::principal::{Grant, Kind};
+    use crate::scope::ScopeSet;
     use http::HeaderValue;
     use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! A route's requirement and the decision whether a principal meets it.
 
-use super::scopes::{ScopeExpr, ScopeUniverse};
 use crate::principal::{Kind, Principal};
+use crate::scope::{ScopeExpr, ScopeUniverse};
 
 /// One way to satisfy a route: an optional principal kind and an optional scope expression.
 #[derive(Debug, Clone)]

@@ -3,8 +3,9 @@
 //! stream through; the gateway only ever looks at the request head.
 
 use crate::answer::{Outcome, Refusal};
-use crate::gateway::{Head, Verdict};
-use crate::server::Current;
+use crate::decision::Verdict;
+use crate::generation::Current;
+use crate::request::{Connection, Head};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::uri::{PathAndQuery, Scheme};
@@ -57,20 +58,28 @@ impl Engine {
         // Held to the end of the request: a reload meanwhile does not change its rules.
         let generation = self.current.load_full();
         let gw = &generation.gateway;
+        let metrics = &generation.requests;
+        let conn = Connection {
+            peer: Some(peer),
+            tls: self.tls,
+            version: req.version(),
+            peer_certificate: None,
+        };
         let decided = {
             let head = Head {
                 method: req.method(),
                 uri: req.uri(),
                 headers: req.headers(),
+                conn: &conn,
             };
             gw.decide_with(&head, &generation.network).await
         };
-        gw.metrics
+        metrics
             .decision_seconds
             .observe(start.elapsed().as_secs_f64());
         let forward = match decided.verdict {
             Verdict::Refuse(r) => {
-                gw.metrics.count(decided.route, r.outcome());
+                metrics.count(decided.route, r.outcome());
                 return answer(&r);
             }
             Verdict::Forward(f) => f,
@@ -87,15 +96,14 @@ impl Engine {
         }
         let (mut parts, body) = req.into_parts();
         let client_headers = std::mem::take(&mut parts.headers);
-        (parts.headers, _) = gw.forward.rewrite(
+        (parts.headers, _) = gw.rules.forward.rewrite(
             client_headers,
-            Some(peer.ip()),
-            self.tls,
+            &conn,
             forward.principal.as_deref(),
             forward.org.as_ref(),
         );
         parts.version = http::Version::HTTP_11;
-        let upstream = &gw.upstreams[forward.upstream];
+        let upstream = &gw.rules.upstreams[forward.upstream];
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(if upstream.tls {
             Scheme::HTTPS
@@ -107,16 +115,15 @@ impl Engine {
         parts.uri = match Uri::from_parts(uri) {
             Ok(u) => u,
             Err(_) => {
-                gw.metrics.count(decided.route, Outcome::Status(502));
+                metrics.count(decided.route, Outcome::Status(502));
                 return answer(&Refusal::BadGateway);
             }
         };
         let sent = Instant::now();
         match self.client.request(Request::from_parts(parts, body)).await {
             Ok(resp) => {
-                gw.metrics.count(decided.route, Outcome::Allowed);
-                gw.metrics
-                    .observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
+                metrics.count(decided.route, Outcome::Allowed);
+                metrics.observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
                 let (mut parts, body) = resp.into_parts();
                 for name in HOP_BY_HOP {
                     parts.headers.remove(HeaderName::from_static(name));
@@ -124,8 +131,8 @@ impl Engine {
                 Response::from_parts(parts, Either::Left(body))
             }
             Err(e) => {
-                tracing::warn!(upstream = %gw.upstreams[forward.upstream].name, "upstream: {e}");
-                gw.metrics.count(decided.route, Outcome::Status(502));
+                tracing::warn!(upstream = %upstream.name, "upstream: {e}");
+                metrics.count(decided.route, Outcome::Status(502));
                 answer(&Refusal::BadGateway)
             }
         }
@@ -227,8 +234,8 @@ pub fn run(
     stop: oneshot::Receiver<()>,
 ) -> Result<(), String> {
     let (threads, tls) = {
-        let gw = &current.load().gateway;
-        (gw.threads, gw.tls.clone())
+        let serving = &current.load().serving;
+        (serving.threads, serving.tls.clone())
     };
     let tls = match tls {
         Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),

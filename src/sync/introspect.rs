@@ -3,16 +3,22 @@
 //! call to the authorization server. Answers go into the gateway's token cache; a failure of
 //! the authorization server is never cached.
 
-use crate::gateway::Gateway;
-use crate::token::{self, Answer, TokenError, TokenHash};
+use crate::clock::unix_now;
+use crate::metrics::{must, register};
+use crate::token::{
+    self, Cached, Issuer, IssuerState, Principals, TokenCache, TokenError, TokenHash,
+};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
-type Outcome = Option<Answer>;
+/// The answer for a token, or `None` when no authorization server could give one.
+type Introspected = Option<Cached>;
 
 /// Consecutive failures after which an issuer's introspection endpoint is left alone.
 const BREAKER_THRESHOLD: u32 = 5;
@@ -63,12 +69,96 @@ impl Breaker {
     }
 }
 
+/// What introspection counts.
+#[derive(Clone)]
+pub struct IntrospectionMetrics {
+    calls: IntCounterVec,
+    seconds: HistogramVec,
+    coalesced: IntCounter,
+    circuit_open: IntGaugeVec,
+}
+
+impl IntrospectionMetrics {
+    pub fn new(registry: &Registry) -> IntrospectionMetrics {
+        let calls = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_introspection_requests_total",
+                "Introspection calls by issuer and result (active, inactive, error, timeout)",
+            ),
+            &["issuer", "result"],
+        ));
+        let seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "scopegate_introspection_duration_seconds",
+                "Introspection call latency",
+            )
+            .buckets(vec![
+                1e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["issuer"],
+        ));
+        let coalesced = must(IntCounter::new(
+            "scopegate_introspection_coalesced_total",
+            "Requests that waited for an introspection already in flight for the same token",
+        ));
+        let circuit_open = must(IntGaugeVec::new(
+            Opts::new(
+                "scopegate_introspection_circuit_open",
+                "1 while calls to the issuer's introspection endpoint are paused after failures",
+            ),
+            &["issuer"],
+        ));
+        register(
+            registry,
+            [
+                Box::new(calls.clone()),
+                Box::new(seconds.clone()),
+                Box::new(coalesced.clone()),
+                Box::new(circuit_open.clone()),
+            ],
+        );
+        IntrospectionMetrics {
+            calls,
+            seconds,
+            coalesced,
+            circuit_open,
+        }
+    }
+}
+
 pub struct Introspector {
-    gateway: Arc<Gateway>,
+    issuers: Arc<[Issuer]>,
+    /// For the discovered introspection endpoints.
+    issuer_states: Arc<[IssuerState]>,
+    principals: Arc<Principals>,
+    /// Where answers go.
+    cache: Arc<TokenCache>,
+    metrics: IntrospectionMetrics,
     /// One client per issuer (index), `None` for issuers without introspection.
     clients: Vec<Option<reqwest::Client>>,
-    in_flight: Mutex<HashMap<TokenHash, Arc<OnceCell<Outcome>>>>,
+    in_flight: Mutex<HashMap<TokenHash, Arc<OnceCell<Introspected>>>>,
     breakers: Vec<Mutex<Breaker>>,
+}
+
+/// Removes a token's coalescing entry when the request that created it is done, also when
+/// it is dropped half-way (the client went away): the entry never outlives every waiter.
+struct InFlight<'a> {
+    map: &'a Mutex<HashMap<TokenHash, Arc<OnceCell<Introspected>>>>,
+    key: TokenHash,
+    cell: Arc<OnceCell<Introspected>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the entry this guard stands for: a later one for the same token stays.
+        if map
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        {
+            map.remove(&self.key);
+        }
+    }
 }
 
 /// Why one call gave no answer.
@@ -92,9 +182,14 @@ fn form_encode(s: &str) -> String {
 }
 
 impl Introspector {
-    pub fn new(gateway: Arc<Gateway>) -> Introspector {
-        let clients = gateway
-            .issuers
+    pub fn new(
+        issuers: Arc<[Issuer]>,
+        issuer_states: Arc<[IssuerState]>,
+        principals: Arc<Principals>,
+        cache: Arc<TokenCache>,
+        metrics: IntrospectionMetrics,
+    ) -> Introspector {
+        let clients = issuers
             .iter()
             .map(|i| {
                 i.introspection.as_ref().map(|r| {
@@ -108,8 +203,12 @@ impl Introspector {
             })
             .collect();
         Introspector {
-            breakers: gateway.issuers.iter().map(|_| Mutex::default()).collect(),
-            gateway,
+            breakers: issuers.iter().map(|_| Mutex::default()).collect(),
+            issuers,
+            issuer_states,
+            principals,
+            cache,
+            metrics,
             clients,
             in_flight: Mutex::default(),
         }
@@ -117,38 +216,37 @@ impl Introspector {
 
     /// The answer for `token`, asking the authorization server at most once for all
     /// concurrent callers; `None` when no issuer could answer.
-    pub async fn introspect(&self, token: &str) -> Outcome {
+    pub async fn introspect(&self, token: &str) -> Introspected {
         let key = token::hash(token);
-        let cell = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
-        let led = AtomicBool::new(false);
-        let outcome = cell
-            .get_or_init(|| {
-                led.store(true, Ordering::Relaxed);
-                self.ask(token, key)
-            })
-            .await
-            .clone();
-        if led.load(Ordering::Relaxed) {
-            self.in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-        } else {
-            self.gateway.metrics.introspection_coalesced.inc();
-        }
-        outcome
+        let (cell, guard) = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&key) {
+                Some(cell) => {
+                    self.metrics.coalesced.inc();
+                    (cell.clone(), None)
+                }
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    map.insert(key, cell.clone());
+                    let guard = InFlight {
+                        map: &self.in_flight,
+                        key,
+                        cell: cell.clone(),
+                    };
+                    (cell, Some(guard))
+                }
+            }
+        };
+        // A waiter whose leader was dropped takes over the call (OnceCell hands it on).
+        let answer = cell.get_or_init(|| self.ask(token, key)).await.clone();
+        drop(guard);
+        answer
     }
 
     /// Issuers that may own an opaque token: those whose prefix it has, else those without a
     /// prefix, in configuration order.
     fn candidates(&self, token: &str) -> Vec<usize> {
-        let issuers = &self.gateway.issuers;
+        let issuers = &self.issuers;
         let with_introspection =
             || (0..issuers.len()).filter(|&i| issuers[i].introspection.is_some());
         let prefixed: Vec<usize> = with_introspection()
@@ -167,29 +265,26 @@ impl Introspector {
             .collect()
     }
 
-    async fn ask(&self, token: &str, key: TokenHash) -> Outcome {
-        let gw = &self.gateway;
+    async fn ask(&self, token: &str, key: TokenHash) -> Introspected {
         let mut unreachable = false;
         let mut refusal = TokenError::Inactive;
         for i in self.candidates(token) {
-            let now = token::unix_now();
+            let now = unix_now();
             match self.call(i, token).await {
                 Ok(answer) => {
-                    let max_ttl = gw.cache.max_ttl().as_secs();
-                    let rules = gw.issuers[i].introspection.as_ref().expect("candidate");
+                    let max_ttl = self.cache.max_ttl().as_secs();
                     match token::judge_introspection(
                         &answer,
                         i,
-                        &gw.issuers[i],
-                        rules,
-                        &gw.principals,
+                        &self.issuers[i],
+                        &self.principals,
                         now,
                         max_ttl,
                     ) {
                         Ok(p) => {
                             let p = Arc::new(p);
-                            gw.cache.insert_valid(key, p.clone(), now);
-                            return Some(Answer::Valid(p));
+                            self.cache.insert_valid(key, p.clone(), now);
+                            return Some(Cached::Valid(p));
                         }
                         Err(TokenError::Inactive) => {}
                         Err(e) => refusal = e,
@@ -202,28 +297,22 @@ impl Introspector {
             // Some issuer could not say: fail closed with a 503, and remember nothing.
             return None;
         }
-        gw.cache.insert_invalid(key, refusal);
-        Some(Answer::Invalid(refusal))
+        self.cache.insert_invalid(key, refusal);
+        Some(Cached::Invalid(refusal))
     }
 
     async fn call(&self, issuer: usize, token: &str) -> Result<Map<String, Value>, CallError> {
-        let gw = &self.gateway;
-        let i = &gw.issuers[issuer];
+        let i = &self.issuers[issuer];
         let rules = i.introspection.as_ref().ok_or(CallError::Failed)?;
         let client = self.clients[issuer].as_ref().ok_or(CallError::Failed)?;
-        let count = |result: &str| {
-            gw.metrics
-                .introspections
-                .with_label_values(&[&i.id, result])
-                .inc()
-        };
+        let count = |result: &str| self.metrics.calls.with_label_values(&[&i.id, result]).inc();
         let breaker = &self.breakers[issuer];
         let lock = || breaker.lock().unwrap_or_else(|p| p.into_inner());
         if !lock().allows(Instant::now()) {
             count("circuit_open");
             return Err(CallError::Failed);
         }
-        let Some(endpoint) = i.introspection_endpoint() else {
+        let Some(endpoint) = i.introspection_endpoint(&self.issuer_states[issuer]) else {
             count("error");
             tracing::warn!(issuer = %i.id, "no introspection endpoint (not configured, not discovered yet)");
             return Err(CallError::Failed);
@@ -279,8 +368,8 @@ impl Introspector {
                 Err(CallError::Failed)
             }
         };
-        gw.metrics
-            .introspection_seconds
+        self.metrics
+            .seconds
             .with_label_values(&[&i.id])
             .observe(start.elapsed().as_secs_f64());
         match &result {
@@ -296,8 +385,8 @@ impl Introspector {
             }
             Err(_) => lock().failure(Instant::now()),
         };
-        gw.metrics
-            .introspection_circuit_open
+        self.metrics
+            .circuit_open
             .with_label_values(&[&i.id])
             .set(open as i64);
         result

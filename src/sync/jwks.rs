@@ -2,8 +2,9 @@
 //! on-demand refresh when a token names a key the gateway has not seen (rate-limited, so a
 //! flood of made-up `kid`s cannot turn the gateway into a JWKS hammer).
 
-use crate::gateway::Gateway;
-use crate::token::KeySet;
+use crate::metrics::{must, register};
+use crate::token::{Issuer, IssuerState, KeySet};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +15,9 @@ pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// After a failed fetch, try again this soon (the regular interval can be long).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
+/// Per issuer: where its keys are and when they were last fetched.
 #[derive(Default)]
-struct IssuerState {
+struct Fetches {
     jwks_uri: Option<String>,
     /// Last fetch of any kind: concurrent callers that waited for it need no other.
     last_attempt: Option<Instant>,
@@ -23,10 +25,41 @@ struct IssuerState {
     last_on_demand: Option<Instant>,
 }
 
+/// What the key sync counts.
+#[derive(Clone)]
+pub struct KeyMetrics {
+    refreshes: IntCounterVec,
+    keys: IntGaugeVec,
+}
+
+impl KeyMetrics {
+    pub fn new(registry: &Registry) -> KeyMetrics {
+        let refreshes = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_jwks_refreshes_total",
+                "JWKS fetches by issuer and result",
+            ),
+            &["issuer", "result"],
+        ));
+        let keys = must(IntGaugeVec::new(
+            Opts::new("scopegate_jwks_keys", "Verification keys held per issuer"),
+            &["issuer"],
+        ));
+        register(
+            registry,
+            [Box::new(refreshes.clone()), Box::new(keys.clone())],
+        );
+        KeyMetrics { refreshes, keys }
+    }
+}
+
 pub struct KeySync {
-    gateway: Arc<Gateway>,
+    issuers: Arc<[Issuer]>,
+    /// Where fetched keys go (read by every request).
+    states: Arc<[IssuerState]>,
+    metrics: KeyMetrics,
     client: reqwest::Client,
-    state: Vec<Mutex<IssuerState>>,
+    fetches: Vec<Mutex<Fetches>>,
 }
 
 /// A refresh request: the issuer, and who to tell when it is done.
@@ -66,27 +99,30 @@ pub fn http_client() -> reqwest::Client {
 
 impl KeySync {
     pub fn new(
-        gateway: Arc<Gateway>,
+        issuers: Arc<[Issuer]>,
+        states: Arc<[IssuerState]>,
+        metrics: KeyMetrics,
     ) -> (
         Arc<KeySync>,
         RefreshHandle,
         mpsc::UnboundedReceiver<Request>,
     ) {
-        let state = gateway
-            .issuers
+        let fetches = issuers
             .iter()
             .map(|i| {
-                Mutex::new(IssuerState {
+                Mutex::new(Fetches {
                     jwks_uri: i.jwks_uri.clone(),
-                    ..IssuerState::default()
+                    ..Fetches::default()
                 })
             })
             .collect();
         let (tx, rx) = mpsc::unbounded_channel();
         let sync = Arc::new(KeySync {
-            gateway,
+            issuers,
+            states,
+            metrics,
             client: http_client(),
-            state,
+            fetches,
         });
         (sync, RefreshHandle { tx }, rx)
     }
@@ -96,7 +132,7 @@ impl KeySync {
     pub async fn run(self: Arc<Self>, mut requests: mpsc::UnboundedReceiver<Request>) {
         // Owned by this task: stopping it (a reloaded configuration) stops the refreshes.
         let mut periodic = tokio::task::JoinSet::new();
-        for i in 0..self.gateway.issuers.len() {
+        for i in 0..self.issuers.len() {
             let me = self.clone();
             periodic.spawn(async move { me.periodic(i).await });
         }
@@ -111,9 +147,9 @@ impl KeySync {
     }
 
     async fn periodic(&self, issuer: usize) {
-        let every = self.gateway.issuers[issuer].jwks_refresh;
+        let every = self.issuers[issuer].jwks_refresh;
         loop {
-            let mut state = self.state[issuer].lock().await;
+            let mut state = self.fetches[issuer].lock().await;
             let ok = self.refresh(issuer, &mut state).await;
             drop(state);
             let pause = if ok {
@@ -129,7 +165,7 @@ impl KeySync {
     /// behind a fetch started after it asked is answered by that fetch; otherwise at most one
     /// on-demand fetch per [`MIN_REFRESH_INTERVAL`].
     async fn refresh_on_demand(&self, issuer: usize, asked: Instant) {
-        let mut state = self.state[issuer].lock().await;
+        let mut state = self.fetches[issuer].lock().await;
         if state.last_attempt.is_some_and(|t| t >= asked) {
             return;
         }
@@ -145,31 +181,31 @@ impl KeySync {
 
     /// Fetches every issuer's keys once (for one-shot commands such as `explain`).
     pub async fn fetch_all_once(&self) {
-        for issuer in 0..self.gateway.issuers.len() {
-            let mut state = self.state[issuer].lock().await;
+        for issuer in 0..self.issuers.len() {
+            let mut state = self.fetches[issuer].lock().await;
             self.refresh(issuer, &mut state).await;
         }
     }
 
     /// Fetches now; on failure the last good keys stay in place.
-    async fn refresh(&self, issuer: usize, state: &mut IssuerState) -> bool {
+    async fn refresh(&self, issuer: usize, state: &mut Fetches) -> bool {
         state.last_attempt = Some(Instant::now());
-        let id = &self.gateway.issuers[issuer].id;
-        let m = &self.gateway.metrics;
+        let id = &self.issuers[issuer].id;
+        let m = &self.metrics;
         match self.fetch(issuer, state).await {
             Ok((keys, skipped)) => {
                 for s in skipped {
                     tracing::warn!(issuer = %id, "JWKS key skipped: {s}");
                 }
-                m.jwks_refreshes.with_label_values(&[id, "ok"]).inc();
-                m.jwks_keys.with_label_values(&[id]).set(keys.len() as i64);
+                m.refreshes.with_label_values(&[id, "ok"]).inc();
+                m.keys.with_label_values(&[id]).set(keys.len() as i64);
                 tracing::debug!(issuer = %id, keys = keys.len(), "JWKS fetched");
-                self.gateway.issuers[issuer].set_keys(keys);
+                self.states[issuer].set_keys(keys);
                 true
             }
             Err(e) => {
                 // The last good keys stay in place.
-                m.jwks_refreshes.with_label_values(&[id, "error"]).inc();
+                m.refreshes.with_label_values(&[id, "error"]).inc();
                 tracing::warn!(issuer = %id, "JWKS refresh failed: {e}");
                 false
             }
@@ -194,7 +230,7 @@ impl KeySync {
     async fn fetch(
         &self,
         issuer: usize,
-        state: &mut IssuerState,
+        state: &mut Fetches,
     ) -> Result<(KeySet, Vec<String>), String> {
         if state.jwks_uri.is_none() {
             state.jwks_uri = Some(self.discover(issuer).await?);
@@ -211,7 +247,7 @@ impl KeySync {
     /// OpenID Connect discovery, then RFC 8414 metadata; the `issuer` in the document must be
     /// the configured one (OpenID Connect Discovery §4.3).
     async fn discover(&self, issuer: usize) -> Result<String, String> {
-        let iss = self.gateway.issuers[issuer].iss.trim_end_matches('/');
+        let iss = self.issuers[issuer].iss.trim_end_matches('/');
         let oidc = format!("{iss}/.well-known/openid-configuration");
         let rfc8414 = match iss.split_once("://").and_then(|(s, rest)| {
             rest.split_once('/').map(|(host, path)| {
@@ -231,7 +267,7 @@ impl KeySync {
                         return Err(format!("{url}: the metadata is for another issuer"));
                     }
                     if let Some(e) = m.introspection_endpoint {
-                        self.gateway.issuers[issuer].set_discovered_introspection(e);
+                        self.states[issuer].set_discovered_introspection(e);
                     }
                     return m.jwks_uri.ok_or_else(|| format!("{url}: no jwks_uri"));
                 }

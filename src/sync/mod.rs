@@ -7,14 +7,15 @@ mod jwks;
 mod org_source;
 mod poll;
 
-pub use events::{SetError, SetReceiver};
-pub use introspect::Introspector;
-pub use jwks::{KeySync, RefreshHandle, http_client};
+pub use events::{RevocationSink, SetMetrics, SetReceiver};
+pub use introspect::{IntrospectionMetrics, Introspector};
+pub use jwks::{KeyMetrics, KeySync, RefreshHandle, http_client};
 pub use org_source::OrgSourceSync;
 pub use poll::Poller;
 
-use crate::gateway::Backend;
-use crate::token::Answer;
+use crate::decision::Backend;
+use crate::token::Cached;
+use std::sync::Arc;
 
 /// Largest answer read from an authorization server or policy source: a JWKS, a poll batch
 /// or a policy document is far smaller; anything bigger is a fault, not data.
@@ -35,10 +36,10 @@ pub async fn read_body(mut resp: reqwest::Response) -> Result<bytes::Bytes, Stri
     Ok(body.freeze())
 }
 
-/// What the proxy engine gives [`Gateway::decide_with`](crate::gateway::Gateway::decide_with).
+/// What the proxy engine gives [`Gateway::decide_with`](crate::decision::Gateway::decide_with).
 pub struct Network {
     pub keys: RefreshHandle,
-    pub introspector: Introspector,
+    pub introspector: Arc<Introspector>,
 }
 
 impl Backend for Network {
@@ -46,7 +47,7 @@ impl Backend for Network {
         self.keys.refresh(issuer).await
     }
 
-    async fn introspect(&self, token: &str) -> Option<Answer> {
+    async fn introspect(&self, token: &str) -> Option<Cached> {
         self.introspector.introspect(token).await
     }
 }

@@ -3,7 +3,12 @@
 //! without a restart. A document that cannot be read or parsed changes nothing: the policies
 //! last read stay in force, and the failure is logged and counted.
 
-use crate::gateway::{Gateway, OrgLocation, OrgSourceRules, org_policies};
+use crate::clock::unix_now;
+use crate::compile::{OrgLocation, OrgSourceRules, org_policies};
+use crate::metrics::{must, register};
+use crate::policy::Organizations;
+use arc_swap::ArcSwapOption;
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,20 +24,53 @@ struct Document {
 }
 
 pub struct OrgSourceSync {
-    gateway: Arc<Gateway>,
     rules: OrgSourceRules,
+    /// The inline `organizations:`, which the document's entries extend.
+    inline: Organizations,
+    /// The policies in force, read by every request.
+    in_force: Arc<ArcSwapOption<Organizations>>,
     client: reqwest::Client,
     /// The `ETag` of the URL document in force, sent as `If-None-Match`.
     etag: std::sync::Mutex<Option<http::HeaderValue>>,
+    reloads: IntCounterVec,
+    loaded_at: IntGauge,
 }
 
 impl OrgSourceSync {
-    pub fn new(gateway: Arc<Gateway>, rules: OrgSourceRules) -> OrgSourceSync {
+    /// `read_at`: when a file source was read at load, the time of the policies in force.
+    pub fn new(
+        rules: OrgSourceRules,
+        inline: Organizations,
+        in_force: Arc<ArcSwapOption<Organizations>>,
+        read_at: Option<u64>,
+        registry: &Registry,
+    ) -> OrgSourceSync {
+        let reloads = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_organization_source_reloads_total",
+                "Reads of the organization policy source, by result (ok, unchanged, error)",
+            ),
+            &["result"],
+        ));
+        let loaded_at = must(IntGauge::new(
+            "scopegate_organization_source_last_success_timestamp_seconds",
+            "When the organization policies in force were read from their source (Unix time)",
+        ));
+        register(
+            registry,
+            [Box::new(reloads.clone()), Box::new(loaded_at.clone())],
+        );
+        if let Some(t) = read_at {
+            loaded_at.set(t as i64);
+        }
         OrgSourceSync {
-            gateway,
             rules,
+            inline,
+            in_force,
             client: super::http_client(),
             etag: std::sync::Mutex::default(),
+            reloads,
+            loaded_at,
         }
     }
 
@@ -65,19 +103,16 @@ impl OrgSourceSync {
             Ok(None) => "unchanged",
             Err(_) => "error",
         };
-        let metrics = &self.gateway.metrics;
-        metrics.org_source_reloads.with_label_values(&[label]).inc();
+        self.reloads.with_label_values(&[label]).inc();
         if let Some((policies, etag)) = result? {
-            let mut orgs = self.gateway.inline_organizations.clone();
+            let mut orgs = self.inline.clone();
             orgs.extend(policies);
-            self.gateway.organizations.store(Some(Arc::new(orgs)));
+            self.in_force.store(Some(Arc::new(orgs)));
             // Only the tag of a document in force: a bad one is fetched again in full.
             *self.etag.lock().unwrap_or_else(|p| p.into_inner()) = etag;
         }
         // Unchanged is as fresh as re-read.
-        metrics
-            .org_source_loaded_at
-            .set(crate::token::unix_now() as i64);
+        self.loaded_at.set(unix_now() as i64);
         Ok(())
     }
 

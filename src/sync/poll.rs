@@ -2,8 +2,9 @@
 //! acknowledge the ones applied, report the ones refused, and back off when the endpoint fails.
 
 use super::events::SetReceiver;
-use crate::gateway::Gateway;
+use crate::metrics::must;
 use crate::token::PollRules;
+use prometheus::{IntCounter, Registry};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -22,20 +23,25 @@ struct PollResponse {
 }
 
 pub struct Poller {
-    gateway: Arc<Gateway>,
     rules: PollRules,
+    /// Verifies and applies what the transmitter returns.
     receiver: Arc<SetReceiver>,
     client: reqwest::Client,
+    failures: IntCounter,
 }
 
 impl Poller {
-    pub fn new(gateway: Arc<Gateway>, rules: PollRules) -> Poller {
-        let receiver = Arc::new(SetReceiver::new(gateway.clone(), rules.set.clone(), "poll"));
+    pub fn new(rules: PollRules, receiver: Arc<SetReceiver>, registry: &Registry) -> Poller {
+        let failures = must(IntCounter::new(
+            "scopegate_set_poll_failures_total",
+            "Failed polls of the SET transmitter (RFC 8936), retried with backoff",
+        ));
+        must(registry.register(Box::new(failures.clone())));
         Poller {
-            gateway,
             rules,
             receiver,
             client: super::http_client(),
+            failures,
         }
     }
 
@@ -59,7 +65,7 @@ impl Poller {
                 }
                 Err(e) => {
                     // What was processed is acknowledged with the next successful poll.
-                    self.gateway.metrics.set_poll_failures.inc();
+                    self.failures.inc();
                     tracing::warn!("SET poll failed: {e}");
                     pause = (pause * 2).min(MAX_BACKOFF);
                 }

@@ -7,7 +7,7 @@ use super::error::TokenError;
 use crate::principal::Principal;
 use moka::sync::Cache;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub type TokenHash = [u8; 32];
 
@@ -18,15 +18,16 @@ pub fn hash(token: &str) -> TokenHash {
     out
 }
 
+/// What the cache remembers of a token: who it stands for, or why it was refused.
 #[derive(Clone)]
-pub enum Answer {
+pub enum Cached {
     Valid(Arc<Principal>),
     Invalid(TokenError),
 }
 
 #[derive(Clone)]
 struct Entry {
-    answer: Answer,
+    answer: Cached,
     ttl: Duration,
 }
 
@@ -72,13 +73,6 @@ pub struct TokenCache {
     negative_ttl: Duration,
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl TokenCache {
     /// `evictions` counts entries dropped for room (not expiry or invalidation).
     pub fn new(
@@ -111,7 +105,7 @@ impl TokenCache {
         self.max_ttl
     }
 
-    pub fn get(&self, key: &TokenHash) -> Option<Answer> {
+    pub fn get(&self, key: &TokenHash) -> Option<Cached> {
         self.inner.get(key).map(|e| e.answer)
     }
 
@@ -123,7 +117,7 @@ impl TokenCache {
             self.inner.insert(
                 key,
                 Entry {
-                    answer: Answer::Valid(p),
+                    answer: Cached::Valid(p),
                     ttl,
                 },
             );
@@ -136,7 +130,7 @@ impl TokenCache {
             self.inner.insert(
                 key,
                 Entry {
-                    answer: Answer::Invalid(e),
+                    answer: Cached::Invalid(e),
                     ttl: self.negative_ttl,
                 },
             );
@@ -229,12 +223,12 @@ mod tests {
             Duration::from_secs(5),
             evictions(),
         );
-        c.insert_invalid(hash("a"), TokenError::UnknownKey(0));
+        c.insert_invalid(hash("a"), TokenError::UnknownKey);
         c.insert_invalid(hash("b"), TokenError::BadSignature);
         assert!(c.get(&hash("a")).is_none());
         assert!(matches!(
             c.get(&hash("b")),
-            Some(Answer::Invalid(TokenError::BadSignature))
+            Some(Cached::Invalid(TokenError::BadSignature))
         ));
     }
 }

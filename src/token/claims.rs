@@ -2,9 +2,9 @@
 //! whether the caller is a user or an application.
 
 use super::error::TokenError;
-use super::issuer::Issuer;
-use crate::policy::ScopeUniverse;
+use super::issuer::{AppRule, Issuer};
 use crate::principal::{Grant, Kind, Principal};
+use crate::scope::ScopeUniverse;
 use http::HeaderValue;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -31,11 +31,16 @@ fn scopes(v: Option<&Value>) -> Result<Vec<&str>, TokenError> {
     }
 }
 
-fn string<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, TokenError> {
+/// A string claim read from `name`; `label` names it in the refusal.
+fn string<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+    label: &'static str,
+) -> Result<Option<&'a str>, TokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(TokenError::BadClaim("client_id")),
+        Some(_) => Err(TokenError::BadClaim(label)),
     }
 }
 
@@ -106,19 +111,17 @@ impl Principals {
             Some(_) => return Err(TokenError::BadClaim("sub")),
             None => return Err(TokenError::MissingClaim("sub")),
         };
-        let client_id = match string(claims, &issuer.claims.client_id)? {
+        let client_id = match string(claims, &issuer.claims.client_id, "client_id")? {
             Some(c) => Some(c),
-            None => string(claims, "azp")?,
+            None => string(claims, "azp", "azp")?,
         };
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_f64)
             .ok_or(TokenError::MissingClaim("exp"))? as u64;
-        // RFC 9068 §2.2: a client-credentials token has the client as its subject.
-        let kind = if client_id == Some(subject) {
-            Kind::App
-        } else {
-            Kind::User
+        let kind = match issuer.app_rule {
+            AppRule::SubIsClientId if client_id == Some(subject) => Kind::App,
+            AppRule::SubIsClientId => Kind::User,
         };
         let token_scopes = scopes(claims.get(&issuer.claims.scope))?;
         let issued_at = claims.get("iat").and_then(Value::as_f64).map(|t| t as u64);
@@ -126,7 +129,7 @@ impl Principals {
             Some(Value::String(j)) => Some(j.as_str().into()),
             _ => None,
         };
-        let names = |claim: &str| -> Result<Box<[Box<str>]>, TokenError> {
+        let names = |claim: &str, label: &'static str| -> Result<Box<[Box<str>]>, TokenError> {
             match claims.get(claim) {
                 None | Some(Value::Null) => Ok(Box::default()),
                 Some(Value::Array(items)) => items
@@ -134,15 +137,15 @@ impl Principals {
                     .map(|i| {
                         i.as_str()
                             .map(Into::into)
-                            .ok_or(TokenError::BadClaim("orgs"))
+                            .ok_or(TokenError::BadClaim(label))
                     })
                     .collect(),
-                Some(_) => Err(TokenError::BadClaim("orgs")),
+                Some(_) => Err(TokenError::BadClaim(label)),
             }
         };
         Ok(Principal {
-            orgs: names(&issuer.claims.orgs)?,
-            sso_orgs: names(&issuer.claims.sso_orgs)?,
+            orgs: names(&issuer.claims.orgs, "orgs")?,
+            sso_orgs: names(&issuer.claims.sso_orgs, "sso_orgs")?,
             issuer: Some(issuer_index),
             kind,
             expires_at,
@@ -155,5 +158,118 @@ impl Principals {
             issuer_id: self.issuer_ids[issuer_index].clone(),
             grant: self.grant(&token_scopes)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! From claims to a principal: each unusable claim refused under its own name.
+    use super::*;
+    use crate::token::testing;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn principals() -> (Principals, Issuer) {
+        let mut implies = BTreeMap::new();
+        implies.insert("repo".to_string(), vec!["repo:status".to_string()]);
+        let universe = ScopeUniverse::build(&implies, ["read"]);
+        let issuer = testing::issuer();
+        (
+            Principals::new(universe, std::slice::from_ref(&issuer)),
+            issuer,
+        )
+    }
+
+    fn build(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<Principal, TokenError> {
+        let (p, issuer) = principals();
+        let mut c = testing::claims(1_000);
+        edit(c.as_object_mut().unwrap());
+        p.build(0, &issuer, c.as_object().unwrap())
+    }
+
+    #[test]
+    fn a_user_token_has_its_scopes_expanded_and_its_client() {
+        let p = build(|c| {
+            c.insert("scope".into(), json!("repo openid"));
+        })
+        .unwrap();
+        assert_eq!(p.kind, Kind::User);
+        assert_eq!(p.subject, "alice");
+        assert_eq!(p.client_id.as_ref().unwrap(), "app");
+        assert_eq!(p.grant.effective, "openid repo repo:status");
+        assert_eq!(p.grant.token_scopes, "repo, openid");
+        assert_eq!(p.expires_at, 4_600);
+        assert_eq!(p.issued_at, Some(1_000));
+    }
+
+    #[test]
+    fn a_token_whose_subject_is_its_client_is_an_app_token() {
+        let p = build(|c| {
+            c.insert("sub".into(), json!("app"));
+        })
+        .unwrap();
+        assert_eq!(p.kind, Kind::App);
+    }
+
+    #[test]
+    fn azp_stands_in_for_a_missing_client_id_and_scp_arrays_are_read() {
+        let p = build(|c| {
+            c.remove("client_id");
+            c.insert("azp".into(), json!("web"));
+            c.insert("scope".into(), json!(["read", "repo"]));
+        })
+        .unwrap();
+        assert_eq!(p.client_id.as_ref().unwrap(), "web");
+        assert!(p.grant.effective.to_str().unwrap().contains("repo:status"));
+    }
+
+    #[test]
+    fn each_unusable_claim_is_refused_by_name() {
+        let cases: [(&str, Value, TokenError); 8] = [
+            ("sub", json!(""), TokenError::BadClaim("sub")),
+            ("sub", json!(7), TokenError::BadClaim("sub")),
+            ("sub", json!("a\nb"), TokenError::BadClaim("sub")),
+            ("client_id", json!(7), TokenError::BadClaim("client_id")),
+            ("azp", json!([]), TokenError::BadClaim("azp")),
+            ("scope", json!(7), TokenError::BadClaim("scope")),
+            ("orgs", json!("acme"), TokenError::BadClaim("orgs")),
+            ("sso_orgs", json!([1]), TokenError::BadClaim("sso_orgs")),
+        ];
+        for (claim, value, expected) in cases {
+            let got = build(|c| {
+                if claim == "azp" {
+                    c.remove("client_id");
+                }
+                c.insert(claim.into(), value.clone());
+            });
+            assert_eq!(got.unwrap_err(), expected, "{claim}: {value}");
+        }
+    }
+
+    #[test]
+    fn subject_and_expiry_are_required() {
+        assert_eq!(
+            build(|c| {
+                c.remove("sub");
+            })
+            .unwrap_err(),
+            TokenError::MissingClaim("sub")
+        );
+        assert_eq!(
+            build(|c| {
+                c.remove("exp");
+            })
+            .unwrap_err(),
+            TokenError::MissingClaim("exp")
+        );
+    }
+
+    #[test]
+    fn tokens_with_the_same_scopes_share_one_grant() {
+        let (p, issuer) = principals();
+        let c = testing::claims(1_000);
+        let a = p.build(0, &issuer, c.as_object().unwrap()).unwrap();
+        let b = p.build(0, &issuer, c.as_object().unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&a.grant, &b.grant));
     }
 }

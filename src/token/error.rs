@@ -1,10 +1,12 @@
-//! Why a token was not accepted. Every variant but the two about keys is a 401
-//! `invalid_token`; the descriptions are short and never contain the token.
+//! Why a token is not accepted. Each variant is a 401 `invalid_token`; the descriptions are
+//! short and never contain the token. What the network may still fix (keys not fetched yet, an
+//! opaque token to introspect) is not an error here: see `authn::Need`.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
-    /// Not a JWT, and no introspection is configured that could vouch for it.
+    /// Not a JWT, and no introspection is configured that could vouch for it; or a secret
+    /// that is no configured legacy credential.
     Unknown,
     UnknownIssuer,
     UnknownCritical,
@@ -18,20 +20,12 @@ pub enum TokenError {
     MissingClaim(&'static str),
     /// A claim has a value that cannot be used (e.g. a subject with control characters).
     BadClaim(&'static str),
-    /// The issuer's keys (index) do not include the token's `kid`: refresh, then retry.
-    UnknownKey(usize),
-    /// The issuer's keys (index) were never fetched: the authorization server is unreachable.
-    KeysUnavailable(usize),
+    /// The issuer's keys, even freshly fetched, do not include the token's `kid`.
+    UnknownKey,
     /// The authorization server says the token is not active (RFC 7662).
     Inactive,
     /// A security event revoked the token, its subject or its client.
     Revoked,
-    /// An opaque token that only introspection can vouch for: ask, then decide again.
-    NeedsIntrospection,
-    /// A legacy credential past its `not_after`.
-    Retired,
-    /// A valid token from an issuer the route does not accept.
-    IssuerNotAccepted,
 }
 
 impl TokenError {
@@ -53,25 +47,15 @@ impl TokenError {
             TokenError::MissingClaim("sub") => "the token has no subject (sub)",
             TokenError::MissingClaim(_) => "the token has no issuer (iss)",
             TokenError::BadClaim(_) => "the token has an unusable claim",
-            TokenError::UnknownKey(_) => "the token's signing key is unknown",
-            TokenError::KeysUnavailable(_) => "the token's issuer is unreachable",
+            TokenError::UnknownKey => "the token's signing key is unknown",
             TokenError::Inactive => "the token is not active",
             TokenError::Revoked => "the token has been revoked",
-            TokenError::NeedsIntrospection => "the token could not be checked",
-            TokenError::Retired => {
-                "this legacy credential is no longer accepted: use an OAuth 2.0 access token"
-            }
-            TokenError::IssuerNotAccepted => "the token's issuer is not accepted for this resource",
         }
     }
 
-    /// Worth remembering for `negative_ttl`: the same token will fail the same way.
+    /// Worth remembering for `negative_ttl`: the same token will fail the same way. An
+    /// unknown key is not: the issuer may publish it with its next rotation.
     pub fn is_cacheable(self) -> bool {
-        !matches!(
-            self,
-            TokenError::UnknownKey(_)
-                | TokenError::KeysUnavailable(_)
-                | TokenError::NeedsIntrospection
-        )
+        self != TokenError::UnknownKey
     }
 }

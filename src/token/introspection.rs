@@ -7,21 +7,6 @@ use super::issuer::Issuer;
 use crate::principal::Principal;
 use serde_json::{Map, Value};
 
-/// How an issuer's introspection endpoint is called and read.
-#[derive(Debug, Clone)]
-pub struct IntrospectionRules {
-    /// Configured endpoint; otherwise the discovered `introspection_endpoint` is used.
-    pub endpoint: Option<String>,
-    pub client_id: String,
-    pub client_secret: String,
-    /// `client_secret_post` instead of HTTP Basic.
-    pub post_credentials: bool,
-    pub timeout: std::time::Duration,
-    pub connect_timeout: std::time::Duration,
-    /// Non-standard lifetime in seconds from now, used when there is no `exp`.
-    pub expires_in_field: Option<String>,
-}
-
 fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -39,7 +24,6 @@ pub fn judge(
     answer: &Map<String, Value>,
     issuer_index: usize,
     issuer: &Issuer,
-    rules: &IntrospectionRules,
     principals: &Principals,
     now: u64,
     max_ttl_secs: u64,
@@ -69,9 +53,10 @@ pub fn judge(
     let now_f = now as f64;
     let exp = match number(answer, "exp")? {
         Some(exp) => exp,
-        None => match rules
-            .expires_in_field
-            .as_deref()
+        None => match issuer
+            .introspection
+            .as_ref()
+            .and_then(|r| r.expires_in_field.as_deref())
             .map(|f| number(answer, f))
             .transpose()?
             .flatten()
@@ -97,4 +82,128 @@ pub fn judge(
         claims.insert("sub".into(), c);
     }
     principals.build(issuer_index, issuer, &claims)
+}
+
+#[cfg(test)]
+mod tests {
+    //! What an RFC 7662 answer means, refusal by refusal.
+    use super::*;
+    use crate::scope::ScopeUniverse;
+    use crate::token::issuer::IntrospectionRules;
+    use crate::token::testing::{self, AUD, ISS};
+    use serde_json::json;
+    use std::time::Duration;
+
+    const NOW: u64 = 1_000_000;
+
+    fn judged(answer: Value, expires_in_field: Option<&str>) -> Result<Principal, TokenError> {
+        let issuer = testing::issuer().with_introspection(
+            Some(IntrospectionRules {
+                endpoint: Some("http://127.0.0.1:1/introspect".into()),
+                client_id: "gw".into(),
+                client_secret: "s".into(),
+                post_credentials: false,
+                timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                expires_in_field: expires_in_field.map(String::from),
+            }),
+            None,
+        );
+        let principals = Principals::new(
+            ScopeUniverse::build(&Default::default(), ["read"]),
+            std::slice::from_ref(&issuer),
+        );
+        judge(
+            answer.as_object().unwrap(),
+            0,
+            &issuer,
+            &principals,
+            NOW,
+            300,
+        )
+    }
+
+    fn active(extra: Value) -> Value {
+        let mut a = json!({"active": true, "sub": "alice", "client_id": "app", "scope": "read",
+            "exp": NOW + 60});
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        a
+    }
+
+    #[test]
+    fn an_active_answer_is_a_principal_until_its_exp() {
+        let p = judged(active(json!({"iss": ISS, "aud": AUD})), None).unwrap();
+        assert_eq!(p.subject, "alice");
+        assert_eq!(p.expires_at, NOW + 60);
+    }
+
+    #[test]
+    fn anything_but_active_true_is_inactive() {
+        for a in [
+            json!({"active": false}),
+            json!({"active": "true"}),
+            json!({}),
+        ] {
+            assert_eq!(
+                judged(a.clone(), None).unwrap_err(),
+                TokenError::Inactive,
+                "{a}"
+            );
+        }
+    }
+
+    #[test]
+    fn iss_and_aud_when_present_must_be_the_issuers() {
+        assert_eq!(
+            judged(active(json!({"iss": "https://evil.test"})), None).unwrap_err(),
+            TokenError::UnknownIssuer
+        );
+        assert_eq!(
+            judged(active(json!({"aud": ["https://other.test"]})), None).unwrap_err(),
+            TokenError::WrongAudience
+        );
+        assert_eq!(
+            judged(active(json!({"aud": 7})), None).unwrap_err(),
+            TokenError::WrongAudience
+        );
+    }
+
+    #[test]
+    fn times_are_checked_with_the_clock_skew() {
+        assert_eq!(
+            judged(active(json!({"exp": NOW - 31})), None).unwrap_err(),
+            TokenError::Expired
+        );
+        assert!(judged(active(json!({"exp": NOW - 29})), None).is_ok());
+        assert_eq!(
+            judged(active(json!({"nbf": NOW + 31})), None).unwrap_err(),
+            TokenError::NotYetValid
+        );
+        assert_eq!(
+            judged(active(json!({"exp": "soon"})), None).unwrap_err(),
+            TokenError::Malformed
+        );
+    }
+
+    #[test]
+    fn without_exp_the_lifetime_comes_from_the_configured_field_or_max_ttl() {
+        let mut a = active(json!({"expires_in": 120}));
+        a.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            judged(a.clone(), Some("expires_in")).unwrap().expires_at,
+            NOW + 120
+        );
+        assert_eq!(judged(a, None).unwrap().expires_at, NOW + 300);
+    }
+
+    #[test]
+    fn a_client_credentials_answer_without_sub_is_the_client() {
+        let mut a = active(json!({}));
+        a.as_object_mut().unwrap().remove("sub");
+        let p = judged(a, None).unwrap();
+        assert_eq!(p.subject, "app");
+        assert_eq!(p.kind, crate::principal::Kind::App);
+    }
 }

@@ -1,6 +1,6 @@
-//! An issuer at run time: its rules from the configuration and its current keys.
+//! An issuer: its rules from the configuration ([`Issuer`], immutable), and what the gateway
+//! learnt from it while running ([`IssuerState`]: its keys, its discovered endpoints).
 
-use super::introspection::IntrospectionRules;
 use super::keys::KeySet;
 use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, Validation};
@@ -26,12 +26,44 @@ pub struct Issuer {
     pub introspection: Option<IntrospectionRules>,
     /// Opaque tokens with this prefix belong to this issuer.
     pub token_prefix: Option<String>,
-    /// `introspection_endpoint` found by discovery (when none is configured).
-    discovered_introspection: OnceLock<String>,
+    /// How an application's own token is told from a user's.
+    pub app_rule: AppRule,
     /// Prebuilt validation per allowed algorithm.
     validations: Vec<(Algorithm, Validation)>,
+}
+
+/// How an application's own token (client credentials, a service account) is told from a
+/// token a user granted to an application.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppRule {
+    /// RFC 9068 §2.2: a client-credentials token has the client as its subject.
+    #[default]
+    SubIsClientId,
+}
+
+/// How an issuer's introspection endpoint is called and read.
+#[derive(Debug, Clone)]
+pub struct IntrospectionRules {
+    /// Configured endpoint; otherwise the discovered `introspection_endpoint` is used.
+    pub endpoint: Option<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_secret_post` instead of HTTP Basic.
+    pub post_credentials: bool,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Non-standard lifetime in seconds from now, used when there is no `exp`.
+    pub expires_in_field: Option<String>,
+}
+
+/// What the gateway learnt from an issuer while running: its current keys and the endpoints
+/// its metadata named. Shared state, written by the key sync and read on every request.
+#[derive(Default)]
+pub struct IssuerState {
     keys: ArcSwap<KeySet>,
     fetched: AtomicBool,
+    /// `introspection_endpoint` found by discovery (when none is configured).
+    discovered_introspection: OnceLock<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,11 +114,9 @@ impl Issuer {
             discovery,
             jwks_refresh,
             validations,
-            keys: ArcSwap::from_pointee(KeySet::default()),
-            fetched: AtomicBool::new(false),
             introspection: None,
             token_prefix: None,
-            discovered_introspection: OnceLock::new(),
+            app_rule: AppRule::default(),
         }
     }
 
@@ -101,18 +131,13 @@ impl Issuer {
         self
     }
 
-    /// Where to introspect: the configured endpoint, else the discovered one.
-    pub fn introspection_endpoint(&self) -> Option<&str> {
+    /// Where to introspect: the configured endpoint, else the one discovery found.
+    pub fn introspection_endpoint<'a>(&'a self, state: &'a IssuerState) -> Option<&'a str> {
         let rules = self.introspection.as_ref()?;
         rules
             .endpoint
             .as_deref()
-            .or_else(|| self.discovered_introspection.get().map(String::as_str))
-    }
-
-    /// Records the `introspection_endpoint` of the discovery document.
-    pub fn set_discovered_introspection(&self, endpoint: String) {
-        let _ = self.discovered_introspection.set(endpoint);
+            .or_else(|| state.discovered_introspection.get().map(String::as_str))
     }
 
     pub fn validation(&self, alg: Algorithm) -> Option<&Validation> {
@@ -120,6 +145,20 @@ impl Issuer {
             .iter()
             .find(|(a, _)| *a == alg)
             .map(|(_, v)| v)
+    }
+
+    /// Whether `other` fetches its keys from the same place (a reload may keep its keys).
+    pub fn same_key_source(&self, other: &Issuer) -> bool {
+        other.iss == self.iss
+            && other.jwks_uri == self.jwks_uri
+            && other.discovery == self.discovery
+    }
+}
+
+impl IssuerState {
+    /// Records the `introspection_endpoint` of the discovery document.
+    pub fn set_discovered_introspection(&self, endpoint: String) {
+        let _ = self.discovered_introspection.set(endpoint);
     }
 
     pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
@@ -132,17 +171,15 @@ impl Issuer {
         self.fetched.store(true, Ordering::Release);
     }
 
-    /// Takes the keys `old` fetched when it is the same issuer at the same place, so that a
-    /// reload does not wait for, or lose, keys already known.
-    pub fn inherit_keys(&self, old: &Issuer) {
-        let same =
-            old.iss == self.iss && old.jwks_uri == self.jwks_uri && old.discovery == self.discovery;
-        if same && old.has_fetched() {
+    /// Takes what `old` learnt, so that a reload does not wait for, or lose, keys already
+    /// known. The caller checks that both are the same issuer at the same place.
+    pub fn inherit(&self, old: &IssuerState) {
+        if old.has_fetched() {
             self.keys.store(old.keys.load_full());
             self.fetched.store(true, Ordering::Release);
-            if let Some(e) = old.discovered_introspection.get() {
-                self.set_discovered_introspection(e.clone());
-            }
+        }
+        if let Some(e) = old.discovered_introspection.get() {
+            self.set_discovered_introspection(e.clone());
         }
     }
 

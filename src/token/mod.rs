@@ -1,4 +1,6 @@
-//! Who is calling: JWT verification against issuers' keys, and the cache of answers.
+//! Token checks that need no network: JWT verification against an issuer's keys, what an
+//! introspection answer means, Security Event Token verification, the cache of answers and
+//! the revocation index.
 
 mod cache;
 mod claims;
@@ -8,14 +10,16 @@ mod issuer;
 mod jwt;
 mod keys;
 mod revocation;
-mod set_rules;
+pub mod set;
+#[cfg(test)]
+pub(crate) mod testing;
 
-pub use cache::{Answer, TokenCache, TokenHash, hash, unix_now};
+pub use cache::{Cached, TokenCache, TokenHash, hash};
 pub use claims::Principals;
 pub use error::TokenError;
-pub use introspection::{IntrospectionRules, judge as judge_introspection};
-pub use issuer::{ClaimNames, Issuer};
-pub use jwt::{VerifiedClaims, looks_like_jwt, verify};
+pub use introspection::judge as judge_introspection;
+pub use issuer::{AppRule, ClaimNames, IntrospectionRules, Issuer, IssuerState};
+pub use jwt::{VerifiedClaims, VerifyError, looks_like_jwt, verify};
 pub use keys::{Key, KeySet};
 pub use revocation::{Revocations, Revoked};
-pub use set_rules::{PollRules, SetKeys, SetRules};
+pub use set::{PollRules, SetError, SetKeys, SetRules, VerifiedSet};

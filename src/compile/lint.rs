@@ -1,9 +1,8 @@
 //! Warnings of `scopegate check`: things that are valid but almost certainly not meant.
 
-use super::schema::File;
-use crate::gateway::route_scopes;
-use crate::policy::ScopeUniverse;
+use crate::config::File;
 use crate::route::{MethodSet, Pattern};
+use crate::scope::ScopeUniverse;
 
 /// Warnings for a configuration that compiled; they do not fail `check`.
 pub fn lint(file: &File) -> Vec<String> {
@@ -42,11 +41,11 @@ pub fn lint(file: &File) -> Vec<String> {
         .collect::<Option<Vec<_>>>()
         .map(|lists| lists.into_iter().flatten().collect());
     if let Some(supported) = supported.filter(|_| !file.issuers.is_empty()) {
-        let used: Vec<&str> = file.routes.iter().flat_map(route_scopes).collect();
+        let used: Vec<&str> = file.routes.iter().flat_map(|r| r.scopes()).collect();
         let universe = ScopeUniverse::build(&file.scopes.implies, used.iter().copied());
         let grantable = universe.grant(supported.iter().map(|s| s.as_str()));
         for r in &file.routes {
-            for s in route_scopes(r) {
+            for s in r.scopes() {
                 if !grantable.effective.iter().any(|g| g == s) {
                     warnings.push(format!(
                         "route `{}` accepts scope `{s}`, which no issuer grants (scopes_supported), directly or by implication",
@@ -58,7 +57,7 @@ pub fn lint(file: &File) -> Vec<String> {
     }
 
     // Kept on purpose during a migration, but worth saying: they only produce 401s now.
-    let now = crate::token::unix_now();
+    let now = crate::clock::unix_now();
     for c in &file.credentials {
         if c.not_after.is_some_and(|t| t.0 <= now) {
             warnings.push(format!(

@@ -5,6 +5,8 @@
 //! stopping at a match, so neither the answer's timing nor its content says how close a guess
 //! was. The principal of each credential is built once, at load.
 
+use super::{Authenticator, Authn, Context};
+use crate::answer::Refusal;
 use crate::principal::Principal;
 use crate::token::TokenError;
 use std::sync::Arc;
@@ -22,12 +24,13 @@ pub struct LegacyCredential {
     pub not_after: Option<u64>,
 }
 
-/// The outcome of presenting a legacy secret.
-#[derive(Debug)]
+/// A configured credential that a presented secret is.
+#[derive(Debug, PartialEq, Eq)]
 pub struct LegacyMatch {
     /// Which credential it was (for the per-id counter).
     pub index: usize,
-    pub answer: Result<Arc<Principal>, TokenError>,
+    /// Presented at or after its `not_after`.
+    pub retired: bool,
 }
 
 #[derive(Default)]
@@ -48,12 +51,30 @@ impl LegacyCredentials {
             }
         }
         let index = found?;
-        let c = &self.entries[index];
-        let answer = match c.not_after {
-            Some(t) if now >= t => Err(TokenError::Retired),
-            _ => Ok(c.principal.clone()),
+        let retired = self.entries[index].not_after.is_some_and(|t| now >= t);
+        Some(LegacyMatch { index, retired })
+    }
+}
+
+/// The legacy credentials presented one way (a header, a scheme, a query parameter).
+pub struct LegacyKeys<'a> {
+    pub table: &'a LegacyCredentials,
+    /// Index into `credential::Rules::legacy`.
+    pub presentation: usize,
+}
+
+impl Authenticator for LegacyKeys<'_> {
+    /// Every use of a configured credential is counted, also after its `not_after`, so
+    /// operators see who still has to migrate.
+    fn authenticate(&self, secret: &str, ctx: &Context) -> Authn {
+        let Some(m) = self.table.find(self.presentation, secret, ctx.now) else {
+            return Authn::Refused(Refusal::InvalidToken(TokenError::Unknown));
         };
-        Some(LegacyMatch { index, answer })
+        ctx.metrics.legacy_uses[m.index].inc();
+        if m.retired {
+            return Authn::Refused(Refusal::RetiredCredential);
+        }
+        Authn::Authenticated(self.table.entries[m.index].principal.clone())
     }
 }
 
@@ -86,8 +107,8 @@ pub fn parse_digest(hex: &str) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ScopeSet;
     use crate::principal::{Grant, Kind};
+    use crate::scope::ScopeSet;
     use http::HeaderValue;
 
     fn principal(subject: &'static str) -> Arc<Principal> {
@@ -133,7 +154,7 @@ mod tests {
         let t = table();
         let m = t.find(0, "s3cret", 10).unwrap();
         assert_eq!(m.index, 0);
-        assert!(m.answer.is_ok());
+        assert!(!m.retired);
         // The same secret presented the other way is the other credential.
         assert_eq!(t.find(1, "s3cret", 10).unwrap().index, 2);
         assert!(t.find(0, "s3cret ", 10).is_none());
@@ -144,10 +165,15 @@ mod tests {
     #[test]
     fn a_credential_is_refused_from_its_not_after_on() {
         let t = table();
-        assert!(t.find(0, "retired-key", 999).unwrap().answer.is_ok());
+        assert!(!t.find(0, "retired-key", 999).unwrap().retired);
         let late = t.find(0, "retired-key", 1_000).unwrap();
-        assert_eq!(late.index, 1);
-        assert_eq!(late.answer.unwrap_err(), TokenError::Retired);
+        assert_eq!(
+            late,
+            LegacyMatch {
+                index: 1,
+                retired: true
+            }
+        );
     }
 
     #[test]

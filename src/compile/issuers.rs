@@ -1,0 +1,131 @@
+//! `issuers:` — who may sign or vouch for tokens, and how each is checked.
+
+use super::algorithm;
+use crate::config::schema::{self, ClientAuth};
+use crate::config::{ConfigError, File};
+use crate::token::{AppRule, ClaimNames, IntrospectionRules, Issuer};
+use std::collections::HashSet;
+
+pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
+    let mut seen = HashSet::new();
+    file.issuers
+        .iter()
+        .map(|i| {
+            if !seen.insert(i.id.as_str()) {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("issuer id `{}` appears twice", i.id),
+                ));
+            }
+            issuer(i, origin)
+        })
+        .collect()
+}
+
+fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
+    let here = |msg: &str| ConfigError::new(origin, format!("issuer `{}`: {msg}", i.id));
+    if i.audiences.is_empty() {
+        return Err(here("`audiences` must name at least one audience"));
+    }
+    if i.introspection
+        .as_ref()
+        .is_some_and(|x| x.endpoint.is_none())
+        && !i.discovery
+    {
+        return Err(here("set `introspection.endpoint` or leave `discovery` on"));
+    }
+    if i.token_prefix.is_some() && i.introspection.is_none() {
+        return Err(here(
+            "`token_prefix` routes opaque tokens, which need `introspection`",
+        ));
+    }
+    if !i.discovery && i.jwks_uri.is_none() {
+        return Err(here("set `jwks_uri` or leave `discovery` on"));
+    }
+    let algorithms = i
+        .algorithms
+        .iter()
+        .map(|a| algorithm(origin, &format!("issuer `{}`", i.id), a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let introspection = i.introspection.as_ref().map(|x| IntrospectionRules {
+        endpoint: x.endpoint.as_ref().map(|e| e.0.clone()),
+        client_id: x.client_id.0.clone(),
+        client_secret: x.client_secret.0.clone(),
+        post_credentials: x.auth == ClientAuth::ClientSecretPost,
+        timeout: x.timeout.0,
+        connect_timeout: x.connect_timeout.0,
+        expires_in_field: x.expires_in_field.clone(),
+    });
+    let mut issuer = Issuer::new(
+        i.id.clone(),
+        i.issuer.0.clone(),
+        i.audiences.iter().map(|a| a.0.clone()).collect(),
+        algorithms,
+        i.typ.clone(),
+        i.clock_skew.0,
+        ClaimNames {
+            scope: i.claims.scope.clone(),
+            orgs: i.claims.orgs.clone(),
+            sso_orgs: i.claims.sso_orgs.clone(),
+            client_id: i.claims.client_id.clone(),
+        },
+        i.jwks_uri.as_ref().map(|u| u.0.clone()),
+        i.discovery,
+        i.jwks_refresh.0,
+    )
+    .with_introspection(introspection, i.token_prefix.clone());
+    issuer.app_rule = match i.app_principal {
+        schema::AppPrincipal::SubIsClientId => AppRule::SubIsClientId,
+    };
+    Ok(issuer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(issuer: &str) -> String {
+        let yaml = format!(
+            "server: {{ listen: 127.0.0.1:1 }}\nupstreams: {{}}\nroutes: []\nissuers:\n  - {issuer}"
+        );
+        let file = crate::config::parse(&yaml, "t").unwrap();
+        compile(&file, "t").map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_issuer_without_audiences_is_refused() {
+        let e = error("{ id: a, issuer: https://a, audiences: [] }");
+        assert!(
+            e.contains("`audiences` must name at least one audience"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shared_secret_and_unknown_algorithms_are_refused() {
+        let e = error("{ id: a, issuer: https://a, audiences: [x], algorithms: [HS256] }");
+        assert!(e.contains("shared-secret algorithm"), "{e}");
+        let e = error("{ id: a, issuer: https://a, audiences: [x], algorithms: [XY999] }");
+        assert!(e.contains("unknown algorithm `XY999`"), "{e}");
+    }
+
+    #[test]
+    fn keys_need_a_source_and_a_token_prefix_needs_introspection() {
+        let e = error("{ id: a, issuer: https://a, audiences: [x], discovery: false }");
+        assert!(e.contains("set `jwks_uri` or leave `discovery` on"), "{e}");
+        let e = error("{ id: a, issuer: https://a, audiences: [x], token_prefix: \"1000.\" }");
+        assert!(e.contains("`token_prefix` routes opaque tokens"), "{e}");
+        let e = error(
+            "{ id: a, issuer: https://a, audiences: [x], discovery: false, jwks_uri: http://k, introspection: { client_id: c, client_secret: s } }",
+        );
+        assert!(e.contains("set `introspection.endpoint`"), "{e}");
+    }
+
+    #[test]
+    fn an_issuer_id_given_twice_is_refused() {
+        let e = error(
+            "{ id: a, issuer: https://a, audiences: [x] }\n  - { id: a, issuer: https://b, audiences: [x] }",
+        );
+        assert!(e.contains("issuer id `a` appears twice"), "{e}");
+    }
+}

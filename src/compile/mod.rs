@@ -1,0 +1,288 @@
+//! Compiling a parsed configuration: every cross-reference resolved and every value checked
+//! once, so the request path never meets an invalid setting. One file per section; what the
+//! compile step needs from outside the file (DNS, a policy file) is gathered first
+//! ([`Inputs`]), so compiling itself does no I/O.
+
+mod credentials;
+mod forwarding;
+mod inputs;
+mod issuers;
+mod lint;
+mod organizations;
+mod revocation;
+mod routes;
+mod upstreams;
+
+pub use inputs::Inputs;
+pub use lint::lint;
+pub use organizations::{OrgLocation, OrgSourceRules, org_policies};
+
+use crate::config::{ConfigError, File};
+use crate::decision::{CacheSettings, Gateway, Rules, State};
+use crate::policy::Organizations;
+use crate::request::Limits;
+use crate::token::{PollRules, Principals, SetRules};
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A configuration, compiled: the rules, how the state starts, how it is served, and what
+/// the sync tasks keep current.
+pub struct Compiled {
+    pub rules: Rules,
+    pub cache: CacheSettings,
+    /// The organization policies in force at start (`None` while a URL source is unread).
+    pub organizations: Option<Organizations>,
+    pub serving: Serving,
+    pub sync: SyncPlan,
+}
+
+/// Listener settings: bound at start, a reload cannot change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serving {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub threads: usize,
+    /// (certificate, key) paths when the listener speaks TLS.
+    pub tls: Option<(String, String)>,
+}
+
+/// What the background tasks of a configuration do.
+pub struct SyncPlan {
+    /// Security Event Tokens accepted on the admin port, when configured.
+    pub push: Option<SetRules>,
+    /// A transmitter polled for Security Event Tokens, when configured.
+    pub poll: Option<PollRules>,
+    /// Seconds a revocation stays in force.
+    pub revocation_retention: u64,
+    pub org_source: Option<OrgSourceRules>,
+    /// The inline `organizations:`, which a source's entries extend.
+    pub inline_organizations: Organizations,
+    /// When a file source was read at load (Unix seconds).
+    pub org_read_at: Option<u64>,
+}
+
+impl Compiled {
+    /// The gateway of this configuration, its metrics in `registry`.
+    pub fn gateway(self, registry: &prometheus::Registry) -> (Gateway, Serving, SyncPlan) {
+        let state = State::new(&self.rules, self.cache, self.organizations, registry);
+        let gateway = Gateway {
+            rules: self.rules,
+            state,
+        };
+        (gateway, self.serving, self.sync)
+    }
+}
+
+/// Reads, gathers the inputs of and compiles the configuration at `path`.
+pub fn load(path: &Path) -> Result<(File, Compiled), ConfigError> {
+    let origin = path.display().to_string();
+    let file = crate::config::load(path)?;
+    let inputs = Inputs::gather(&file, &origin)?;
+    let compiled = compile(&file, &inputs, &origin)?;
+    Ok((file, compiled))
+}
+
+/// Parses, gathers the inputs of and compiles a configuration given as text (the embedded
+/// `dev` configuration, tests, benchmarks).
+pub fn from_text(text: &str, origin: &str) -> Result<Compiled, ConfigError> {
+    let file = crate::config::parse(text, origin)?;
+    let inputs = Inputs::gather(&file, origin)?;
+    compile(&file, &inputs, origin)
+}
+
+/// Compiles `file` (named `origin` in errors) with what was gathered for it.
+pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, ConfigError> {
+    let serving = Serving {
+        listen: socket_addr(origin, "server.listen", &file.server.listen)?,
+        admin_listen: socket_addr(origin, "admin.listen", &file.admin.listen)?,
+        threads: file.server.threads.max(1),
+        tls: file
+            .server
+            .tls
+            .as_ref()
+            .map(|t| (t.cert.0.clone(), t.key.0.clone())),
+    };
+    let upstreams = upstreams::compile(file, inputs, origin)?;
+    let universe = routes::universe(file);
+    let issuers = issuers::compile(file, origin)?;
+    let (table, route_rules) = routes::compile(file, &universe, origin)?;
+    let principals = Principals::new(universe, &issuers);
+    let (credentials, legacy) = credentials::compile(file, origin, &principals)?;
+    let forward = forwarding::compile(file, origin)?;
+    let (push, poll) = revocation::compile(file, origin)?;
+    let orgs = organizations::compile(file, inputs, origin)?;
+    let t = &file.tokens;
+    Ok(Compiled {
+        rules: Rules {
+            table,
+            routes: route_rules,
+            upstreams,
+            issuers: issuers.into(),
+            principals: Arc::new(principals),
+            legacy,
+            credentials,
+            limits: Limits {
+                max_uri_bytes: file.server.limits.max_uri_bytes,
+                max_header_bytes: file.server.limits.max_header_bytes,
+            },
+            forward,
+        },
+        cache: CacheSettings {
+            max_entries: t.cache.max_entries,
+            max_ttl: t.cache.max_ttl.0,
+            negative_ttl: t.cache.negative_ttl.0,
+        },
+        organizations: orgs.in_force,
+        serving,
+        sync: SyncPlan {
+            push,
+            poll,
+            revocation_retention: t.revocation.retention.0.as_secs(),
+            org_source: orgs.source,
+            inline_organizations: orgs.inline,
+            org_read_at: orgs.read_at,
+        },
+    })
+}
+
+fn header_name(origin: &str, what: &str, s: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(s.as_bytes())
+        .map_err(|_| ConfigError::new(origin, format!("{what}: `{s}` is not a valid header name")))
+}
+
+fn socket_addr(origin: &str, what: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        ConfigError::new(
+            origin,
+            format!("{what}: `{s}` is not an address such as 127.0.0.1:8080"),
+        )
+    })
+}
+
+/// A JWS algorithm of an allow-list; `what` names the list in errors.
+fn algorithm(origin: &str, what: &str, name: &str) -> Result<Algorithm, ConfigError> {
+    let alg: Algorithm = name
+        .parse()
+        .map_err(|_| ConfigError::new(origin, format!("{what}: unknown algorithm `{name}`")))?;
+    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(ConfigError::new(
+            origin,
+            format!(
+                "{what}: `{name}` is a shared-secret algorithm and is never accepted with JWKS keys"
+            ),
+        ));
+    }
+    Ok(alg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(yaml: &str) -> String {
+        let file = crate::config::parse(yaml, "t").unwrap();
+        let inputs = Inputs::gather(&file, "t");
+        inputs
+            .and_then(|i| compile(&file, &i, "t"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn listeners_must_be_socket_addresses() {
+        let e = error("server: { listen: localhost }\nupstreams: {}\nroutes: []");
+        assert!(
+            e.contains("server.listen: `localhost` is not an address"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_upstream_with_a_path_or_another_scheme_is_refused() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://127.0.0.1:2/v1 } }\nroutes: []",
+        );
+        assert!(e.contains("a path prefix is not supported"), "{e}");
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: ftp://127.0.0.1 } }\nroutes: []",
+        );
+        assert!(e.contains("the scheme must be http or https"), "{e}");
+    }
+
+    #[test]
+    fn an_upstream_that_does_not_resolve_is_refused_before_compiling() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://no-such-host.invalid } }\nroutes: []",
+        );
+        assert!(
+            e.contains(
+                "upstreams.api.url `http://no-such-host.invalid`: the host does not resolve"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn set_sources_need_exactly_one_key_source() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\ntokens: { revocation: { push: { transmitter: t, audience: a } } }",
+        );
+        assert!(
+            e.contains("tokens.revocation.push: set exactly one of `jwks_uri` and `issuer`"),
+            "{e}"
+        );
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\ntokens: { revocation: { push: { transmitter: t, audience: a, issuer: nope } } }",
+        );
+        assert!(
+            e.contains("tokens.revocation.push.issuer: no issuer `nope`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn organization_sources_are_checked() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\norganization_policy: { source: { url: ftp://x } }",
+        );
+        assert!(e.contains("is not an http(s) URL"), "{e}");
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\norganization_policy: { source: { url: https://x, refresh: 10ms } }",
+        );
+        assert!(e.contains("refresh: at least 1s"), "{e}");
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\norganization_policy: { source: { file: /nonexistent/orgs.yaml } }",
+        );
+        assert!(e.contains("/nonexistent/orgs.yaml: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn schemes_must_be_single_tokens() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\ntokens: { schemes: [] }",
+        );
+        assert!(
+            e.contains("tokens.schemes must name at least one scheme"),
+            "{e}"
+        );
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\ntokens: { schemes: [\"Bear er\"] }",
+        );
+        assert!(e.contains("`Bear er` is not a scheme"), "{e}");
+    }
+
+    #[test]
+    fn identity_header_names_must_be_valid() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\nforward: { identity_headers: { subject: \"X Sub\" } }",
+        );
+        assert!(
+            e.contains("forward.identity_headers.subject: `X Sub` is not a valid header name"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The decision core: the pipeline every request goes through, once —
+//! framing → path → route → credential → authentication → route's issuers → requirement →
+//! organization → verdict.
+//!
+//! [`Gateway::decide`] is synchronous and does no I/O. What authentication cannot do alone
+//! (fetch keys it has not seen, introspect an opaque token) it names as a [`Need`];
+//! [`Gateway::decide_with`] asks the [`Backend`] for it and resumes the authentication where
+//! it stopped, without running the rest of the pipeline again.
+
+mod organization;
+mod rules;
+mod state;
+
+pub use rules::{OrgRule, OrgSource, RouteRules, Rules, Upstream};
+pub use state::{CacheSettings, State};
+
+use crate::answer::Refusal;
+use crate::authn::{self, Authn, Context, Found, Need};
+use crate::clock::unix_now;
+use crate::credential::{self, Credential, Presentation, QUERY_PARAMETER, Source};
+use crate::principal::Principal;
+use crate::request::{self, Connection, Head, NormalizedPath};
+use crate::route::Lookup;
+use crate::token::Cached;
+use std::sync::Arc;
+
+/// The compiled rules and the state they are applied with.
+pub struct Gateway {
+    pub rules: Rules,
+    pub state: State,
+}
+
+/// What to do with the request.
+pub enum Verdict {
+    Forward(Forward),
+    Refuse(Refusal),
+}
+
+pub struct Forward {
+    pub upstream: usize,
+    /// The normalized path that was matched, with the query (minus a query credential).
+    pub path_and_query: String,
+    /// `None` on a public route.
+    pub principal: Option<Arc<Principal>>,
+    /// The organization that was checked, for `X-Auth-Org`.
+    pub org: Option<http::HeaderValue>,
+}
+
+pub struct Decided {
+    /// The matched route, if any (for metrics and logs).
+    pub route: Option<usize>,
+    pub verdict: Verdict,
+    /// Set by [`Gateway::decide`] when the refusal may go away once the network did its part.
+    pub need: Option<Need>,
+}
+
+impl Decided {
+    fn refuse(route: Option<usize>, r: Refusal) -> Decided {
+        Decided {
+            route,
+            verdict: Verdict::Refuse(r),
+            need: None,
+        }
+    }
+}
+
+/// The network side of a decision, provided by the sync tasks.
+pub trait Backend {
+    /// Fetches an issuer's keys now (rate-limited by the implementation).
+    fn refresh_keys(&self, issuer: usize) -> impl Future<Output = ()> + Send;
+    /// Introspects an opaque token (coalesced, cached by the implementation); `None` when
+    /// the authorization server could not answer.
+    fn introspect(&self, token: &str) -> impl Future<Output = Option<Cached>> + Send;
+}
+
+/// A request that passed the stages before authentication.
+struct Begun<'h> {
+    route: usize,
+    path: NormalizedPath,
+    query: Option<&'h str>,
+    /// The organization the request names, for routes bound to one.
+    org: Option<String>,
+    cred: Credential<'h>,
+}
+
+impl Gateway {
+    /// Decides one request with the keys and cache at hand.
+    pub fn decide(&self, head: &Head, now: u64) -> Decided {
+        let begun = match self.begin(head) {
+            Ok(b) => b,
+            Err(decided) => return decided,
+        };
+        let authn = authn::authenticate(
+            &begun.cred,
+            &self.rules.legacy,
+            &self.context(head.conn, now),
+        );
+        self.finish(begun, authn)
+    }
+
+    /// Decides, doing first what authentication needs from the network: refreshing an
+    /// issuer's keys for an unknown `kid`, or introspecting an opaque token. An authorization
+    /// server that cannot answer gives a 503, never a 401.
+    pub async fn decide_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
+        let begun = match self.begin(head) {
+            Ok(b) => b,
+            Err(decided) => return decided,
+        };
+        let ctx = self.context(head.conn, unix_now());
+        let authn = match authn::authenticate(&begun.cred, &self.rules.legacy, &ctx) {
+            Authn::Needs(need) => {
+                let found = match need {
+                    Need::Keys { issuer, .. } => {
+                        backend.refresh_keys(issuer).await;
+                        Found::Keys
+                    }
+                    Need::Introspection => {
+                        Found::Introspection(backend.introspect(&begun.cred.token).await)
+                    }
+                };
+                let ctx = self.context(head.conn, unix_now());
+                authn::resume(&begun.cred, need, found, &ctx)
+            }
+            done => done,
+        };
+        self.finish(begun, authn)
+    }
+
+    /// Ready to decide: every issuer's keys fetched and the organization policies read.
+    /// `Err` says what is still missing.
+    pub fn readiness(&self) -> Result<(), serde_json::Value> {
+        let waiting: Vec<&str> = self
+            .rules
+            .issuers
+            .iter()
+            .zip(self.state.issuers.iter())
+            .filter(|(_, s)| !s.has_fetched())
+            .map(|(i, _)| i.id.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            return Err(
+                serde_json::json!({"status": "waiting for issuer keys", "issuers": waiting}),
+            );
+        }
+        if self.state.organizations.load().is_none() {
+            return Err(serde_json::json!({"status": "waiting for organization policies"}));
+        }
+        Ok(())
+    }
+
+    fn context<'a>(&'a self, conn: &'a Connection, now: u64) -> Context<'a> {
+        Context {
+            issuers: &self.rules.issuers,
+            issuer_states: &self.state.issuers,
+            principals: &self.rules.principals,
+            cache: &self.state.cache,
+            revocations: &self.state.revocations,
+            metrics: &self.state.metrics,
+            conn,
+            now,
+        }
+    }
+
+    /// Framing, path, route and credential extraction; `Err` is the decision already made
+    /// (a refusal, or a public route forwarded as it is).
+    fn begin<'h>(&self, head: &'h Head) -> Result<Begun<'h>, Decided> {
+        let rules = &self.rules;
+        let uri_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        request::check_framing(uri_len, head.headers, &rules.limits)
+            .map_err(|e| Decided::refuse(None, Refusal::BadFraming(e)))?;
+        let path = request::normalize(head.uri.path())
+            .map_err(|e| Decided::refuse(None, Refusal::BadPath(e)))?;
+        let (index, org) = match rules.table.lookup(head.method, &path) {
+            Lookup::Found(m) => {
+                let org = rules.routes[m.route]
+                    .org
+                    .as_ref()
+                    .and_then(|rule| organization::named(rule, &m.params, head.headers));
+                (m.route, org)
+            }
+            Lookup::MethodNotAllowed(allow) => {
+                return Err(Decided::refuse(None, Refusal::MethodNotAllowed(allow)));
+            }
+            Lookup::NotFound => return Err(Decided::refuse(None, Refusal::NotFound)),
+        };
+        let route = &rules.routes[index];
+        let query = head.uri.query();
+        if route.requirement.is_none() {
+            // Public route: nothing is checked, the query goes on untouched.
+            return Err(Decided {
+                route: Some(index),
+                verdict: Verdict::Forward(Forward {
+                    upstream: route.upstream,
+                    path_and_query: join(path.as_str(), query.map(str::to_string)),
+                    principal: None,
+                    org: None,
+                }),
+                need: None,
+            });
+        }
+        let cred = match credential::extract(head.headers, query, &rules.credentials) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(Decided::refuse(Some(index), Refusal::NoCredential)),
+            Err(e) => return Err(Decided::refuse(Some(index), Refusal::InvalidRequest(e))),
+        };
+        Ok(Begun {
+            route: index,
+            path,
+            query,
+            org,
+            cred,
+        })
+    }
+
+    /// The stages after authentication: the route's issuers, its requirement, its
+    /// organization; then what is forwarded.
+    fn finish(&self, begun: Begun, authn: Authn) -> Decided {
+        let index = begun.route;
+        let route = &self.rules.routes[index];
+        let principal = match authn {
+            Authn::Authenticated(p) => p,
+            Authn::Refused(r) => return Decided::refuse(Some(index), r),
+            Authn::Needs(need) => {
+                return Decided {
+                    need: Some(need),
+                    ..Decided::refuse(Some(index), need.refusal())
+                };
+            }
+        };
+        if let Some(accepted) = &route.issuers
+            && !principal.issuer.is_some_and(|i| accepted.contains(&i))
+        {
+            return Decided::refuse(Some(index), Refusal::IssuerNotAccepted);
+        }
+        let requirement = route.requirement.as_ref().expect("protected route");
+        if !requirement.allows(&principal) {
+            return Decided::refuse(
+                Some(index),
+                Refusal::InsufficientScope {
+                    forbidden: route.forbidden.clone().expect("protected routes have one"),
+                    granted: principal.grant.token_scopes.clone(),
+                },
+            );
+        }
+        let org = match &route.org {
+            None => None,
+            Some(rule) => {
+                match organization::check(rule, begun.org.as_deref(), &self.state, &principal) {
+                    Ok(org) => org,
+                    Err(refusal) => return Decided::refuse(Some(index), refusal),
+                }
+            }
+        };
+        let query = match (begun.cred.source, begun.query) {
+            (Source::Query, Some(q)) => credential::without_param(q, QUERY_PARAMETER),
+            (Source::Legacy(i), Some(q)) => match &self.rules.credentials.legacy[i] {
+                Presentation::Query(param) => credential::without_param(q, param),
+                _ => Some(q.to_string()),
+            },
+            (_, q) => q.map(str::to_string),
+        };
+        Decided {
+            route: Some(index),
+            verdict: Verdict::Forward(Forward {
+                upstream: route.upstream,
+                path_and_query: join(begun.path.as_str(), query),
+                principal: Some(principal),
+                org,
+            }),
+            need: None,
+        }
+    }
+}
+
+fn join(path: &str, query: Option<String>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}

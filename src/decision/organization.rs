@@ -1,0 +1,37 @@
+//! The organization stage: which organization a request is about, and whether the
+//! organization's policy lets this principal reach its private resources.
+
+use super::rules::{OrgRule, OrgSource};
+use super::state::State;
+use crate::answer::Refusal;
+use crate::principal::Principal;
+use http::HeaderMap;
+
+/// The organization a request names under `rule`: a path parameter, a header, or fixed.
+pub fn named(rule: &OrgRule, params: &[(&str, &str)], headers: &HeaderMap) -> Option<String> {
+    let name = match &rule.source {
+        OrgSource::Param(p) => params.iter().find(|(k, _)| k == p).map(|(_, v)| *v),
+        OrgSource::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()),
+        OrgSource::Name(n) => Some(n.as_str()),
+    };
+    name.filter(|n| !n.is_empty()).map(str::to_string)
+}
+
+/// Checks a private resource of organization `name`; returns the value forwarded as
+/// `X-Auth-Org`.
+pub fn check(
+    rule: &OrgRule,
+    name: Option<&str>,
+    state: &State,
+    principal: &Principal,
+) -> Result<Option<http::HeaderValue>, Refusal> {
+    let name = name.ok_or(Refusal::MissingOrganization)?;
+    if rule.private {
+        // Policies from a URL not read yet: nothing private is decided without them.
+        let orgs = state.organizations.load();
+        let orgs = orgs.as_deref().ok_or(Refusal::Unavailable)?;
+        orgs.check_private(name, principal)
+            .map_err(Refusal::Organization)?;
+    }
+    Ok(http::HeaderValue::from_str(name).ok())
+}

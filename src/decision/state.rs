@@ -1,0 +1,79 @@
+//! What the gateway learns while it serves, shared between the request path and the sync
+//! tasks: the token cache, the revocation index, the organization policies in force, each
+//! issuer's keys, and what authentication counts. Each part is its own `Arc`, so a sync task
+//! holds only the parts it writes.
+
+use super::rules::Rules;
+use crate::authn::AuthnMetrics;
+use crate::policy::Organizations;
+use crate::token::{IssuerState, Revocations, TokenCache};
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct State {
+    pub cache: Arc<TokenCache>,
+    /// Shared by every configuration generation: a reload never forgets a revocation, also
+    /// one that arrives while the next generation gets ready.
+    pub revocations: Arc<Revocations>,
+    /// The organization policies in force; `None` until a URL source was read once (private
+    /// organization resources are refused with 503 until then: fail closed).
+    pub organizations: Arc<ArcSwapOption<Organizations>>,
+    /// Per issuer, in the order of `Rules::issuers`.
+    pub issuers: Arc<[IssuerState]>,
+    pub metrics: AuthnMetrics,
+}
+
+/// `tokens.cache` of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub max_entries: u64,
+    pub max_ttl: Duration,
+    pub negative_ttl: Duration,
+}
+
+impl State {
+    /// Fresh state for `rules`; `organizations` are the policies in force at start (`None`
+    /// while a URL source has not been read); metrics go into `registry`.
+    pub fn new(
+        rules: &Rules,
+        cache: CacheSettings,
+        organizations: Option<Organizations>,
+        registry: &prometheus::Registry,
+    ) -> State {
+        let ids: Vec<&str> = rules.legacy.entries.iter().map(|c| c.id.as_str()).collect();
+        let metrics = AuthnMetrics::new(registry, &ids);
+        State {
+            cache: Arc::new(TokenCache::new(
+                cache.max_entries,
+                cache.max_ttl,
+                cache.negative_ttl,
+                metrics.cache_evictions.clone(),
+            )),
+            revocations: Arc::default(),
+            organizations: Arc::new(ArcSwapOption::from_pointee(organizations)),
+            issuers: rules
+                .issuers
+                .iter()
+                .map(|_| IssuerState::default())
+                .collect(),
+            metrics,
+        }
+    }
+
+    /// Takes over what the state of the previous configuration learnt: the revocation index
+    /// itself (one for the whole process), and the keys of issuers that fetch them from the
+    /// same place.
+    pub fn inherit(&mut self, rules: &Rules, old: &State, old_rules: &Rules) {
+        self.revocations = old.revocations.clone();
+        for (i, issuer) in rules.issuers.iter().enumerate() {
+            let same = old_rules
+                .issuers
+                .iter()
+                .position(|o| o.id == issuer.id && o.same_key_source(issuer));
+            if let Some(o) = same {
+                self.issuers[i].inherit(&old.issuers[o]);
+            }
+        }
+    }
+}

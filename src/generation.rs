@@ -1,0 +1,140 @@
+//! A configuration generation: one compiled configuration and everything that serves it —
+//! the gateway (rules and state), its metrics registry, and the sync tasks that keep its
+//! state current, each given only the handles it uses. The proxy and the admin listener
+//! read the generation in force per request; a reload starts the next one beside it.
+
+use crate::compile::{Compiled, Serving};
+use crate::decision::Gateway;
+use crate::metrics::{self, RequestMetrics};
+use crate::sync::{
+    IntrospectionMetrics, Introspector, KeyMetrics, KeySync, Network, OrgSourceSync, Poller,
+    RevocationSink, SetMetrics, SetReceiver,
+};
+use arc_swap::ArcSwap;
+use prometheus::Registry;
+use std::sync::Arc;
+use tokio::runtime::Handle;
+use tokio::task::AbortHandle;
+
+pub struct Generation {
+    pub gateway: Arc<Gateway>,
+    pub serving: Serving,
+    /// Every metric of this generation (and the process-wide ones), for `/metrics`.
+    pub registry: Registry,
+    pub requests: RequestMetrics,
+    /// The network half of decisions (key refresh, introspection), for the proxy.
+    pub network: Network,
+    /// The RFC 8935 receiver of `POST /events`, when push is configured.
+    pub sets: Option<Arc<SetReceiver>>,
+    /// Its sync tasks, stopped when it is replaced.
+    tasks: Vec<AbortHandle>,
+}
+
+/// The generation in force, read by the proxy and the admin listener on every request.
+pub type Current = Arc<ArcSwap<Generation>>;
+
+impl Generation {
+    /// Starts the sync tasks of `compiled` on `sidecar`; what `previous` learnt (revocations,
+    /// keys) carries over.
+    pub fn start(
+        compiled: Compiled,
+        previous: Option<&Generation>,
+        sidecar: &Handle,
+    ) -> Generation {
+        let registry = metrics::registry();
+        let (mut gateway, serving, plan) = compiled.gateway(&registry);
+        if let Some(old) = previous {
+            let old = &old.gateway;
+            gateway
+                .state
+                .inherit(&gateway.rules, &old.state, &old.rules);
+        }
+        let gateway = Arc::new(gateway);
+        let (rules, state) = (&gateway.rules, &gateway.state);
+        let mut tasks = Vec::new();
+        let mut spawn = |f: SyncTask| tasks.push(sidecar.spawn(f).abort_handle());
+
+        let (key_sync, keys, refreshes) = KeySync::new(
+            rules.issuers.clone(),
+            state.issuers.clone(),
+            KeyMetrics::new(&registry),
+        );
+        spawn(Box::pin(key_sync.run(refreshes)));
+
+        let sink = RevocationSink {
+            revocations: state.revocations.clone(),
+            cache: state.cache.clone(),
+            retention: plan.revocation_retention,
+        };
+        let set_metrics = SetMetrics::new(&registry);
+        let receiver = |rules, source| {
+            Arc::new(SetReceiver::new(
+                rules,
+                source,
+                state.issuers.clone(),
+                sink.clone(),
+                set_metrics.clone(),
+            ))
+        };
+        let sets = plan.push.map(|r| receiver(r, "push"));
+        if let Some(sets) = sets.clone() {
+            spawn(Box::pin(async move {
+                if let Err(e) = sets.fetch_keys().await {
+                    tracing::warn!("SET transmitter keys: {e}");
+                }
+            }));
+        }
+        if let Some(poll) = plan.poll {
+            let poller = Poller::new(poll.clone(), receiver(poll.set, "poll"), &registry);
+            spawn(Box::pin(poller.run()));
+        }
+        if let Some(source) = plan.org_source {
+            let sync = OrgSourceSync::new(
+                source,
+                plan.inline_organizations,
+                state.organizations.clone(),
+                plan.org_read_at,
+                &registry,
+            );
+            spawn(Box::pin(sync.run()));
+        }
+        let introspector = Introspector::new(
+            rules.issuers.clone(),
+            state.issuers.clone(),
+            rules.principals.clone(),
+            state.cache.clone(),
+            IntrospectionMetrics::new(&registry),
+        );
+        let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
+        let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let requests = RequestMetrics::new(&registry, &routes, &upstreams);
+        Generation {
+            network: Network {
+                keys,
+                introspector: Arc::new(introspector),
+            },
+            requests,
+            registry,
+            gateway,
+            serving,
+            sets,
+            tasks,
+        }
+    }
+
+    pub fn stop_tasks(&self) {
+        self.tasks.iter().for_each(AbortHandle::abort);
+    }
+
+    /// `/metrics`: the registry, with the gauges that are read rather than counted.
+    pub fn render_metrics(&self) -> String {
+        let state = &self.gateway.state;
+        state
+            .metrics
+            .cache_entries
+            .set(state.cache.entry_count() as i64);
+        metrics::render(&self.registry)
+    }
+}
+
+type SyncTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
