@@ -278,3 +278,6 @@ fn join(path: &str, query: Option<String>) -> String {
         None => path.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

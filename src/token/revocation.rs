@@ -81,13 +81,6 @@ impl Revocations {
         false
     }
 
-    /// Takes every revocation of `old` (a configuration reload must not forget one).
-    pub fn inherit(&self, old: &Revocations) {
-        self.set.store(old.set.load_full());
-        self.any
-            .store(old.any.load(Ordering::Acquire), Ordering::Release);
-    }
-
     /// Records revocations; entries live until `until` (tokens, jtis) or `retention` seconds
     /// after `now` (subjects, clients). Expired entries are dropped on the way.
     pub fn add(&self, revoked: &[Revoked], now: u64, token_until: u64, retention: u64) {
@@ -119,5 +112,118 @@ impl Revocations {
         }
         self.set.store(std::sync::Arc::new(next));
         self.any.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::principal::{Grant, Kind};
+    use crate::scope::ScopeSet;
+    use http::HeaderValue;
+    use std::sync::Arc;
+
+    const ISS: &str = "https://issuer.test";
+
+    fn principal(
+        sub: &'static str,
+        client: &'static str,
+        jti: Option<&str>,
+        iat: Option<u64>,
+    ) -> Principal {
+        let v = HeaderValue::from_static("x");
+        Principal {
+            issuer: Some(0),
+            kind: Kind::User,
+            expires_at: u64::MAX,
+            issued_at: iat,
+            jti: jti.map(Into::into),
+            subject: HeaderValue::from_static(sub),
+            client_id: Some(HeaderValue::from_static(client)),
+            issuer_id: v.clone(),
+            grant: Arc::new(Grant {
+                scopes: ScopeSet::default(),
+                effective: v.clone(),
+                token_scopes: v,
+            }),
+            orgs: Box::default(),
+            sso_orgs: Box::default(),
+        }
+    }
+
+    #[test]
+    fn nothing_is_revoked_before_the_first_event() {
+        let r = Revocations::default();
+        assert!(!r.is_token_revoked(&[7; 32]));
+        assert!(!r.is_principal_revoked(&principal("alice", "app", Some("j"), Some(1)), ISS));
+    }
+
+    #[test]
+    fn a_token_and_a_jti_are_revoked_until_their_time() {
+        let r = Revocations::default();
+        let jti = Revoked::Jti {
+            iss: ISS.into(),
+            jti: "j1".into(),
+        };
+        r.add(&[Revoked::Token([7; 32]), jti], 100, 200, 1000);
+        assert!(r.is_token_revoked(&[7; 32]));
+        assert!(!r.is_token_revoked(&[8; 32]));
+        assert!(r.is_principal_revoked(&principal("alice", "app", Some("j1"), Some(1)), ISS));
+        assert!(!r.is_principal_revoked(
+            &principal("alice", "app", Some("j1"), Some(1)),
+            "https://other.test"
+        ));
+        // A later event drops what expired on the way.
+        r.add(&[], 201, 300, 1000);
+        assert!(!r.is_token_revoked(&[7; 32]));
+    }
+
+    #[test]
+    fn a_subject_or_client_revocation_refuses_tokens_issued_before_it_and_without_iat() {
+        let r = Revocations::default();
+        r.add(
+            &[Revoked::Subject {
+                iss: ISS.into(),
+                sub: "alice".into(),
+                at: 500,
+            }],
+            500,
+            0,
+            1000,
+        );
+        assert!(r.is_principal_revoked(&principal("alice", "app", None, Some(499)), ISS));
+        assert!(r.is_principal_revoked(&principal("alice", "app", None, Some(500)), ISS));
+        assert!(r.is_principal_revoked(&principal("alice", "app", None, None), ISS));
+        assert!(!r.is_principal_revoked(&principal("alice", "app", None, Some(501)), ISS));
+        assert!(!r.is_principal_revoked(&principal("bob", "app", None, Some(1)), ISS));
+        r.add(
+            &[Revoked::Client {
+                iss: ISS.into(),
+                client_id: "app".into(),
+                at: 600,
+            }],
+            600,
+            0,
+            1000,
+        );
+        assert!(r.is_principal_revoked(&principal("bob", "app", None, Some(599)), ISS));
+        assert!(!r.is_principal_revoked(&principal("bob", "other-app", None, Some(599)), ISS));
+    }
+
+    #[test]
+    fn a_subject_revocation_lasts_its_retention() {
+        let r = Revocations::default();
+        r.add(
+            &[Revoked::Subject {
+                iss: ISS.into(),
+                sub: "alice".into(),
+                at: 500,
+            }],
+            500,
+            0,
+            100,
+        );
+        r.add(&[], 601, 0, 100);
+        assert!(!r.is_principal_revoked(&principal("alice", "app", None, Some(1)), ISS));
     }
 }

@@ -208,3 +208,230 @@ fn revocation(
     };
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every refusal of a Security Event Token, and what each supported event revokes.
+    use super::*;
+    use crate::token::testing::Signer;
+    use serde_json::json;
+
+    const TX: &str = "https://transmitter.test";
+    const AUD: &str = "https://gateway.test";
+
+    fn rules() -> SetRules {
+        SetRules {
+            transmitter: TX.into(),
+            audience: AUD.into(),
+            algorithms: vec![Algorithm::EdDSA],
+            keys: SetKeys::Own("http://127.0.0.1:1/jwks".into()),
+        }
+    }
+
+    fn header(s: &Signer) -> Header {
+        let mut h = s.header();
+        h.typ = Some("secevent+jwt".into());
+        h
+    }
+
+    fn set(events: Value) -> Value {
+        json!({"iss": TX, "aud": AUD, "iat": 1000, "jti": "set-1", "events": events})
+    }
+
+    fn token_revoked(subject: Value) -> Value {
+        set(json!({TOKEN_REVOKED: {"subject": subject}}))
+    }
+
+    /// Checks and verifies `claims` signed under `h` by `s`, with `s`'s key.
+    fn check(s: &Signer, h: &Header, claims: &Value) -> Result<VerifiedSet, SetError> {
+        let text = s.sign(h, claims);
+        let header = check_header(&text, &rules())?;
+        let keys = s.jwks();
+        let key = keys.find(header.kid.as_deref(), header.alg).unwrap();
+        verify(&text, &header, key, &rules())
+    }
+
+    fn err(r: Result<VerifiedSet, SetError>) -> (&'static str, String) {
+        let e = r.unwrap_err();
+        (e.err, e.description)
+    }
+
+    #[test]
+    fn a_token_revoked_by_jti_is_read_with_its_event_label() {
+        let s = Signer::new("tx");
+        let v = check(
+            &s,
+            &header(&s),
+            &token_revoked(json!({"format": "jwt_id", "iss": "i", "jti": "j"})),
+        )
+        .unwrap();
+        assert_eq!(v.jti, "set-1");
+        assert_eq!(v.iat, 1000);
+        assert_eq!(
+            v.revoked,
+            vec![(
+                "token-revoked".to_string(),
+                Revoked::Jti {
+                    iss: "i".into(),
+                    jti: "j".into()
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn subject_and_client_events_revoke_what_was_issued_before_the_set() {
+        let s = Signer::new("tx");
+        let events = json!({
+            SUBJECT_EVENTS[0]: {"subject": {"format": "iss_sub", "iss": "i", "sub": "alice"}},
+            SUBJECT_EVENTS[1]: {"subject": {"format": "client_id", "iss": "i", "client_id": "app"}},
+        });
+        let v = check(&s, &header(&s), &set(events)).unwrap();
+        assert!(v.revoked.contains(&(
+            "sessions-revoked".into(),
+            Revoked::Subject {
+                iss: "i".into(),
+                sub: "alice".into(),
+                at: 1000
+            }
+        )));
+        assert!(v.revoked.contains(&(
+            "account-disabled".into(),
+            Revoked::Client {
+                iss: "i".into(),
+                client_id: "app".into(),
+                at: 1000
+            }
+        )));
+    }
+
+    #[test]
+    fn an_opaque_token_is_named_by_the_base64url_sha256_of_it() {
+        let s = Signer::new("tx");
+        let id = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        let v = check(
+            &s,
+            &header(&s),
+            &token_revoked(json!({"format": "opaque", "id": id})),
+        )
+        .unwrap();
+        assert_eq!(v.revoked[0].1, Revoked::Token([9; 32]));
+        let short = URL_SAFE_NO_PAD.encode([9u8; 8]);
+        let (e, d) = err(check(
+            &s,
+            &header(&s),
+            &token_revoked(json!({"format": "opaque", "id": short})),
+        ));
+        assert_eq!(e, "invalid_request");
+        assert!(d.contains("SHA-256"), "{d}");
+    }
+
+    #[test]
+    fn the_header_must_say_secevent_jwt_with_an_accepted_algorithm_and_no_crit() {
+        let s = Signer::new("tx");
+        let claims = token_revoked(json!({"format": "jwt_id", "iss": "i", "jti": "j"}));
+        let mut h = header(&s);
+        h.typ = Some("at+jwt".into());
+        assert_eq!(err(check(&s, &h, &claims)).0, "invalid_request");
+        let mut h = header(&s);
+        h.crit = Some(vec!["x".into()]);
+        assert_eq!(err(check(&s, &h, &claims)).1, "unsupported critical header");
+        let mut r = rules();
+        r.algorithms = vec![Algorithm::RS256];
+        let text = s.sign(&header(&s), &claims);
+        assert_eq!(check_header(&text, &r).unwrap_err().err, "invalid_key");
+        assert_eq!(
+            check_header("not a jws", &rules()).unwrap_err().description,
+            "not a JWS"
+        );
+    }
+
+    #[test]
+    fn issuer_audience_and_signature_are_verified() {
+        let s = Signer::new("tx");
+        let mut claims = token_revoked(json!({"format": "jwt_id", "iss": "i", "jti": "j"}));
+        claims["iss"] = json!("https://evil.test");
+        assert_eq!(err(check(&s, &header(&s), &claims)).0, "invalid_issuer");
+        let mut claims = token_revoked(json!({"format": "jwt_id", "iss": "i", "jti": "j"}));
+        claims["aud"] = json!("https://other.test");
+        assert_eq!(err(check(&s, &header(&s), &claims)).0, "invalid_audience");
+        let impostor = Signer::new("tx");
+        let text = impostor.sign(
+            &header(&impostor),
+            &token_revoked(json!({"format": "jwt_id", "iss": "i", "jti": "j"})),
+        );
+        let h = check_header(&text, &rules()).unwrap();
+        let keys = s.jwks();
+        let e = verify(
+            &text,
+            &h,
+            keys.find(Some("tx"), Algorithm::EdDSA).unwrap(),
+            &rules(),
+        )
+        .unwrap_err();
+        assert_eq!(e.err, "invalid_key");
+    }
+
+    #[test]
+    fn iat_jti_and_events_are_required() {
+        let s = Signer::new("tx");
+        for (claim, why) in [
+            ("iat", "no iat"),
+            ("jti", "no jti"),
+            ("events", "no events"),
+        ] {
+            let mut c = token_revoked(json!({"format": "jwt_id", "iss": "i", "jti": "j"}));
+            c.as_object_mut().unwrap().remove(claim);
+            assert_eq!(err(check(&s, &header(&s), &c)).1, why);
+        }
+        assert_eq!(err(check(&s, &header(&s), &set(json!({})))).1, "no events");
+    }
+
+    #[test]
+    fn a_set_with_one_unsupported_event_or_subject_is_refused_whole() {
+        let s = Signer::new("tx");
+        let events = json!({
+            TOKEN_REVOKED: {"subject": {"format": "jwt_id", "iss": "i", "jti": "j"}},
+            "https://schemas.openid.net/secevent/caep/event-type/credential-change": {"subject": {"format": "iss_sub", "iss": "i", "sub": "a"}},
+        });
+        let (e, d) = err(check(&s, &header(&s), &set(events)));
+        assert_eq!(e, "invalid_request");
+        assert!(d.contains("unsupported event type"), "{d}");
+        let (_, d) = err(check(
+            &s,
+            &header(&s),
+            &token_revoked(json!({"format": "email", "email": "a@b"})),
+        ));
+        assert!(d.contains("subject format `email` is not supported"), "{d}");
+        let (_, d) = err(check(
+            &s,
+            &header(&s),
+            &token_revoked(json!({"format": "jwt_id", "iss": "i"})),
+        ));
+        assert_eq!(d, "the subject has no `jti`");
+        let sub = set(
+            json!({SUBJECT_EVENTS[0]: {"subject": {"format": "jwt_id", "iss": "i", "jti": "j"}}}),
+        );
+        assert!(
+            err(check(&s, &header(&s), &sub))
+                .1
+                .contains("not supported")
+        );
+    }
+
+    #[test]
+    fn a_top_level_sub_id_is_the_subject_of_events_without_one() {
+        let s = Signer::new("tx");
+        let mut c = set(json!({SUBJECT_EVENTS[3]: {}}));
+        c["sub_id"] = json!({"format": "iss_sub", "iss": "i", "sub": "bob"});
+        let v = check(&s, &header(&s), &c).unwrap();
+        assert_eq!(
+            v.revoked[0].1,
+            Revoked::Subject {
+                iss: "i".into(),
+                sub: "bob".into(),
+                at: 1000
+            }
+        );
+    }
+}

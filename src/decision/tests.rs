@@ -1,0 +1,275 @@
+//! The decision core alone: static credentials, JWTs and opaque tokens decided with no
+//! network, and the network half replaced by a backend the test controls.
+
+use super::*;
+use crate::authn::sha256_hex;
+use crate::token::TokenError;
+use crate::token::testing::{self, Signer};
+use http::{HeaderMap, Method, Uri};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const CONFIG: &str = r#"
+server: { listen: "127.0.0.1:1" }
+admin: { listen: "127.0.0.1:2" }
+issuers:
+  - { id: us1, issuer: "https://issuer.test", audiences: ["https://api.test"], algorithms: [EdDSA], discovery: false, jwks_uri: "http://127.0.0.1:3/jwks", introspection: { endpoint: "http://127.0.0.1:3/introspect", client_id: gw, client_secret: s } }
+forward: { authorization: strip }
+credentials:
+  - { id: site-key, header: X-API-Key, sha256: SITE, subject: s1, issuer: us1, scopes: [read] }
+  - { id: free-key, query: key, sha256: FREE, subject: s2, scopes: [read] }
+  - { id: old-key, header: X-API-Key, sha256: OLD, subject: s3, scopes: [read], not_after: 2020-01-01T00:00:00Z }
+upstreams:
+  api: { url: "http://127.0.0.1:4" }
+routes:
+  - { name: any, match: { path: /any }, upstream: api, require: { scopes: read } }
+  - { name: us1-only, match: { path: /us1 }, upstream: api, issuers: [us1], require: {} }
+"#;
+
+fn gateway() -> Gateway {
+    let yaml = CONFIG
+        .replace("SITE", &sha256_hex("site-secret"))
+        .replace("FREE", &sha256_hex("free-secret"))
+        .replace("OLD", &sha256_hex("old-secret"));
+    let compiled = crate::compile::from_text(&yaml, "t").unwrap();
+    compiled.gateway(&prometheus::Registry::new()).0
+}
+
+fn head<'a>(uri: &'a Uri, headers: &'a HeaderMap, conn: &'a Connection) -> Head<'a> {
+    Head {
+        method: &Method::GET,
+        uri,
+        headers,
+        conn,
+    }
+}
+
+fn decide(gw: &Gateway, uri: &str, headers: &HeaderMap) -> Decided {
+    let uri: Uri = uri.parse().unwrap();
+    gw.decide(&head(&uri, headers, &Connection::local()), unix_now())
+}
+
+fn header(name: &'static str, value: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(name, value.parse().unwrap());
+    h
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    header("authorization", &format!("Bearer {token}"))
+}
+
+fn refusal(d: Decided) -> Refusal {
+    match d.verdict {
+        Verdict::Refuse(r) => r,
+        Verdict::Forward(_) => panic!("forwarded"),
+    }
+}
+
+#[test]
+fn a_query_credential_is_removed_from_the_forwarded_query() {
+    let gw = gateway();
+    match decide(&gw, "/any?a=1&key=free-secret&b=2", &HeaderMap::new()).verdict {
+        Verdict::Forward(f) => assert_eq!(f.path_and_query, "/any?a=1&b=2"),
+        Verdict::Refuse(r) => panic!("refused: {:?}", r.outcome()),
+    }
+}
+
+#[test]
+fn a_route_restricted_to_an_issuer_takes_only_credentials_of_that_issuer() {
+    let gw = gateway();
+    assert!(matches!(
+        decide(&gw, "/us1", &header("x-api-key", "site-secret")).verdict,
+        Verdict::Forward(_)
+    ));
+    assert!(matches!(
+        refusal(decide(&gw, "/us1?key=free-secret", &HeaderMap::new())),
+        Refusal::IssuerNotAccepted
+    ));
+}
+
+#[test]
+fn an_unknown_secret_is_an_invalid_token_and_counts_for_no_credential() {
+    let gw = gateway();
+    assert!(matches!(
+        refusal(decide(&gw, "/any", &header("x-api-key", "free-secret"))),
+        Refusal::InvalidToken(TokenError::Unknown)
+    ));
+    assert!(gw.state.metrics.legacy_uses.iter().all(|c| c.get() == 0));
+    decide(&gw, "/any", &header("x-api-key", "site-secret"));
+    assert_eq!(gw.state.metrics.legacy_uses[0].get(), 1);
+}
+
+#[test]
+fn a_retired_legacy_credential_is_refused_and_still_counted() {
+    let gw = gateway();
+    assert!(matches!(
+        refusal(decide(&gw, "/any", &header("x-api-key", "old-secret"))),
+        Refusal::RetiredCredential
+    ));
+    assert_eq!(gw.state.metrics.legacy_uses[2].get(), 1);
+}
+
+#[test]
+fn strip_removes_a_legacy_credential_header_before_forwarding() {
+    let gw = gateway();
+    let Verdict::Forward(f) = decide(&gw, "/any", &header("x-api-key", "site-secret")).verdict
+    else {
+        panic!("refused");
+    };
+    let (out, _) = gw.rules.forward.rewrite(
+        header("x-api-key", "site-secret"),
+        &Connection::local(),
+        f.principal.as_deref(),
+        None,
+    );
+    assert!(!out.contains_key("x-api-key"));
+    assert_eq!(out["x-auth-subject"], "s1");
+    assert_eq!(out["x-auth-issuer"], "us1");
+}
+
+/// The network half, played by the test: counts what it is asked and answers as told.
+#[derive(Default)]
+struct Backend {
+    keys_asked: AtomicUsize,
+    introspections: AtomicUsize,
+    answer: Option<Cached>,
+}
+
+impl super::Backend for Backend {
+    async fn refresh_keys(&self, _issuer: usize) {
+        self.keys_asked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn introspect(&self, _token: &str) -> Option<Cached> {
+        self.introspections.fetch_add(1, Ordering::Relaxed);
+        self.answer.clone()
+    }
+}
+
+fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn decide_with(gw: &Gateway, headers: &HeaderMap, backend: &Backend) -> Decided {
+    let uri: Uri = "/any".parse().unwrap();
+    run(gw.decide_with(&head(&uri, headers, &Connection::local()), backend))
+}
+
+#[test]
+fn a_cached_jwt_stays_refused_once_its_jti_is_revoked() {
+    let gw = gateway();
+    let signer = Signer::new("k1");
+    gw.state.issuers[0].set_keys(signer.jwks());
+    let mut claims = testing::claims(unix_now());
+    claims["jti"] = "t-1".into();
+    let token = signer.sign(&signer.header(), &claims);
+    assert!(matches!(
+        decide(&gw, "/any", &bearer(&token)).verdict,
+        Verdict::Forward(_)
+    ));
+    gw.state.revocations.add(
+        &[crate::token::Revoked::Jti {
+            iss: testing::ISS.into(),
+            jti: "t-1".into(),
+        }],
+        unix_now(),
+        u64::MAX,
+        60,
+    );
+    assert!(matches!(
+        refusal(decide(&gw, "/any", &bearer(&token))),
+        Refusal::InvalidToken(TokenError::Revoked)
+    ));
+}
+
+#[test]
+fn an_unknown_kid_needs_keys_then_one_refresh_decides_without_running_the_pipeline_again() {
+    let gw = gateway();
+    let old = Signer::new("k1");
+    gw.state.issuers[0].set_keys(old.jwks());
+    let rotated = Signer::new("k2");
+    let token = rotated.sign(&rotated.header(), &testing::claims(unix_now()));
+    let without = decide(&gw, "/any", &bearer(&token));
+    assert_eq!(
+        without.need,
+        Some(Need::Keys {
+            issuer: 0,
+            ever_fetched: true
+        })
+    );
+    assert!(matches!(
+        refusal(without),
+        Refusal::InvalidToken(TokenError::UnknownKey)
+    ));
+    // The refresh finds no new key: the refusal stands, settled after one refresh.
+    let backend = Backend::default();
+    let refused = decide_with(&gw, &bearer(&token), &backend);
+    assert_eq!(backend.keys_asked.load(Ordering::Relaxed), 1);
+    assert!(refused.need.is_none(), "decide_with settles what it can");
+    assert!(matches!(
+        refusal(refused),
+        Refusal::InvalidToken(TokenError::UnknownKey)
+    ));
+    // Once the issuer publishes it (as the key sync would install it):
+    gw.state.issuers[0].set_keys(rotated.jwks());
+    let allowed = decide_with(&gw, &bearer(&token), &backend);
+    assert!(matches!(allowed.verdict, Verdict::Forward(_)));
+    assert_eq!(
+        backend.keys_asked.load(Ordering::Relaxed),
+        1,
+        "a known key needs no refresh"
+    );
+}
+
+#[test]
+fn keys_never_fetched_are_a_503_not_a_401() {
+    let gw = gateway();
+    let signer = Signer::new("k1");
+    let token = signer.sign(&signer.header(), &testing::claims(unix_now()));
+    let d = decide_with(&gw, &bearer(&token), &Backend::default());
+    assert!(matches!(refusal(d), Refusal::Unavailable));
+}
+
+#[test]
+fn an_opaque_token_is_decided_by_the_introspection_answer() {
+    let gw = gateway();
+    let opaque = "opaque-token-1";
+    assert_eq!(
+        decide(&gw, "/any", &bearer(opaque)).need,
+        Some(Need::Introspection)
+    );
+    let unreachable = Backend::default();
+    assert!(matches!(
+        refusal(decide_with(&gw, &bearer(opaque), &unreachable)),
+        Refusal::Unavailable
+    ));
+    assert_eq!(unreachable.introspections.load(Ordering::Relaxed), 1);
+    let inactive = Backend {
+        answer: Some(Cached::Invalid(TokenError::Inactive)),
+        ..Backend::default()
+    };
+    assert!(matches!(
+        refusal(decide_with(&gw, &bearer(opaque), &inactive)),
+        Refusal::InvalidToken(TokenError::Inactive)
+    ));
+    let principal = gw
+        .rules
+        .principals
+        .build(
+            0,
+            &gw.rules.issuers[0],
+            testing::claims(unix_now()).as_object().unwrap(),
+        )
+        .unwrap();
+    let active = Backend {
+        answer: Some(Cached::Valid(Arc::new(principal))),
+        ..Backend::default()
+    };
+    match decide_with(&gw, &bearer(opaque), &active).verdict {
+        Verdict::Forward(f) => assert_eq!(f.principal.unwrap().subject, "alice"),
+        Verdict::Refuse(r) => panic!("refused: {r:?}"),
+    }
+}
