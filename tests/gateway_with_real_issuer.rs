@@ -5,26 +5,12 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-const CONFIG: &str = r#"
-server:
-  listen: "{listen}"
-admin:
-  listen: "{admin}"
-issuers:
-  - id: corp
-    issuer: "{issuer}"
-    audiences: ["https://api.scopegate.test"]
-    algorithms: [RS256]
-    clock_skew: 0s
-scopes:
-  implies:
-    repo: [repo:status, public_repo]
-    admin:org: [write:org]
-    write:org: [read:org]
-upstreams:
-  api: { url: "{upstream}" }
-routes:
-  - name: health
+/// Routes of every kind: public, scope alternatives, user/app alternatives, a catch-all.
+fn config_template() -> String {
+    Template::corp(&[API])
+        .issuer("clock_skew: 0s")
+        .section("scopes:\n  implies:\n    repo: [repo:status, public_repo]\n    admin:org: [write:org]\n    write:org: [read:org]")
+        .routes(r#"  - name: health
     match: { path: /health }
     upstream: api
     auth: none
@@ -44,8 +30,9 @@ routes:
     match: { path: "/admin/{*rest}" }
     upstream: api
     require:
-      scopes: { all: [admin:org, read:audit_log] }
-"#;
+      scopes: { all: [admin:org, read:audit_log] }"#)
+        .yaml()
+}
 
 struct World {
     auth: AuthServer,
@@ -61,7 +48,7 @@ fn world_with(template: &str) -> World {
 }
 
 fn world() -> World {
-    world_with(CONFIG)
+    world_with(&config_template())
 }
 
 fn body(r: reqwest::blocking::Response) -> Value {
@@ -375,7 +362,7 @@ fn the_query_token_is_refused_unless_enabled_and_then_never_forwarded() {
     assert_eq!(r.status(), 400);
     drop(w);
 
-    let enabled = CONFIG.replace(
+    let enabled = config_template().replace(
         "scopes:\n  implies:",
         "tokens:\n  query_parameter: true\nscopes:\n  implies:",
     );
@@ -398,7 +385,7 @@ fn the_query_token_is_refused_unless_enabled_and_then_never_forwarded() {
 fn upstream_down_is_a_502_with_a_json_body() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let yaml = config(CONFIG, &auth, &upstream).replace(
+    let yaml = config(&config_template(), &auth, &upstream).replace(
         &upstream.addr.to_string(),
         &format!("127.0.0.1:{}", free_port()),
     );
@@ -440,7 +427,7 @@ fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
         .status()
         .expect("openssl makes the test certificate");
     assert!(status.success());
-    let tls = CONFIG.replace(
+    let tls = config_template().replace(
         "  listen: \"{listen}\"\n",
         &format!(
             "  listen: \"{{listen}}\"\n  tls: {{ cert: \"{}\", key: \"{}\" }}\n",
@@ -479,7 +466,7 @@ fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
 fn explain_names_the_route_and_the_reason_without_printing_the_token() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let file = TempPath::with(&config(CONFIG, &auth, &upstream));
+    let file = TempPath::with(&config(&config_template(), &auth, &upstream));
     let explain = |token: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
             .args(["explain", "--config"])

@@ -5,34 +5,19 @@ mod support;
 use std::time::Duration;
 use support::*;
 
-const CONFIG: &str = r#"
-server:
-  listen: "{listen}"
-admin:
-  listen: "{admin}"
-issuers:
-  - id: corp
-    issuer: "{issuer}"
-    audiences: ["https://opaque.scopegate.test"]
-    algorithms: [RS256]
-    introspection:
-      client_id: gateway
-      client_secret: gateway-secret
-      timeout: 1s
-tokens:
-  cache: { max_ttl: 5m, negative_ttl: 5s }
-scopes:
-  implies:
-    repo: [repo:status, public_repo]
-upstreams:
-  api: { url: "{upstream}" }
-routes:
-  - name: list-org-repos
+/// Opaque tokens of the real issuer, introspected with a 1 s timeout.
+fn config_template() -> String {
+    Template::corp(&[OPAQUE_API])
+        .issuer("introspection:\n      client_id: gateway\n      client_secret: gateway-secret\n      timeout: 1s")
+        .section("tokens:\n  cache: { max_ttl: 5m, negative_ttl: 5s }")
+        .section("scopes:\n  implies:\n    repo: [repo:status, public_repo]")
+        .routes(r#"  - name: list-org-repos
     match: { methods: [GET], path: "/orgs/{org}/repos" }
     upstream: api
     require:
-      scopes: { any: [repo, public_repo] }
-"#;
+      scopes: { any: [repo, public_repo] }"#)
+        .yaml()
+}
 
 fn url(gw: &TestGateway) -> String {
     format!("{}/orgs/acme/repos", gw.url)
@@ -42,7 +27,7 @@ fn url(gw: &TestGateway) -> String {
 fn an_opaque_token_is_accepted_with_its_scopes_and_refused_without_them() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let gw = TestGateway::start(&config(&config_template(), &auth, &upstream));
     let token = auth.client_token("full", "repo", OPAQUE_API);
     assert!(
         !token.contains('.'),
@@ -71,7 +56,7 @@ fn an_opaque_token_is_accepted_with_its_scopes_and_refused_without_them() {
 fn an_unknown_opaque_token_is_inactive_and_refused() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let gw = TestGateway::start(&config(&config_template(), &auth, &upstream));
     let r = get(&url(&gw), Some("made-up-opaque-token"));
     assert_eq!(r.status(), 401);
     assert!(header(&r, "www-authenticate").contains("the token is not active"));
@@ -85,7 +70,7 @@ fn an_unknown_opaque_token_is_inactive_and_refused() {
 fn concurrent_requests_with_one_new_token_cause_exactly_one_introspection() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let gw = TestGateway::start(&config(&config_template(), &auth, &upstream));
     let token = auth.client_token("full", "repo", OPAQUE_API);
     let target = url(&gw);
     let statuses: Vec<u16> = std::thread::scope(|s| {
@@ -108,7 +93,7 @@ fn when_the_authorization_server_is_down_cached_tokens_pass_new_ones_get_503_the
     let auth = AuthServer::start();
     let port = auth.port();
     let upstream = Upstream::start();
-    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let gw = TestGateway::start(&config(&config_template(), &auth, &upstream));
     let cached = auth.client_token("full", "repo", OPAQUE_API);
     let fresh = auth.client_token("full", "repo", OPAQUE_API);
     assert_eq!(get(&url(&gw), Some(&cached)).status(), 200);
@@ -142,7 +127,7 @@ fn when_the_authorization_server_is_down_cached_tokens_pass_new_ones_get_503_the
 fn a_thousand_requests_with_a_hundred_distinct_tokens_cost_a_hundred_introspections() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let gw = TestGateway::start(&config(&config_template(), &auth, &upstream));
     let tokens: Vec<String> = (0..100)
         .map(|_| auth.client_token("full", "repo", OPAQUE_API))
         .collect();

@@ -7,32 +7,21 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-const CONFIG: &str = r#"
-server:
-  listen: "{listen}"
-admin:
-  listen: "{admin}"
-issuers:
-  - id: corp
-    issuer: "{issuer}"
-    audiences: ["https://api.scopegate.test"]
-    algorithms: [RS256]
-organizations:
-  acme: { restrict_third_party_apps: true, approved_clients: [full] }
-  secure: { require_sso: true }
-  default: { restrict_third_party_apps: false }
-upstreams:
-  api: { url: "{upstream}" }
-routes:
-  - name: private-repos
+/// A restricting, an SSO-requiring and an open (default) organization; a private and a
+/// public resource of each.
+fn config_template() -> String {
+    Template::corp(&[API])
+        .section("organizations:\n  acme: { restrict_third_party_apps: true, approved_clients: [full] }\n  secure: { require_sso: true }\n  default: { restrict_third_party_apps: false }")
+        .routes(r#"  - name: private-repos
     match: { methods: [GET], path: "/orgs/{org}/repos" }
     upstream: api
     require: { scopes: repo, org: { param: org } }
   - name: public-profile
     match: { methods: [GET], path: "/orgs/{org}/profile" }
     upstream: api
-    require: { scopes: repo, org: { param: org, visibility: public } }
-"#;
+    require: { scopes: repo, org: { param: org, visibility: public } }"#)
+        .yaml()
+}
 
 fn refused(r: reqwest::blocking::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
@@ -48,7 +37,7 @@ fn refused(r: reqwest::blocking::Response) -> (u16, String, String) {
 fn organization_rules_allow_and_refuse_as_github_does() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
-    let gw = TestGateway::start(&config(CONFIG, &auth, &upstream));
+    let gw = TestGateway::start(&config(&config_template(), &auth, &upstream));
     let at = |path: &str, token: &str| get(&format!("{}{path}", gw.url), Some(token));
 
     // A member through an approved client reaches the restricting organization's private side.
@@ -91,15 +80,19 @@ fn organization_rules_allow_and_refuse_as_github_does() {
     assert_eq!(upstream.count(), 5);
 }
 
-/// [`CONFIG`] with its policies from a source (`source` is `file: …` or `url: …`) besides
+/// [`config_template`] with its policies from a source (`source` is `file: …` or `url: …`) besides
 /// one inline entry, re-read every second.
 fn sourced(auth: &AuthServer, upstream: &Upstream, source: &str) -> String {
     let inline = "organizations:\n  acme: { restrict_third_party_apps: true, approved_clients: [full] }\n  secure: { require_sso: true }\n  default: { restrict_third_party_apps: false }\n";
-    assert!(CONFIG.contains(inline));
+    assert!(config_template().contains(inline));
     let with_source = format!(
         "organization_policy:\n  source: {{ {source}, refresh: 1s }}\norganizations:\n  widgets: {{ restrict_third_party_apps: true, approved_clients: [full] }}\n"
     );
-    config(&CONFIG.replace(inline, &with_source), auth, upstream)
+    config(
+        &config_template().replace(inline, &with_source),
+        auth,
+        upstream,
+    )
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The shipped recipes (`config/examples/`) run as they are, with the environment pointing
 //! them at real oidc-provider instances and a real upstream: every rule of each is allowed
-//! and refused at least once, with the exact status, `error` and headers.
+//! and refused at least once, with the exact status, `error` and headers. Each recipe is a
+//! table of cases played against its gateway.
 //!
 //! Test provider users: alice (orgs acme, widgets), bob (widgets), carol (secure), dave
 //! (secure, with an SSO session). Clients: see tests/authz-server/server.mjs.
@@ -18,46 +19,158 @@ const ZOHO_API: &str = "https://www.zohoapis.example";
 const US1_API: &str = "https://api.us1.example";
 const EU1_API: &str = "https://api.eu1.example";
 
-fn send(gw: &TestGateway, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-    let method: reqwest::Method = method.parse().unwrap();
-    let mut req = reqwest::blocking::Client::new().request(method, format!("{}{path}", gw.url));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
+/// One request of a recipe and the answer it must get.
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    expect: Expect,
+}
+
+enum Expect {
+    /// Forwarded; the upstream saw these headers with these values.
+    Allowed(Vec<(&'static str, &'static str)>),
+    /// Refused with this status and JSON `error` (also in `WWW-Authenticate` for RFC 6750
+    /// errors); the description contains `says`, and the answer has `headers`.
+    Refused {
+        status: u16,
+        error: &'static str,
+        says: &'static str,
+        headers: Vec<(&'static str, &'static str)>,
+    },
+}
+
+fn case(
+    method: &'static str,
+    path: &'static str,
+    headers: &[(&'static str, &str)],
+    expect: Expect,
+) -> Case {
+    let headers = headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    Case {
+        method,
+        path,
+        headers,
+        expect,
+    }
+}
+
+fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
+}
+
+/// `method path` with a bearer token, expected to be allowed with the upstream seeing `seen`.
+fn allow(
+    method: &'static str,
+    path: &'static str,
+    token: &str,
+    seen: &[(&'static str, &'static str)],
+) -> Case {
+    Case {
+        method,
+        path,
+        headers: vec![bearer(token)],
+        expect: Expect::Allowed(seen.to_vec()),
+    }
+}
+
+/// `method path` with a bearer token, expected to be refused.
+fn refuse(
+    method: &'static str,
+    path: &'static str,
+    token: &str,
+    status: u16,
+    error: &'static str,
+    says: &'static str,
+) -> Case {
+    Case {
+        method,
+        path,
+        headers: vec![bearer(token)],
+        expect: Expect::Refused {
+            status,
+            error,
+            says,
+            headers: vec![],
+        },
+    }
+}
+
+impl Case {
+    /// The refusal must also carry these headers.
+    fn with_headers(mut self, expected: &[(&'static str, &'static str)]) -> Case {
+        if let Expect::Refused { headers, .. } = &mut self.expect {
+            headers.extend_from_slice(expected);
+        }
+        self
+    }
+}
+
+fn send(gw: &TestGateway, c: &Case) -> Response {
+    let method: reqwest::Method = c.method.parse().unwrap();
+    let mut req = reqwest::blocking::Client::new().request(method, format!("{}{}", gw.url, c.path));
+    for (k, v) in &c.headers {
+        req = req.header(*k, v);
     }
     req.send().unwrap()
 }
 
-fn with_bearer(gw: &TestGateway, method: &str, path: &str, token: &str) -> Response {
-    let value = format!("Bearer {token}");
-    send(gw, method, path, &[("authorization", &value)])
-}
-
-/// Asserts a 200 from the upstream and returns what the upstream received.
-fn allowed(r: Response) -> Value {
-    assert_eq!(r.status(), 200, "{:?}", r.text());
-    r.json().unwrap()
-}
-
-/// Asserts a refusal: status, JSON `error`, and for RFC 6750 errors the same `error` in
-/// `WWW-Authenticate`. Returns the headers and the description.
-fn refused(r: Response, status: u16, error: &str) -> (http::HeaderMap, String) {
-    assert_eq!(r.status(), status);
-    let headers = r.headers().clone();
-    let body: Value = r.json().unwrap();
-    assert_eq!(body["error"], error, "{body}");
-    if matches!(
-        error,
-        "invalid_token" | "insufficient_scope" | "invalid_request"
-    ) {
-        let challenge = headers["www-authenticate"].to_str().unwrap();
-        assert!(
-            challenge.starts_with("Bearer realm=\"scopegate\"")
-                && challenge.contains(&format!("error=\"{error}\"")),
-            "{challenge}"
-        );
+/// Plays every case against `gw` and checks that exactly the allowed ones reached the
+/// upstream; returns what the upstream received for each allowed case, in order.
+fn play(gw: &TestGateway, upstream: &Upstream, cases: &[Case]) -> Vec<Value> {
+    let before = upstream.count();
+    let mut seen = Vec::new();
+    for c in cases {
+        let what = format!("{} {}", c.method, c.path);
+        let r = send(gw, c);
+        match &c.expect {
+            Expect::Allowed(headers) => {
+                assert_eq!(r.status(), 200, "{what}: {:?}", r.text());
+                let got: Value = r.json().unwrap();
+                for (name, value) in headers {
+                    assert_eq!(got["headers"][*name], json!([value]), "{what}: {name}");
+                }
+                seen.push(got);
+            }
+            Expect::Refused {
+                status,
+                error,
+                says,
+                headers,
+            } => {
+                assert_eq!(r.status(), *status, "{what}");
+                let h = r.headers().clone();
+                for (name, value) in headers {
+                    assert_eq!(h[*name], *value, "{what}: {name}");
+                }
+                let body: Value = r.json().unwrap();
+                assert_eq!(body["error"], *error, "{what}: {body}");
+                if matches!(
+                    *error,
+                    "invalid_token" | "insufficient_scope" | "invalid_request"
+                ) {
+                    let challenge = h["www-authenticate"].to_str().unwrap();
+                    assert!(
+                        challenge.starts_with("Bearer realm=\"scopegate\"")
+                            && challenge.contains(&format!("error=\"{error}\"")),
+                        "{what}: {challenge}"
+                    );
+                }
+                let description = body["error_description"].as_str().unwrap_or("");
+                assert!(description.contains(says), "{what}: {description}");
+            }
+        }
     }
-    let description = body["error_description"].as_str().unwrap_or("").to_string();
-    (headers, description)
+    let allowed = cases
+        .iter()
+        .filter(|c| matches!(c.expect, Expect::Allowed(_)))
+        .count();
+    assert_eq!(
+        upstream.count() - before,
+        allowed,
+        "only the allowed cases reach the upstream"
+    );
+    seen
 }
 
 fn upstream_env(upstream: &Upstream) -> (&'static str, String) {
@@ -75,107 +188,107 @@ fn github_orgs_recipe_enforces_membership_app_restrictions_sso_and_scope_hierarc
     let user = |sub, client, scope| auth.user_token(sub, client, scope, GITHUB_API);
     let alice_approved = user("alice", "ci-dashboard", "repo");
     let alice_third_party = user("alice", "random-app", "repo");
-
-    // Allowed.
-    assert_eq!(send(&gw, "GET", "/meta", &[]).status(), 200);
-    let seen = allowed(with_bearer(&gw, "GET", "/orgs/acme/repos", &alice_approved));
-    assert_eq!(seen["headers"]["x-auth-org"], json!(["acme"]));
-    assert_eq!(seen["headers"]["x-auth-client-id"], json!(["ci-dashboard"]));
-    assert_eq!(seen["headers"]["x-auth-principal"], json!(["user"]));
-    // The organization restricts apps only on its private side.
-    allowed(with_bearer(
-        &gw,
-        "GET",
-        "/orgs/acme/public_members",
-        &alice_third_party,
-    ));
-    // A non-restricting organization lets any app act for a member.
-    allowed(with_bearer(
-        &gw,
-        "GET",
-        "/orgs/widgets/repos",
-        &alice_third_party,
-    ));
-    // Public resources need no membership.
     let bob = user("bob", "random-app", "repo");
-    allowed(with_bearer(&gw, "GET", "/orgs/acme", &bob));
-    // SSO session present.
-    let dave = user("dave", "random-app", "repo");
-    allowed(with_bearer(&gw, "GET", "/orgs/secure/repos", &dave));
-    // Implications: repo ⊇ repo:status; admin:org ⊇ write:org ⊇ read:org.
-    allowed(with_bearer(
-        &gw,
-        "POST",
-        "/repos/acme/app/statuses/abc",
-        &alice_approved,
-    ));
-    let admin = user("alice", "ci-dashboard", "admin:org");
-    allowed(with_bearer(
-        &gw,
-        "PUT",
-        "/orgs/acme/memberships/bob",
-        &admin,
-    ));
-    allowed(with_bearer(&gw, "GET", "/orgs/acme/members", &admin));
-    // Organization names compare case-insensitively in this recipe.
-    allowed(with_bearer(&gw, "GET", "/orgs/ACME/repos", &alice_approved));
-
-    // Refused.
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/orgs/acme/repos", &alice_third_party),
-        403,
-        "organization_restricted",
-    );
-    assert!(why.contains("acme") && why.contains("an organization admin must approve"));
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/orgs/acme/repos", &bob),
-        403,
-        "not_a_member",
-    );
-    assert!(why.contains("acme"), "{why}");
     let carol = user("carol", "random-app", "repo");
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/orgs/secure/repos", &carol),
-        403,
-        "sso_required",
-    );
-    assert!(why.contains("secure"), "{why}");
+    let dave = user("dave", "random-app", "repo");
+    let admin = user("alice", "ci-dashboard", "admin:org");
     let read_org = user("alice", "ci-dashboard", "read:org");
-    let (h, _) = refused(
-        with_bearer(&gw, "GET", "/orgs/acme/repos", &read_org),
-        403,
-        "insufficient_scope",
-    );
-    assert_eq!(h["x-accepted-oauth-scopes"], "repo");
-    assert_eq!(h["x-oauth-scopes"], "read:org");
-    // public_repo does not cover repo:status; read:org does not cover write:org.
     let public_repo = user("alice", "ci-dashboard", "public_repo");
-    refused(
-        with_bearer(&gw, "POST", "/repos/acme/app/statuses/abc", &public_repo),
-        403,
-        "insufficient_scope",
+    let org = [
+        ("x-auth-org", "acme"),
+        ("x-auth-client-id", "ci-dashboard"),
+        ("x-auth-principal", "user"),
+    ];
+    play(
+        &gw,
+        &upstream,
+        &[
+            case("GET", "/meta", &[], Expect::Allowed(vec![])),
+            allow("GET", "/orgs/acme/repos", &alice_approved, &org),
+            // The organization restricts apps only on its private side.
+            allow("GET", "/orgs/acme/public_members", &alice_third_party, &[]),
+            // A non-restricting organization lets any app act for a member.
+            allow("GET", "/orgs/widgets/repos", &alice_third_party, &[]),
+            // Public resources need no membership.
+            allow("GET", "/orgs/acme", &bob, &[]),
+            // SSO session present.
+            allow("GET", "/orgs/secure/repos", &dave, &[]),
+            // Implications: repo ⊇ repo:status; admin:org ⊇ write:org ⊇ read:org.
+            allow("POST", "/repos/acme/app/statuses/abc", &alice_approved, &[]),
+            allow("PUT", "/orgs/acme/memberships/bob", &admin, &[]),
+            allow("GET", "/orgs/acme/members", &admin, &[]),
+            // Organization names compare case-insensitively in this recipe.
+            allow("GET", "/orgs/ACME/repos", &alice_approved, &[]),
+            refuse(
+                "GET",
+                "/orgs/acme/repos",
+                &alice_third_party,
+                403,
+                "organization_restricted",
+                "the organization acme restricts third-party applications: an organization admin must approve",
+            ),
+            refuse("GET", "/orgs/acme/repos", &bob, 403, "not_a_member", "acme"),
+            refuse(
+                "GET",
+                "/orgs/secure/repos",
+                &carol,
+                403,
+                "sso_required",
+                "secure",
+            ),
+            refuse(
+                "GET",
+                "/orgs/acme/repos",
+                &read_org,
+                403,
+                "insufficient_scope",
+                "",
+            )
+            .with_headers(&[
+                ("x-accepted-oauth-scopes", "repo"),
+                ("x-oauth-scopes", "read:org"),
+            ]),
+            // public_repo does not cover repo:status; read:org does not cover write:org.
+            refuse(
+                "POST",
+                "/repos/acme/app/statuses/abc",
+                &public_repo,
+                403,
+                "insufficient_scope",
+                "",
+            ),
+            refuse(
+                "PUT",
+                "/orgs/acme/memberships/bob",
+                &read_org,
+                403,
+                "insufficient_scope",
+                "write:org",
+            ),
+            case(
+                "GET",
+                "/orgs/acme/repos",
+                &[],
+                Expect::Refused {
+                    status: 401,
+                    error: "unauthorized",
+                    says: "",
+                    headers: vec![("www-authenticate", "Bearer realm=\"scopegate\"")],
+                },
+            ),
+            case(
+                "GET",
+                "/user/repos",
+                &[],
+                Expect::Refused {
+                    status: 404,
+                    error: "not_found",
+                    says: "",
+                    headers: vec![],
+                },
+            ),
+        ],
     );
-    let (h, _) = refused(
-        with_bearer(&gw, "PUT", "/orgs/acme/memberships/bob", &read_org),
-        403,
-        "insufficient_scope",
-    );
-    assert!(
-        h["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("scope=\"write:org\""),
-        "{h:?}"
-    );
-    let r = send(&gw, "GET", "/orgs/acme/repos", &[]);
-    assert_eq!(r.status(), 401);
-    assert_eq!(
-        r.headers()["www-authenticate"],
-        "Bearer realm=\"scopegate\""
-    );
-    refused(send(&gw, "GET", "/user/repos", &[]), 404, "not_found");
-
-    assert_eq!(upstream.count(), 10);
 }
 
 #[test]
@@ -188,109 +301,102 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
     );
     let user = |scope| auth.user_token("alice", "chat-web", scope, CHAT_API);
     let app = |scope| auth.client_token("chat-bot", scope, CHAT_API);
-
-    // get space: user chat.spaces.readonly | chat.spaces, app chat.bot, user admin scope.
-    let seen = allowed(with_bearer(
-        &gw,
-        "GET",
-        "/v1/spaces/AAA",
-        &user("chat.spaces.readonly"),
-    ));
-    assert_eq!(seen["headers"]["x-auth-principal"], json!(["user"]));
-    allowed(with_bearer(
-        &gw,
-        "GET",
-        "/v1/spaces/AAA",
-        &user("chat.spaces"),
-    ));
     let bot = app("chat.bot");
-    let seen = allowed(with_bearer(&gw, "GET", "/v1/spaces/AAA", &bot));
-    assert_eq!(seen["headers"]["x-auth-principal"], json!(["app"]));
-    assert_eq!(seen["headers"]["x-auth-subject"], json!(["chat-bot"]));
-    allowed(with_bearer(
+    play(
         &gw,
-        "GET",
-        "/v1/spaces/AAA",
-        &user("chat.admin.spaces.readonly"),
-    ));
-    allowed(with_bearer(&gw, "GET", "/v1/spaces", &bot));
-    // create message: chat.messages.create | chat.messages | chat.import (user), chat.bot (app).
-    allowed(with_bearer(
-        &gw,
-        "POST",
-        "/v1/spaces/AAA/messages",
-        &user("chat.messages.create"),
-    ));
-    allowed(with_bearer(
-        &gw,
-        "POST",
-        "/v1/spaces/AAA/messages",
-        &user("chat.import"),
-    ));
-    allowed(with_bearer(&gw, "POST", "/v1/spaces/AAA/messages", &bot));
-    // chat.messages ⊇ chat.messages.readonly.
-    allowed(with_bearer(
-        &gw,
-        "GET",
-        "/v1/spaces/AAA/messages/m1",
-        &user("chat.messages"),
-    ));
-    // delete space: chat.delete | chat.import (user), chat.app.delete (app).
-    allowed(with_bearer(
-        &gw,
-        "DELETE",
-        "/v1/spaces/AAA",
-        &user("chat.delete"),
-    ));
-    allowed(with_bearer(
-        &gw,
-        "DELETE",
-        "/v1/spaces/AAA",
-        &app("chat.app.delete"),
-    ));
-
-    // An app-only scope in a user token, and a user-only scope in an app token.
-    let (h, _) = refused(
-        with_bearer(&gw, "GET", "/v1/spaces/AAA", &user("chat.bot")),
-        403,
-        "insufficient_scope",
+        &upstream,
+        &[
+            // get space: user chat.spaces.readonly | chat.spaces, app chat.bot, user admin scope.
+            allow(
+                "GET",
+                "/v1/spaces/AAA",
+                &user("chat.spaces.readonly"),
+                &[("x-auth-principal", "user")],
+            ),
+            allow("GET", "/v1/spaces/AAA", &user("chat.spaces"), &[]),
+            allow(
+                "GET",
+                "/v1/spaces/AAA",
+                &bot,
+                &[("x-auth-principal", "app"), ("x-auth-subject", "chat-bot")],
+            ),
+            allow(
+                "GET",
+                "/v1/spaces/AAA",
+                &user("chat.admin.spaces.readonly"),
+                &[],
+            ),
+            allow("GET", "/v1/spaces", &bot, &[]),
+            // create message: chat.messages.create | chat.messages | chat.import (user), chat.bot (app).
+            allow(
+                "POST",
+                "/v1/spaces/AAA/messages",
+                &user("chat.messages.create"),
+                &[],
+            ),
+            allow("POST", "/v1/spaces/AAA/messages", &user("chat.import"), &[]),
+            allow("POST", "/v1/spaces/AAA/messages", &bot, &[]),
+            // chat.messages ⊇ chat.messages.readonly.
+            allow(
+                "GET",
+                "/v1/spaces/AAA/messages/m1",
+                &user("chat.messages"),
+                &[],
+            ),
+            // delete space: chat.delete | chat.import (user), chat.app.delete (app).
+            allow("DELETE", "/v1/spaces/AAA", &user("chat.delete"), &[]),
+            allow("DELETE", "/v1/spaces/AAA", &app("chat.app.delete"), &[]),
+            // An app-only scope in a user token, and a user-only scope in an app token.
+            refuse(
+                "GET",
+                "/v1/spaces/AAA",
+                &user("chat.bot"),
+                403,
+                "insufficient_scope",
+                "",
+            )
+            .with_headers(&[(
+                "x-accepted-oauth-scopes",
+                "chat.spaces.readonly, chat.spaces, chat.bot, chat.admin.spaces.readonly",
+            )]),
+            refuse(
+                "GET",
+                "/v1/spaces/AAA",
+                &app("chat.spaces.readonly"),
+                403,
+                "insufficient_scope",
+                "",
+            ),
+            // Read-only scope for a write; the bot's scope for a delete; chat.spaces for a delete.
+            refuse(
+                "POST",
+                "/v1/spaces/AAA/messages",
+                &user("chat.messages.readonly"),
+                403,
+                "insufficient_scope",
+                "",
+            )
+            .with_headers(&[("x-oauth-scopes", "chat.messages.readonly")]),
+            refuse(
+                "DELETE",
+                "/v1/spaces/AAA",
+                &bot,
+                403,
+                "insufficient_scope",
+                "",
+            ),
+            refuse(
+                "DELETE",
+                "/v1/spaces/AAA",
+                &user("chat.spaces"),
+                403,
+                "insufficient_scope",
+                "",
+            ),
+            refuse("PUT", "/v1/spaces/AAA", &bot, 405, "method_not_allowed", "")
+                .with_headers(&[("allow", "GET, HEAD, DELETE")]),
+        ],
     );
-    assert_eq!(
-        h["x-accepted-oauth-scopes"],
-        "chat.spaces.readonly, chat.spaces, chat.bot, chat.admin.spaces.readonly"
-    );
-    refused(
-        with_bearer(&gw, "GET", "/v1/spaces/AAA", &app("chat.spaces.readonly")),
-        403,
-        "insufficient_scope",
-    );
-    // Read-only scope for a write; the bot's scope for a delete; chat.spaces for a delete.
-    let (h, _) = refused(
-        with_bearer(
-            &gw,
-            "POST",
-            "/v1/spaces/AAA/messages",
-            &user("chat.messages.readonly"),
-        ),
-        403,
-        "insufficient_scope",
-    );
-    assert_eq!(h["x-oauth-scopes"], "chat.messages.readonly");
-    refused(
-        with_bearer(&gw, "DELETE", "/v1/spaces/AAA", &bot),
-        403,
-        "insufficient_scope",
-    );
-    refused(
-        with_bearer(&gw, "DELETE", "/v1/spaces/AAA", &user("chat.spaces")),
-        403,
-        "insufficient_scope",
-    );
-    let r = with_bearer(&gw, "PUT", "/v1/spaces/AAA", &bot);
-    assert_eq!(r.status(), 405);
-    assert_eq!(r.headers()["allow"], "GET, HEAD, DELETE");
-
-    assert_eq!(upstream.count(), 11);
 }
 
 #[test]
@@ -314,84 +420,76 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
         ],
     );
     let oauth = auth.client_token("zoho-crm-client", "ZohoCRM.modules.ALL", ZOHO_API);
-
-    // OAuth under Zoho's scheme and under Bearer.
-    let zoho_scheme = format!("Zoho-oauthtoken {oauth}");
-    allowed(send(
+    let zoho_scheme = [("authorization", format!("Zoho-oauthtoken {oauth}"))];
+    let zoho_scheme: Vec<(&'static str, &str)> =
+        zoho_scheme.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = |status, error, says| Expect::Refused {
+        status,
+        error,
+        says,
+        headers: vec![],
+    };
+    let seen = play(
         &gw,
-        "POST",
-        "/crm/v2/Leads",
-        &[("authorization", &zoho_scheme)],
-    ));
-    allowed(with_bearer(&gw, "GET", "/crm/v2/Leads", &oauth));
-    // A legacy authtoken in the query, before its not_after: the parameter is not forwarded.
-    let seen = allowed(send(
-        &gw,
-        "GET",
-        "/crm/v2/Leads?page=2&authtoken=zoho-reports-authtoken-5f2c",
-        &[],
-    ));
-    assert_eq!(seen["query"], "page=2");
-    assert_eq!(
-        seen["headers"]["x-auth-subject"],
-        json!(["reports@example.com"])
+        &upstream,
+        &[
+            // OAuth under Zoho's scheme and under Bearer.
+            case(
+                "POST",
+                "/crm/v2/Leads",
+                &zoho_scheme,
+                Expect::Allowed(vec![]),
+            ),
+            allow("GET", "/crm/v2/Leads", &oauth, &[]),
+            // A legacy authtoken in the query, before its not_after: the parameter is not forwarded.
+            case(
+                "GET",
+                "/crm/v2/Leads?page=2&authtoken=zoho-reports-authtoken-5f2c",
+                &[],
+                Expect::Allowed(vec![
+                    ("x-auth-subject", "reports@example.com"),
+                    ("x-auth-issuer", "credential:reports"),
+                    ("x-auth-scopes", "ZohoCRM.modules.READ"),
+                ]),
+            ),
+            // A legacy authtoken under its own scheme.
+            case(
+                "GET",
+                "/crm/v2/Contacts",
+                &[("authorization", "Zoho-authtoken zoho-mailer-authtoken-33d0")],
+                Expect::Allowed(vec![]),
+            ),
+            // Past its not_after (a fixed time in the recipe): refused, pointed to OAuth.
+            case(
+                "GET",
+                "/crm/v2/Leads?authtoken=zoho-crm-sync-authtoken-81ab",
+                &[],
+                refused(401, "invalid_token", "OAuth"),
+            ),
+            // An authtoken nobody configured.
+            case(
+                "GET",
+                "/crm/v2/Leads?authtoken=guess",
+                &[],
+                refused(401, "invalid_token", ""),
+            ),
+            // The legacy credential has only the scopes it was given.
+            case(
+                "POST",
+                "/crm/v2/Leads?authtoken=zoho-reports-authtoken-5f2c",
+                &[],
+                refused(403, "insufficient_scope", ""),
+            ),
+            // An authtoken beside an OAuth token: which one counts would be a guess.
+            case(
+                "GET",
+                "/crm/v2/Leads?authtoken=zoho-reports-authtoken-5f2c",
+                &zoho_scheme,
+                refused(400, "invalid_request", ""),
+            ),
+        ],
     );
-    assert_eq!(
-        seen["headers"]["x-auth-issuer"],
-        json!(["credential:reports"])
-    );
-    assert_eq!(
-        seen["headers"]["x-auth-scopes"],
-        json!(["ZohoCRM.modules.READ"])
-    );
-    // A legacy authtoken under its own scheme.
-    allowed(send(
-        &gw,
-        "GET",
-        "/crm/v2/Contacts",
-        &[("authorization", "Zoho-authtoken zoho-mailer-authtoken-33d0")],
-    ));
-
-    // Past its not_after (a fixed time in the recipe): refused, pointed to OAuth.
-    let (_, why) = refused(
-        send(
-            &gw,
-            "GET",
-            "/crm/v2/Leads?authtoken=zoho-crm-sync-authtoken-81ab",
-            &[],
-        ),
-        401,
-        "invalid_token",
-    );
-    assert!(why.contains("OAuth"), "{why}");
-    // An authtoken nobody configured.
-    refused(
-        send(&gw, "GET", "/crm/v2/Leads?authtoken=guess", &[]),
-        401,
-        "invalid_token",
-    );
-    // The legacy credential has only the scopes it was given.
-    refused(
-        send(
-            &gw,
-            "POST",
-            "/crm/v2/Leads?authtoken=zoho-reports-authtoken-5f2c",
-            &[],
-        ),
-        403,
-        "insufficient_scope",
-    );
-    // An authtoken beside an OAuth token: which one counts would be a guess.
-    refused(
-        send(
-            &gw,
-            "GET",
-            "/crm/v2/Leads?authtoken=zoho-reports-authtoken-5f2c",
-            &[("authorization", &zoho_scheme)],
-        ),
-        400,
-        "invalid_request",
-    );
+    assert_eq!(seen[2]["query"], "page=2");
 
     let metrics = gw.metrics();
     for line in [
@@ -402,7 +500,6 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
         assert!(metrics.contains(line), "{line} missing in\n{metrics}");
     }
     assert!(!metrics.contains("5f2c") && !metrics.contains("guess"));
-    assert_eq!(upstream.count(), 4);
 
     // The same recipe deployed with the reports authtoken's sunset an hour ago.
     let later = TestGateway::start_file(
@@ -413,18 +510,16 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
             ("REPORTS_NOT_AFTER", rfc3339(in_a_day - 25 * 3600)),
         ],
     );
-    let (_, why) = refused(
-        send(
-            &later,
+    play(
+        &later,
+        &upstream,
+        &[case(
             "GET",
             "/crm/v2/Leads?authtoken=zoho-reports-authtoken-5f2c",
             &[],
-        ),
-        401,
-        "invalid_token",
+            refused(401, "invalid_token", "OAuth"),
+        )],
     );
-    assert!(why.contains("OAuth"), "{why}");
-    assert_eq!(upstream.count(), 4);
 }
 
 const SESSIONS_REVOKED: &str =
@@ -451,57 +546,14 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
     let us1_token = us1.client_token("dd-integration", scopes, US1_API);
     let eu1_token = eu1.client_token("dd-integration", scopes, EU1_API);
     let api_key = [("dd-api-key", "dd-api-key-us1-0c4e7a")];
-
-    // Each site's tokens on the shared route, the site's own route; the API key as US1.
-    let seen = allowed(with_bearer(&gw, "GET", "/api/v1/query", &us1_token));
-    assert_eq!(seen["headers"]["x-auth-issuer"], json!(["us1"]));
-    let seen = allowed(with_bearer(&gw, "GET", "/api/v1/query", &eu1_token));
-    assert_eq!(seen["headers"]["x-auth-issuer"], json!(["eu1"]));
-    allowed(with_bearer(
-        &gw,
-        "GET",
-        "/us1/api/v1/dashboards/d1",
-        &us1_token,
-    ));
-    allowed(with_bearer(
-        &gw,
-        "GET",
-        "/eu1/api/v1/dashboards/d1",
-        &eu1_token,
-    ));
-    let seen = allowed(send(&gw, "GET", "/api/v1/query", &api_key));
-    assert_eq!(
-        seen["headers"]["x-auth-subject"],
-        json!(["api-key-reporting"])
-    );
-    assert_eq!(seen["headers"]["x-auth-issuer"], json!(["us1"]));
-    allowed(send(&gw, "GET", "/us1/api/v1/dashboards/d1", &api_key));
-
-    // A site's credentials on the other site's route.
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/us1/api/v1/dashboards/d1", &eu1_token),
-        401,
-        "invalid_token",
-    );
-    assert!(why.contains("issuer"), "{why}");
-    refused(
-        with_bearer(&gw, "GET", "/eu1/api/v1/dashboards/d1", &us1_token),
-        401,
-        "invalid_token",
-    );
-    refused(
-        send(&gw, "GET", "/eu1/api/v1/dashboards/d1", &api_key),
-        401,
-        "invalid_token",
-    );
-    // Each issuer has its own audience: a US1 token for the EU1 API is refused.
+    let api_key_refused = Expect::Refused {
+        status: 401,
+        error: "invalid_token",
+        says: "issuer",
+        headers: vec![],
+    };
+    // A US1 token for the EU1 API: each issuer has its own audience.
     let misaimed = us1.client_token("dd-integration", scopes, EU1_API);
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/api/v1/query", &misaimed),
-        401,
-        "invalid_token",
-    );
-    assert!(why.contains("aud"), "{why}");
     // A token of an issuer nobody configured.
     let stranger = DevIssuer::new("https://auth.ap1.example".into(), US1_API.into());
     let now = scopegate::clock::unix_now();
@@ -510,12 +562,81 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
         &json!({"iss": "https://auth.ap1.example", "aud": US1_API, "sub": "x",
                 "client_id": "x", "iat": now, "exp": now + 600, "scope": "metrics_read"}),
     );
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/api/v1/query", &foreign),
-        401,
-        "invalid_token",
+    play(
+        &gw,
+        &upstream,
+        &[
+            // Each site's tokens on the shared route, the site's own route; the API key as US1.
+            allow(
+                "GET",
+                "/api/v1/query",
+                &us1_token,
+                &[("x-auth-issuer", "us1")],
+            ),
+            allow(
+                "GET",
+                "/api/v1/query",
+                &eu1_token,
+                &[("x-auth-issuer", "eu1")],
+            ),
+            allow("GET", "/us1/api/v1/dashboards/d1", &us1_token, &[]),
+            allow("GET", "/eu1/api/v1/dashboards/d1", &eu1_token, &[]),
+            case(
+                "GET",
+                "/api/v1/query",
+                &api_key,
+                Expect::Allowed(vec![
+                    ("x-auth-subject", "api-key-reporting"),
+                    ("x-auth-issuer", "us1"),
+                ]),
+            ),
+            case(
+                "GET",
+                "/us1/api/v1/dashboards/d1",
+                &api_key,
+                Expect::Allowed(vec![]),
+            ),
+            // A site's credentials on the other site's route.
+            refuse(
+                "GET",
+                "/us1/api/v1/dashboards/d1",
+                &eu1_token,
+                401,
+                "invalid_token",
+                "issuer",
+            ),
+            refuse(
+                "GET",
+                "/eu1/api/v1/dashboards/d1",
+                &us1_token,
+                401,
+                "invalid_token",
+                "issuer",
+            ),
+            case(
+                "GET",
+                "/eu1/api/v1/dashboards/d1",
+                &api_key,
+                api_key_refused,
+            ),
+            refuse(
+                "GET",
+                "/api/v1/query",
+                &misaimed,
+                401,
+                "invalid_token",
+                "aud",
+            ),
+            refuse(
+                "GET",
+                "/api/v1/query",
+                &foreign,
+                401,
+                "invalid_token",
+                "issuer",
+            ),
+        ],
     );
-    assert!(why.contains("issuer"), "{why}");
 
     // Uninstall on US1: the transmitter revokes every authorization of the client there.
     let set = transmitter.sign(
@@ -525,14 +646,20 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
                 "client_id": "dd-integration"}}}}),
     );
     assert_eq!(gw.push_set(&set).0, 202);
-    let (_, why) = refused(
-        with_bearer(&gw, "GET", "/api/v1/query", &us1_token),
-        401,
-        "invalid_token",
+    play(
+        &gw,
+        &upstream,
+        &[
+            refuse(
+                "GET",
+                "/api/v1/query",
+                &us1_token,
+                401,
+                "invalid_token",
+                "revoked",
+            ),
+            // The same client on the other site is another authorization.
+            allow("GET", "/api/v1/query", &eu1_token, &[]),
+        ],
     );
-    assert!(why.contains("revoked"), "{why}");
-    // The same client on the other site is another authorization.
-    allowed(with_bearer(&gw, "GET", "/api/v1/query", &eu1_token));
-
-    assert_eq!(upstream.count(), 7);
 }

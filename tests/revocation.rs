@@ -234,7 +234,7 @@ fn without_push_a_revocation_arrives_within_one_poll_interval_and_is_acknowledge
     let tx = DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
     let jwks = JsonServer::start(tx.jwks());
     let poll = PollServer::start();
-    let yaml = config(PUSH_CONFIG, &auth, &upstream).replace(
+    let yaml = config(&push_config(), &auth, &upstream).replace(
         "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
         &format!(
             "    poll:\n      endpoint: \"{}\"\n      interval: 500ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{}\"\n",

@@ -2,6 +2,9 @@
 //! on loopback that records what reaches it, and the gateway started in-process.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+mod template;
+pub use template::Template;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -486,33 +489,19 @@ pub const GATEWAY_AUD: &str = "https://gateway.scopegate.test";
 
 /// A protected route behind the real issuer (JWTs, and opaque tokens by introspection),
 /// with pushed SETs accepted from the test's transmitter (`{jwks}`: its keys).
-pub const PUSH_CONFIG: &str = r#"
-server:
-  listen: "{listen}"
-admin:
-  listen: "{admin}"
-issuers:
-  - id: corp
-    issuer: "{issuer}"
-    audiences: ["https://api.scopegate.test", "https://opaque.scopegate.test"]
-    algorithms: [RS256]
-    introspection: { client_id: gateway, client_secret: gateway-secret }
-tokens:
-  revocation:
-    push:
-      transmitter: "https://transmitter.scopegate.test"
-      jwks_uri: "{jwks}"
-      audience: "https://gateway.scopegate.test"
-upstreams:
-  api: { url: "{upstream}" }
-routes:
-  - name: repos
-    match: { path: "/orgs/{org}/repos" }
-    upstream: api
-    require: { scopes: { any: [repo, chat.bot] } }
-"#;
+pub fn push_config() -> String {
+    Template::corp(&[API, OPAQUE_API])
+        .issuer("introspection: { client_id: gateway, client_secret: gateway-secret }")
+        .section(
+            "tokens:\n  revocation:\n    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n      audience: \"https://gateway.scopegate.test\"",
+        )
+        .routes(
+            "  - name: repos\n    match: { path: \"/orgs/{org}/repos\" }\n    upstream: api\n    require: { scopes: { any: [repo, chat.bot] } }",
+        )
+        .yaml()
+}
 
-/// A gateway on [`PUSH_CONFIG`], with the transmitter that signs its SETs held by the test.
+/// A gateway on [`push_config`], with the transmitter that signs its SETs held by the test.
 pub struct PushWorld {
     pub auth: AuthServer,
     pub upstream: Upstream,
@@ -529,7 +518,7 @@ impl PushWorld {
         let upstream = Upstream::start();
         let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
         let jwks = JsonServer::start(tx.jwks());
-        let yaml = config(PUSH_CONFIG, &auth, &upstream).replace("{jwks}", &jwks.url);
+        let yaml = config(&push_config(), &auth, &upstream).replace("{jwks}", &jwks.url);
         let gw = TestGateway::start(&yaml);
         PushWorld {
             auth,
