@@ -1,0 +1,119 @@
+//! `issuers:` — who signs or vouches for tokens.
+
+use crate::config::values::{Dur, EnvString};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    pub id: String,
+    /// The exact `iss` value.
+    pub issuer: EnvString,
+    #[serde(default = "yes")]
+    pub discovery: bool,
+    pub jwks_uri: Option<EnvString>,
+    pub audiences: Vec<EnvString>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_skew")]
+    pub clock_skew: Dur,
+    /// Accepted JWT `typ` header values (compared case-insensitively, `application/` prefix ignored).
+    #[serde(default = "default_typ")]
+    pub typ: Vec<String>,
+    #[serde(default)]
+    pub claims: Claims,
+    #[serde(default)]
+    pub app_principal: AppPrincipal,
+    /// How often the JWKS is re-read in the background.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh: Dur,
+    /// Scopes this issuer can grant, when known; `check` warns about route scopes outside them.
+    pub scopes_supported: Option<Vec<String>>,
+    /// RFC 7662 introspection of this issuer's opaque (non-JWT) tokens.
+    pub introspection: Option<Introspection>,
+    /// Opaque tokens that start with this prefix (e.g. `1000.`) go to this issuer only.
+    pub token_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Introspection {
+    /// Optional when discovery finds `introspection_endpoint`.
+    pub endpoint: Option<EnvString>,
+    pub client_id: EnvString,
+    pub client_secret: EnvString,
+    #[serde(default)]
+    pub auth: ClientAuth,
+    /// Total time allowed for one introspection call.
+    #[serde(default = "default_introspection_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// A non-standard lifetime field in seconds from now (e.g. `expires_in`), used when the
+    /// answer has no `exp`.
+    pub expires_in_field: Option<String>,
+}
+
+fn default_introspection_timeout() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+fn default_connect_timeout() -> Dur {
+    Dur(Duration::from_millis(500))
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the URL-encoded client id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+fn yes() -> bool {
+    true
+}
+pub(super) fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "EdDSA"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_skew() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn default_typ() -> Vec<String> {
+    vec!["at+jwt".into(), "JWT".into()]
+}
+fn default_jwks_refresh() -> Dur {
+    Dur(Duration::from_secs(300))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Claims {
+    pub scope: String,
+    pub orgs: String,
+    pub sso_orgs: String,
+    pub client_id: String,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims {
+            scope: "scope".into(),
+            orgs: "orgs".into(),
+            sso_orgs: "sso_orgs".into(),
+            client_id: "client_id".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AppPrincipal {
+    /// RFC 9068 client-credentials tokens: `sub` is the client id.
+    #[default]
+    SubIsClientId,
+}

@@ -1,0 +1,264 @@
+//! The YAML document as written by users (see `design.md`). Every struct rejects unknown
+//! keys; defaults are the safe choice. Compilation into the runtime form is `compile/`.
+
+mod credentials;
+mod forward;
+mod issuers;
+mod organizations;
+mod tokens;
+
+pub use credentials::*;
+pub use forward::*;
+pub use issuers::*;
+pub use organizations::*;
+pub use tokens::*;
+
+use super::values::EnvString;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub server: Server,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub issuers: Vec<Issuer>,
+    #[serde(default)]
+    pub tokens: Tokens,
+    #[serde(default)]
+    pub scopes: Scopes,
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub forward: Forward,
+    /// Access restrictions per organization; the entry `default` applies to the others.
+    #[serde(default)]
+    pub organizations: BTreeMap<String, Organization>,
+    /// How organization names compare, and a document of policies re-read periodically.
+    #[serde(default)]
+    pub organization_policy: OrganizationPolicy,
+    /// Static keys and legacy tokens, stored as SHA-256 only.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: EnvString,
+    pub tls: Option<Tls>,
+    /// Proxy worker threads; 1 is the cheapest per request on small machines.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Peers whose `X-Forwarded-For` is extended instead of replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: EnvString,
+    pub key: EnvString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_uri")]
+    pub max_uri_bytes: usize,
+    #[serde(default = "default_max_headers")]
+    pub max_header_bytes: usize,
+}
+
+fn default_max_uri() -> usize {
+    8 * 1024
+}
+fn default_max_headers() -> usize {
+    32 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_uri_bytes: default_max_uri(),
+            max_header_bytes: default_max_headers(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: EnvString,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: EnvString("127.0.0.1:9901".into()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scopes {
+    #[serde(default)]
+    pub implies: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: EnvString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: Match,
+    pub upstream: String,
+    #[serde(default)]
+    pub auth: Auth,
+    pub require: Option<Require>,
+    /// Only credentials of these issuers (ids) are accepted; all when absent.
+    pub issuers: Option<Vec<String>>,
+}
+
+impl Route {
+    /// Every scope the route names, in order of appearance (for interning and the lint).
+    pub fn scopes(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let Some(req) = &self.require {
+            let alternatives = req.any.iter().flatten().map(|a| &a.scopes);
+            for e in std::iter::once(&req.scopes).chain(alternatives).flatten() {
+                e.names_into(&mut out);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    pub methods: Option<Vec<String>>,
+    pub path: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    /// A credential is required and checked against `require`.
+    #[default]
+    Token,
+    /// Explicitly public: no credential needed, none checked.
+    None,
+}
+
+/// `require:` is either one alternative (`scopes` and/or `principal`) or `any:` alternatives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Require {
+    pub scopes: Option<ScopeExpr>,
+    pub principal: Option<Principal>,
+    pub any: Option<Vec<Alternative>>,
+    /// The organization the request is about (checked after the scopes).
+    pub org: Option<OrgBinding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alternative {
+    pub principal: Option<Principal>,
+    pub scopes: Option<ScopeExpr>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Principal {
+    User,
+    App,
+}
+
+/// A scope name, `{ any: [...] }` or `{ all: [...] }`, nested freely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeExpr {
+    Scope(String),
+    Any(Vec<ScopeExpr>),
+    All(Vec<ScopeExpr>),
+}
+
+impl ScopeExpr {
+    fn names_into<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            ScopeExpr::Scope(s) => out.push(s),
+            ScopeExpr::Any(xs) | ScopeExpr::All(xs) => xs.iter().for_each(|x| x.names_into(out)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ScopeExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScopeExpr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scope name, `{ any: [...] }` or `{ all: [...] }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScopeExpr, E> {
+                if v.is_empty() || v.contains(' ') {
+                    return Err(E::custom(format!(
+                        "`{v}` is not a scope name (one scope, no spaces: use `{{ all: [...] }}`)"
+                    )));
+                }
+                Ok(ScopeExpr::Scope(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<ScopeExpr, A::Error> {
+                Err(de::Error::custom(
+                    "a bare list is ambiguous: write `{ any: [...] }` or `{ all: [...] }`",
+                ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScopeExpr, A::Error> {
+                let key: String = map
+                    .next_key()?
+                    .ok_or_else(|| de::Error::custom("expected `any:` or `all:`"))?;
+                let items: Vec<ScopeExpr> = match key.as_str() {
+                    "any" | "all" => map.next_value()?,
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "unknown key `{other}`: expected `any` or `all`"
+                        )));
+                    }
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "one of `any:` or `all:` per level: nest them to combine",
+                    ));
+                }
+                if key == "any" && items.is_empty() {
+                    return Err(de::Error::custom("`any: []` can never be satisfied"));
+                }
+                Ok(if key == "any" {
+                    ScopeExpr::Any(items)
+                } else {
+                    ScopeExpr::All(items)
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,122 @@
+//! `tokens:` — how credentials are presented, the cache, revocation sources.
+
+use super::issuers::default_algorithms;
+use crate::config::values::{Dur, EnvString};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tokens {
+    #[serde(default = "default_schemes")]
+    pub schemes: Vec<String>,
+    #[serde(default)]
+    pub query_parameter: bool,
+    #[serde(default)]
+    pub cache: Cache,
+    #[serde(default)]
+    pub revocation: Revocation,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// RFC 8935: the transmitter POSTs Security Event Tokens to the admin port's `/events`.
+    pub push: Option<SetSource>,
+    /// RFC 8936: the gateway polls the transmitter's endpoint and acknowledges what it read.
+    pub poll: Option<PollSource>,
+    /// How long a revoked subject or client stays revoked (tokens issued before the event
+    /// are refused for this long; make it at least the longest token lifetime).
+    #[serde(default = "default_retention")]
+    pub retention: Dur,
+}
+
+fn default_retention() -> Dur {
+    Dur(Duration::from_secs(24 * 3600))
+}
+
+impl Default for Revocation {
+    fn default() -> Self {
+        Revocation {
+            push: None,
+            poll: None,
+            retention: default_retention(),
+        }
+    }
+}
+
+/// A transmitter polled per RFC 8936. (Its first fields repeat `SetSource`'s: serde's
+/// `flatten` would switch off `deny_unknown_fields`.)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSource {
+    pub transmitter: EnvString,
+    pub jwks_uri: Option<EnvString>,
+    pub issuer: Option<String>,
+    pub audience: EnvString,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The poll endpoint.
+    pub endpoint: EnvString,
+    #[serde(default = "default_poll_interval")]
+    pub interval: Dur,
+    /// Sent as `Authorization: Bearer …` to the endpoint, when set.
+    pub access_token: Option<EnvString>,
+    #[serde(default = "default_max_events")]
+    pub max_events: u32,
+}
+
+fn default_poll_interval() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn default_max_events() -> u32 {
+    100
+}
+
+/// Who signs Security Event Tokens and for whom.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSource {
+    /// The SETs' `iss`.
+    pub transmitter: EnvString,
+    /// Keys that sign SETs; or `issuer:` to reuse a configured issuer's keys.
+    pub jwks_uri: Option<EnvString>,
+    pub issuer: Option<String>,
+    /// The SETs' `aud` must contain this.
+    pub audience: EnvString,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+}
+
+fn default_schemes() -> Vec<String> {
+    vec!["Bearer".into()]
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            schemes: default_schemes(),
+            query_parameter: false,
+            cache: Cache::default(),
+            revocation: Revocation::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cache {
+    pub max_entries: u64,
+    pub max_ttl: Dur,
+    pub negative_ttl: Dur,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            max_entries: 1_000_000,
+            max_ttl: Dur(Duration::from_secs(300)),
+            negative_ttl: Dur(Duration::from_secs(5)),
+        }
+    }
+}
