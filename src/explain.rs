@@ -24,6 +24,8 @@ pub fn explain(
         .parse()
         .map_err(|_| format!("`{path}` is not a request path"))?;
     let mut headers = HeaderMap::new();
+    // As a client would send it; `--header 'Host: …'` replaces it.
+    headers.insert(http::header::HOST, HeaderValue::from_static("scopegate.explain"));
     if let Some(t) = token {
         let v = HeaderValue::from_str(&format!("Bearer {t}"))
             .map_err(|_| "the token has characters no header can carry".to_string())?;
@@ -37,7 +39,11 @@ pub fn explain(
             .map_err(|_| format!("`{}` is not a header name", name.trim()))?;
         let value = HeaderValue::from_str(value.trim())
             .map_err(|_| format!("the value of `{name}` has characters no header can carry"))?;
-        headers.append(name, value);
+        if name == http::header::HOST {
+            headers.insert(name, value);
+        } else {
+            headers.append(name, value);
+        }
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

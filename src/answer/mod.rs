@@ -69,7 +69,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Allowed,
         Outcome::Status(400),
         Outcome::Status(401),
@@ -78,6 +78,7 @@ impl Outcome {
         Outcome::Status(405),
         Outcome::Status(414),
         Outcome::Status(431),
+        Outcome::Status(501),
         Outcome::Status(502),
         Outcome::Status(503),
         Outcome::Status(0),
@@ -93,6 +94,7 @@ impl Outcome {
             Outcome::Status(405) => "405",
             Outcome::Status(414) => "414",
             Outcome::Status(431) => "431",
+            Outcome::Status(501) => "501",
             Outcome::Status(502) => "502",
             Outcome::Status(503) => "503",
             Outcome::Status(_) => "other",
@@ -157,10 +159,14 @@ fn invalid_token(headers: &mut Vec<(HeaderName, HeaderValue)>, description: &str
 impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
+            Refusal::InvalidRequest(e) if e.is_unsupported_method() => StatusCode::UNAUTHORIZED,
             Refusal::BadPath(_) | Refusal::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::BadFraming(FramingError::UriTooLong) => StatusCode::URI_TOO_LONG,
             Refusal::BadFraming(FramingError::HeadersTooLarge) => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            Refusal::BadFraming(FramingError::UnsupportedTransferCoding) => {
+                StatusCode::NOT_IMPLEMENTED
             }
             Refusal::BadFraming(_) => StatusCode::BAD_REQUEST,
             Refusal::NotFound => StatusCode::NOT_FOUND,
@@ -205,6 +211,14 @@ impl Refusal {
                     HeaderValue::from_static(REALM),
                 ));
                 json_body("unauthorized", "this resource needs a bearer token")
+            }
+            // RFC 6750 §3.1: an unsupported method gets the bare challenge; the body says why.
+            Refusal::InvalidRequest(e) if e.is_unsupported_method() => {
+                headers.push((
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(REALM),
+                ));
+                json_body("unauthorized", e.description())
             }
             Refusal::InvalidRequest(e) => {
                 headers.push((
@@ -319,6 +333,22 @@ mod tests {
             body(&a)["error_description"],
             "the token's issuer is not accepted for this resource"
         );
+    }
+
+    #[test]
+    fn an_unsupported_authentication_method_is_401_with_the_bare_challenge() {
+        for e in [
+            CredentialError::QueryParameterDisabled,
+            CredentialError::NoScheme,
+        ] {
+            let a = Refusal::InvalidRequest(e).render();
+            assert_eq!(a.status, 401);
+            assert_eq!(
+                header(&a, "www-authenticate"),
+                Some("Bearer realm=\"scopegate\"")
+            );
+            assert_eq!(body(&a)["error_description"], e.description());
+        }
     }
 
     #[test]

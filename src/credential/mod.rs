@@ -39,16 +39,30 @@ pub struct Credential<'a> {
     pub source: Source,
 }
 
-/// Why a request's credentials are malformed (each is a 400 `invalid_request`).
+/// Why a request's credentials cannot be used: malformed (a 400 `invalid_request`), or an
+/// authentication method the gateway does not support (a 401 without an error code, RFC 6750
+/// §3.1: see [`CredentialError::is_unsupported_method`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialError {
     TwoAuthorizationHeaders,
     TokenInTwoPlaces,
     MalformedAuthorization,
+    /// `access_token` in the query while `tokens.query_parameter` is off.
     QueryParameterDisabled,
+    /// An `Authorization` value that is a single word, with no scheme.
+    NoScheme,
 }
 
 impl CredentialError {
+    /// The request tried a way of authenticating that is not supported (rather than a
+    /// malformed one): RFC 6750 §3.1 asks for the bare challenge, without an error code.
+    pub fn is_unsupported_method(self) -> bool {
+        matches!(
+            self,
+            CredentialError::QueryParameterDisabled | CredentialError::NoScheme
+        )
+    }
+
     pub fn description(self) -> &'static str {
         match self {
             CredentialError::TwoAuthorizationHeaders => "more than one Authorization header",
@@ -58,6 +72,9 @@ impl CredentialError {
             }
             CredentialError::QueryParameterDisabled => {
                 "access_token in the query is not accepted: use the Authorization header"
+            }
+            CredentialError::NoScheme => {
+                "the Authorization header has no scheme: use `Bearer <token>`"
             }
         }
     }
@@ -191,7 +208,18 @@ fn parse_authorization<'a>(
     rules: &Rules,
 ) -> Result<Option<Credential<'a>>, CredentialError> {
     let malformed = CredentialError::MalformedAuthorization;
-    let space = raw.iter().position(|&b| b == b' ').ok_or(malformed)?;
+    let Some(space) = raw.iter().position(|&b| b == b' ') else {
+        // One word: a scheme without a token, or a token without a scheme.
+        let scheme_only = rules
+            .schemes
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(raw));
+        return Err(if scheme_only {
+            malformed
+        } else {
+            CredentialError::NoScheme
+        });
+    };
     let scheme = &raw[..space];
     if scheme.is_empty() || !scheme.iter().all(|&b| CLASS[b as usize] & TCHAR != 0) {
         return Err(malformed);
@@ -290,6 +318,7 @@ mod tests {
     fn malformed_authorization_values_are_invalid_requests() {
         for v in [
             "Bearer",
+            "bearer",
             "Bearer ",
             "Bearer a b",
             "Bearer a=b",
@@ -303,6 +332,15 @@ mod tests {
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn a_value_without_a_scheme_is_an_unsupported_method_not_a_malformed_one() {
+        let e = token(&h(&["abc.def.ghi"]), None, false).unwrap_err();
+        assert_eq!(e, CredentialError::NoScheme);
+        assert!(e.is_unsupported_method());
+        assert!(CredentialError::QueryParameterDisabled.is_unsupported_method());
+        assert!(!CredentialError::MalformedAuthorization.is_unsupported_method());
     }
 
     #[test]

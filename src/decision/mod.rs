@@ -165,8 +165,7 @@ impl Gateway {
     /// (a refusal, or a public route forwarded as it is).
     fn begin<'h>(&self, head: &'h Head) -> Result<Begun<'h>, Decided> {
         let rules = &self.rules;
-        let uri_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
-        request::check_framing(uri_len, head.headers, &rules.limits)
+        request::check_framing(head, &rules.limits)
             .map_err(|e| Decided::refuse(None, Refusal::BadFraming(e)))?;
         let path = request::normalize(head.uri.path())
             .map_err(|e| Decided::refuse(None, Refusal::BadPath(e)))?;

@@ -43,9 +43,17 @@ fn head<'a>(uri: &'a Uri, headers: &'a HeaderMap, conn: &'a Connection) -> Head<
     }
 }
 
+/// An HTTP/1.1 request: `headers` and a `Host`.
+fn with_host(headers: &HeaderMap) -> HeaderMap {
+    let mut h = headers.clone();
+    h.insert(http::header::HOST, "api.test".parse().unwrap());
+    h
+}
+
 fn decide(gw: &Gateway, uri: &str, headers: &HeaderMap) -> Decided {
     let uri: Uri = uri.parse().unwrap();
-    gw.decide(&head(&uri, headers, &Connection::local()), unix_now())
+    let headers = with_host(headers);
+    gw.decide(&head(&uri, &headers, &Connection::local()), unix_now())
 }
 
 fn header(name: &'static str, value: &str) -> HeaderMap {
@@ -155,7 +163,8 @@ fn run<F: Future>(f: F) -> F::Output {
 
 fn decide_with(gw: &Gateway, headers: &HeaderMap, backend: &Backend) -> Decided {
     let uri: Uri = "/any".parse().unwrap();
-    run(gw.decide_with(&head(&uri, headers, &Connection::local()), backend))
+    let headers = with_host(headers);
+    run(gw.decide_with(&head(&uri, &headers, &Connection::local()), backend))
 }
 
 #[test]

@@ -6,8 +6,9 @@
 
 use std::fmt;
 
-/// A path that passed [`normalize`]: starts with `/`, no dot-segments, no `//`, only
-/// unreserved characters decoded, every remaining `%XX` upper-case and valid UTF-8.
+/// A path that passed [`normalize`]: starts with `/`, no dot-segments, no `//`, every
+/// character a route's static segment may hold (unreserved, sub-delims, `:` and `@`)
+/// decoded, every remaining `%XX` upper-case and valid UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizedPath(String);
 
@@ -35,6 +36,8 @@ pub enum PathError {
     InvalidUtf8,
     ControlCharacter,
     AboveRoot,
+    /// `%3F` or `%23`: a `?` or `#` that an upstream may take for the end of the path.
+    EncodedDelimiter,
 }
 
 impl PathError {
@@ -49,12 +52,35 @@ impl PathError {
             PathError::InvalidUtf8 => "the path is not valid UTF-8",
             PathError::ControlCharacter => "control character in the path",
             PathError::AboveRoot => "the path climbs above the root",
+            PathError::EncodedDelimiter => "encoded ? or # in the path is ambiguous",
         }
     }
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+/// Characters decoded wherever they are percent-encoded: the unreserved ones (RFC 3986
+/// §6.2.2.2), and the sub-delims, `:` and `@` that a path segment may hold raw (`pchar`).
+/// Upstreams commonly decode those too, so `/v1/spaces%3Asetup` and `/v1/spaces:setup` must be
+/// one path for matching and for forwarding.
+fn decodes(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b'='
+                | b':'
+                | b'@'
+        )
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -87,13 +113,14 @@ fn push_segment(seg: &[u8], out: &mut String, decoded: &mut Vec<u8>) -> Result<(
                 let v = h << 4 | l;
                 match v {
                     b'/' => return Err(PathError::EncodedSlash),
+                    b'?' | b'#' => return Err(PathError::EncodedDelimiter),
                     b'\\' => return Err(PathError::Backslash),
                     b';' => return Err(PathError::PathParameter),
                     0 => return Err(PathError::Nul),
                     0x01..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
                     _ => {}
                 }
-                if is_unreserved(v) {
+                if decodes(v) {
                     out.push(v as char);
                 } else {
                     out.push('%');
@@ -185,8 +212,22 @@ mod tests {
         assert_eq!(ok("/%61dmin"), "/admin");
         assert_eq!(ok("/a%7eb%2d"), "/a~b-");
         assert_eq!(ok("/a%20b"), "/a%20b");
-        assert_eq!(ok("/a%3fb%3Db"), "/a%3Fb%3Db");
+        assert_eq!(ok("/a%22b%3c"), "/a%22b%3C");
         assert_eq!(ok("/caf%C3%A9"), "/caf%C3%A9");
+    }
+
+    #[test]
+    fn characters_a_static_segment_may_hold_are_decoded_to_one_form() {
+        assert_eq!(ok("/v1/spaces%3Asetup"), "/v1/spaces:setup");
+        assert_eq!(ok("/v1/spaces%3asetup"), "/v1/spaces:setup");
+        assert_eq!(ok("/a%40b%21%24%26%27%28%29%2A%2B%2C%3D"), "/a@b!$&'()*+,=");
+    }
+
+    #[test]
+    fn an_encoded_query_or_fragment_delimiter_is_refused() {
+        assert_eq!(normalize("/a%3fb"), Err(PathError::EncodedDelimiter));
+        assert_eq!(normalize("/a%3Fb"), Err(PathError::EncodedDelimiter));
+        assert_eq!(normalize("/admin%23x"), Err(PathError::EncodedDelimiter));
     }
 
     #[test]
