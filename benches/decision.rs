@@ -214,7 +214,10 @@ fn bench_cached_decision(c: &mut Criterion) {
         b.iter(|| gw.decide(black_box(&head), now))
     });
     let mut none = HeaderMap::new();
-    none.insert(http::header::HOST, HeaderValue::from_static("api.example.com"));
+    none.insert(
+        http::header::HOST,
+        HeaderValue::from_static("api.example.com"),
+    );
     let uri: Uri = "/orgs/acme/repos".parse().unwrap();
     let head = Head {
         method: &Method::GET,
@@ -242,7 +245,10 @@ fn bench_legacy_credentials(c: &mut Criterion) {
         let gw = build(&yaml);
         let conn = Connection::local();
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, HeaderValue::from_static("api.example.com"));
+        headers.insert(
+            http::header::HOST,
+            HeaderValue::from_static("api.example.com"),
+        );
         headers.insert(
             "x-api-key",
             HeaderValue::from_str(&format!("api-key-{}", n - 1)).unwrap(),

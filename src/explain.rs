@@ -25,7 +25,10 @@ pub fn explain(
         .map_err(|_| format!("`{path}` is not a request path"))?;
     let mut headers = HeaderMap::new();
     // As a client would send it; `--header 'Host: …'` replaces it.
-    headers.insert(http::header::HOST, HeaderValue::from_static("scopegate.explain"));
+    headers.insert(
+        http::header::HOST,
+        HeaderValue::from_static("scopegate.explain"),
+    );
     if let Some(t) = token {
         let v = HeaderValue::from_str(&format!("Bearer {t}"))
             .map_err(|_| "the token has characters no header can carry".to_string())?;

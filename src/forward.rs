@@ -3,7 +3,7 @@
 
 use crate::principal::Principal;
 use crate::request::Connection;
-use http::header::{AUTHORIZATION, CONNECTION};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,11 +19,46 @@ pub struct IdentityNames {
 
 pub struct ForwardPolicy {
     pub identity: IdentityNames,
-    /// Client headers always removed: identity headers, configured strip list, hop-by-hop.
+    /// Client headers always removed: identity headers, configured strip list, hop-by-hop,
+    /// framing (the engine frames the forwarded body itself).
     strip: NameSet,
+    /// Client headers starting with one of these (lowercase) are removed.
+    strip_prefixes: Vec<String>,
+    /// Forward client headers whose name has `_` (unless they read as a stripped one).
+    forward_underscores: bool,
+    /// Where credentials are presented, removed on public routes: `Authorization` schemes
+    /// (lowercase) and legacy credential headers.
+    credential_schemes: Vec<String>,
+    credential_headers: Vec<HeaderName>,
     pub request_id: HeaderName,
     pub trusted_proxies: Vec<IpAddr>,
     ids: RequestIds,
+}
+
+/// What the gateway settles about the request it forwards.
+pub struct Settled<'a> {
+    /// `None` on a public route.
+    pub principal: Option<&'a Principal>,
+    /// The organization that was checked, for `X-Auth-Org`.
+    pub org: Option<&'a HeaderValue>,
+    /// Remove the credentials the client presented (a public route that does not check them).
+    pub strip_credentials: bool,
+}
+
+/// How a configuration shapes the forwarded headers.
+pub struct ForwardRules {
+    pub identity: IdentityNames,
+    /// Headers removed besides the gateway's own list.
+    pub strip: Vec<HeaderName>,
+    pub strip_prefixes: Vec<String>,
+    pub strip_authorization: bool,
+    pub forward_underscores: bool,
+    /// Schemes that carry credentials (bearer aliases, legacy schemes).
+    pub credential_schemes: Vec<String>,
+    /// Headers that carry legacy credentials.
+    pub credential_headers: Vec<HeaderName>,
+    pub request_id: HeaderName,
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -58,21 +93,16 @@ impl NameSet {
         NameSet(buckets)
     }
 
-    fn contains(&self, name: &HeaderName) -> bool {
+    fn contains(&self, name: &str) -> bool {
         self.0
-            .get(name.as_str().len())
-            .is_some_and(|b| b.iter().any(|n| n == name))
+            .get(name.len())
+            .is_some_and(|b| b.iter().any(|n| n.as_str() == name))
     }
 }
 
 impl ForwardPolicy {
-    pub fn new(
-        identity: IdentityNames,
-        extra_strip: Vec<HeaderName>,
-        strip_authorization: bool,
-        request_id: HeaderName,
-        trusted_proxies: Vec<IpAddr>,
-    ) -> ForwardPolicy {
+    pub fn new(r: ForwardRules) -> ForwardPolicy {
+        let identity = r.identity;
         let mut strip = vec![
             identity.subject.clone(),
             identity.client_id.clone(),
@@ -81,21 +111,66 @@ impl ForwardPolicy {
             identity.principal.clone(),
             identity.issuer.clone(),
             CONNECTION,
+            TRANSFER_ENCODING,
+            CONTENT_LENGTH,
             X_FORWARDED_FOR.clone(),
             X_FORWARDED_PROTO.clone(),
         ];
         strip.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
-        strip.extend(extra_strip);
-        if strip_authorization {
+        strip.extend(r.strip);
+        if r.strip_authorization {
             strip.push(AUTHORIZATION);
         }
         ForwardPolicy {
             identity,
             strip: NameSet::new(strip),
-            request_id,
-            trusted_proxies,
+            strip_prefixes: r
+                .strip_prefixes
+                .iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect(),
+            forward_underscores: r.forward_underscores,
+            credential_schemes: r
+                .credential_schemes
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            credential_headers: r.credential_headers,
+            request_id: r.request_id,
+            trusted_proxies: r.trusted_proxies,
             ids: RequestIds::new(),
         }
+    }
+
+    /// Whether a client header never reaches the upstream: stripped by name or prefix, or
+    /// named with `_` (dropped; or, when forwarded, read with `-` for `_` so that
+    /// `X_Auth_Subject` is the stripped `X-Auth-Subject` to a CGI-style upstream).
+    fn removes(&self, name: &HeaderName) -> bool {
+        let n = name.as_str();
+        if self.strip.contains(n) || self.strip_prefixes.iter().any(|p| n.starts_with(p)) {
+            return true;
+        }
+        if !n.contains('_') {
+            return false;
+        }
+        if !self.forward_underscores {
+            return true;
+        }
+        let dashed = n.replace('_', "-");
+        self.strip.contains(&dashed)
+            || self.strip_prefixes.iter().any(|p| dashed.starts_with(p))
+            || [self.request_id.as_str(), HOST.as_str(), "x-forwarded-for"]
+                .contains(&dashed.as_str())
+            || self.credential_headers.iter().any(|h| h.as_str() == dashed)
+            || dashed == AUTHORIZATION.as_str()
+    }
+
+    /// Whether `value` of `Authorization` presents a credential the gateway knows.
+    fn is_credential(&self, value: &HeaderValue) -> bool {
+        let scheme = value.as_bytes().split(|&b| b == b' ').next().unwrap_or(b"");
+        self.credential_schemes
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(scheme))
     }
 
     /// The headers to send upstream, built in one pass over the client's; returns them and
@@ -104,9 +179,13 @@ impl ForwardPolicy {
         &self,
         client: HeaderMap,
         conn: &Connection,
-        principal: Option<&Principal>,
-        org: Option<&HeaderValue>,
+        settled: Settled,
     ) -> (HeaderMap, HeaderValue) {
+        let Settled {
+            principal,
+            org,
+            strip_credentials,
+        } = settled;
         // Headers the client names in `Connection` would be dropped by the next proxy, after
         // the gateway set them: they are dropped here, before the gateway sets its own.
         let mut listed: Vec<HeaderName> = Vec::new();
@@ -144,7 +223,13 @@ impl ForwardPolicy {
                 client_id.get_or_insert(value);
                 continue;
             }
-            if self.strip.contains(&name) {
+            if self.removes(&name) {
+                continue;
+            }
+            if strip_credentials
+                && ((name == AUTHORIZATION && self.is_credential(&value))
+                    || self.credential_headers.contains(&name))
+            {
                 continue;
             }
             out.append(name, value);
@@ -224,10 +309,10 @@ mod tests {
     use crate::principal::{Grant, Kind};
     use crate::scope::ScopeSet;
 
-    fn policy(strip_authorization: bool) -> ForwardPolicy {
+    fn rules(strip_authorization: bool) -> ForwardRules {
         let n = |s: &'static str| HeaderName::from_static(s);
-        ForwardPolicy::new(
-            IdentityNames {
+        ForwardRules {
+            identity: IdentityNames {
                 subject: n("x-auth-subject"),
                 client_id: n("x-auth-client-id"),
                 scopes: n("x-auth-scopes"),
@@ -235,11 +320,19 @@ mod tests {
                 principal: n("x-auth-principal"),
                 issuer: n("x-auth-issuer"),
             },
-            vec![n("x-original-url"), n("x-forwarded-host")],
+            strip: vec![n("x-original-url"), n("x-forwarded-host")],
+            strip_prefixes: vec!["x-envoy-".into()],
             strip_authorization,
-            n("x-request-id"),
-            vec!["10.0.0.1".parse().unwrap()],
-        )
+            forward_underscores: false,
+            credential_schemes: vec!["Bearer".into(), "Zoho-authtoken".into()],
+            credential_headers: vec![n("x-api-key")],
+            request_id: n("x-request-id"),
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        }
+    }
+
+    fn policy(strip_authorization: bool) -> ForwardPolicy {
+        ForwardPolicy::new(rules(strip_authorization))
     }
 
     fn alice() -> Principal {
@@ -273,12 +366,95 @@ mod tests {
         h
     }
 
-    fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
+    fn forward_as(p: &ForwardPolicy, c: &HeaderMap, peer: &str, settled: Settled) -> HeaderMap {
         let conn = Connection {
             peer: Some(std::net::SocketAddr::new(peer.parse().unwrap(), 40000)),
             ..Connection::local()
         };
-        p.rewrite(c.clone(), &conn, who, None).0
+        p.rewrite(c.clone(), &conn, settled).0
+    }
+
+    fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
+        let settled = Settled {
+            principal: who,
+            org: None,
+            strip_credentials: false,
+        };
+        forward_as(p, c, peer, settled)
+    }
+
+    #[test]
+    fn headers_with_underscores_are_dropped_by_default() {
+        let c = client(&[
+            ("x_auth_subject", "root"),
+            ("x_custom", "1"),
+            ("x-custom", "2"),
+        ]);
+        let out = forward(&policy(false), &c, "127.0.0.1", None);
+        assert!(out.get("x_auth_subject").is_none());
+        assert!(out.get("x_custom").is_none());
+        assert_eq!(out["x-custom"], "2");
+    }
+
+    #[test]
+    fn forwarded_underscore_headers_never_include_look_alikes_of_protected_ones() {
+        let p = ForwardPolicy::new(ForwardRules {
+            forward_underscores: true,
+            ..rules(false)
+        });
+        let c = client(&[
+            ("x_auth_subject", "root"),
+            ("X_Auth_Org", "evil"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "5"),
+            ("x_forwarded_for", "1.2.3.4"),
+            ("x_request_id", "x"),
+            ("x_original_url", "/admin"),
+            ("x_envoy_internal", "true"),
+            ("x_api_key", "k"),
+            ("x_custom", "1"),
+        ]);
+        let out = forward(&p, &c, "127.0.0.1", Some(&alice()));
+        let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
+        assert!(
+            names.iter().all(|n| !n.contains('_') || *n == "x_custom"),
+            "{names:?}"
+        );
+        assert_eq!(out["x_custom"], "1");
+    }
+
+    #[test]
+    fn framing_headers_and_prefixed_internal_headers_are_never_copied() {
+        let c = client(&[
+            ("transfer-encoding", "gzip, chunked"),
+            ("content-length", "5"),
+            ("x-envoy-internal", "true"),
+            ("x-envoyish", "kept"),
+        ]);
+        let out = forward(&policy(false), &c, "127.0.0.1", None);
+        assert!(out.get("transfer-encoding").is_none());
+        assert!(out.get("content-length").is_none());
+        assert!(out.get("x-envoy-internal").is_none());
+        assert_eq!(out["x-envoyish"], "kept");
+    }
+
+    #[test]
+    fn credentials_on_a_public_route_are_stripped_but_other_authorization_schemes_pass() {
+        let strip = |pairs: &[(&str, &str)]| {
+            let settled = Settled {
+                principal: None,
+                org: None,
+                strip_credentials: true,
+            };
+            forward_as(&policy(false), &client(pairs), "127.0.0.1", settled)
+        };
+        let out = strip(&[("authorization", "Bearer t"), ("x-api-key", "k")]);
+        assert!(out.get("authorization").is_none());
+        assert!(out.get("x-api-key").is_none());
+        let out = strip(&[("authorization", "zoho-AUTHTOKEN t")]);
+        assert!(out.get("authorization").is_none());
+        let out = strip(&[("authorization", "Basic dTpw")]);
+        assert_eq!(out["authorization"], "Basic dTpw");
     }
 
     #[test]

@@ -352,14 +352,16 @@ fn requests_are_counted_by_route_and_outcome() {
 }
 
 #[test]
-fn the_query_token_is_refused_unless_enabled_and_then_never_forwarded() {
+fn the_query_token_is_an_unsupported_method_unless_enabled_and_then_never_forwarded_and_private() {
     let w = world();
     let token = w.auth.client_token("full", "repo", API);
     let r = get(
         &format!("{}/orgs/acme/repos?access_token={token}", w.gw.url),
         None,
     );
-    assert_eq!(r.status(), 400);
+    // RFC 6750 §3.1: an unsupported method gets the bare challenge, no error code.
+    assert_eq!(r.status(), 401);
+    assert_eq!(header(&r, "www-authenticate"), "Bearer realm=\"scopegate\"");
     drop(w);
 
     let enabled = config_template().replace(
@@ -373,7 +375,11 @@ fn the_query_token_is_refused_unless_enabled_and_then_never_forwarded() {
         None,
     );
     assert_eq!(r.status(), 200);
+    // RFC 6750 §2.3: no shared cache may keep an answer to a URL that carried a token.
+    assert_eq!(header(&r, "cache-control"), "private");
     assert_eq!(body(r)["query"], "a=1&b=2");
+    let by_header = get(&format!("{}/orgs/acme/repos", w.gw.url), Some(&token));
+    assert_eq!(header(&by_header, "cache-control"), "");
     let both = get(
         &format!("{}/orgs/acme/repos?access_token={token}", w.gw.url),
         Some(&token),

@@ -34,6 +34,8 @@ pub enum Refusal {
     Organization(OrgDenial),
     /// A route bound to an organization by a header, and the header is missing.
     MissingOrganization,
+    /// The organization header is given more than once.
+    AmbiguousOrganization,
     /// The authorization server could not be asked and nothing was cached.
     Unavailable,
     BadGateway,
@@ -176,7 +178,9 @@ impl Refusal {
             | Refusal::RetiredCredential
             | Refusal::IssuerNotAccepted => StatusCode::UNAUTHORIZED,
             Refusal::InsufficientScope { .. } | Refusal::Organization(_) => StatusCode::FORBIDDEN,
-            Refusal::MissingOrganization => StatusCode::BAD_REQUEST,
+            Refusal::MissingOrganization | Refusal::AmbiguousOrganization => {
+                StatusCode::BAD_REQUEST
+            }
             Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
         }
@@ -251,6 +255,10 @@ impl Refusal {
             Refusal::MissingOrganization => json_body(
                 "invalid_request",
                 "the request does not name the organization",
+            ),
+            Refusal::AmbiguousOrganization => json_body(
+                "invalid_request",
+                "the request names the organization more than once",
             ),
             Refusal::Unavailable => {
                 headers.push((

@@ -1,9 +1,9 @@
 //! `forward:` — what the upstream receives: identity headers, what is stripped.
 
 use super::header_name;
-use crate::config::schema::KeepOrStrip;
+use crate::config::schema::{DropOrForward, KeepOrStrip};
 use crate::config::{ConfigError, File};
-use crate::forward::{ForwardPolicy, IdentityNames};
+use crate::forward::{ForwardPolicy, ForwardRules, IdentityNames};
 use http::HeaderName;
 
 pub fn compile(file: &File, origin: &str) -> Result<ForwardPolicy, ConfigError> {
@@ -24,19 +24,39 @@ pub fn compile(file: &File, origin: &str) -> Result<ForwardPolicy, ConfigError> 
         .iter()
         .map(|h| header_name(origin, "forward.strip_headers", h))
         .collect::<Result<Vec<_>, _>>()?;
-    // `authorization: strip` covers legacy credential headers too (checked with them).
-    let legacy_headers = file
+    let legacy_headers: Vec<HeaderName> = file
         .credentials
         .iter()
         .filter_map(|c| c.header.as_ref())
         .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
-        .filter(|_| f.authorization == KeepOrStrip::Strip);
-    let strip: Vec<HeaderName> = strip.into_iter().chain(legacy_headers).collect();
-    Ok(ForwardPolicy::new(
+        .collect();
+    let strip_authorization = f.authorization == KeepOrStrip::Strip;
+    // `authorization: strip` covers legacy credential headers too (checked with them).
+    let strip = strip
+        .into_iter()
+        .chain(
+            legacy_headers
+                .iter()
+                .filter(|_| strip_authorization)
+                .cloned(),
+        )
+        .collect();
+    let credential_schemes = file
+        .tokens
+        .schemes
+        .iter()
+        .chain(file.credentials.iter().filter_map(|c| c.scheme.as_ref()))
+        .cloned()
+        .collect();
+    Ok(ForwardPolicy::new(ForwardRules {
         identity,
         strip,
-        f.authorization == KeepOrStrip::Strip,
-        header_name(origin, "forward.request_id_header", &f.request_id_header)?,
-        file.server.trusted_proxies.clone(),
-    ))
+        strip_prefixes: f.strip_header_prefixes.clone(),
+        strip_authorization,
+        forward_underscores: f.underscore_headers == DropOrForward::Forward,
+        credential_schemes,
+        credential_headers: legacy_headers,
+        request_id: header_name(origin, "forward.request_id_header", &f.request_id_header)?,
+        trusted_proxies: file.server.trusted_proxies.clone(),
+    }))
 }

@@ -129,6 +129,8 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 max_header_bytes: file.server.limits.max_header_bytes,
             },
             forward,
+            verify_public_credentials: file.forward.public_route_credentials
+                == crate::config::schema::StripOrVerify::Verify,
         },
         cache: CacheSettings {
             max_entries: t.cache.max_entries,

@@ -44,6 +44,11 @@ pub struct Forward {
     pub principal: Option<Arc<Principal>>,
     /// The organization that was checked, for `X-Auth-Org`.
     pub org: Option<http::HeaderValue>,
+    /// A public route that does not check credentials: remove those presented.
+    pub strip_credentials: bool,
+    /// Authenticated by `?access_token=`: the answer must not be cached by shared caches
+    /// (RFC 6750 §2.3, `Cache-Control: private`).
+    pub query_credential: bool,
 }
 
 pub struct Decided {
@@ -171,10 +176,11 @@ impl Gateway {
             .map_err(|e| Decided::refuse(None, Refusal::BadPath(e)))?;
         let (index, org) = match rules.table.lookup(head.method, &path) {
             Lookup::Found(m) => {
-                let org = rules.routes[m.route]
-                    .org
-                    .as_ref()
-                    .and_then(|rule| organization::named(rule, &m.params, head.headers));
+                let org = match &rules.routes[m.route].org {
+                    Some(rule) => organization::named(rule, &m.params, head.headers)
+                        .map_err(|r| Decided::refuse(Some(m.route), r))?,
+                    None => None,
+                };
                 (m.route, org)
             }
             Lookup::MethodNotAllowed(allow) => {
@@ -184,22 +190,16 @@ impl Gateway {
         };
         let route = &rules.routes[index];
         let query = head.uri.query();
-        if route.requirement.is_none() {
-            // Public route: nothing is checked, the query goes on untouched.
-            return Err(Decided {
-                route: Some(index),
-                verdict: Verdict::Forward(Forward {
-                    upstream: route.upstream,
-                    path_and_query: join(path.as_str(), query.map(str::to_string)),
-                    principal: None,
-                    org: None,
-                }),
-                need: None,
-            });
-        }
+        let public = route.requirement.is_none();
         let cred = match credential::extract(head.headers, query, &rules.credentials) {
-            Ok(Some(c)) => c,
-            Ok(None) => return Err(Decided::refuse(Some(index), Refusal::NoCredential)),
+            Ok(Some(c)) if !public || rules.verify_public_credentials => c,
+            // A public route: nothing to check (or nothing presented to verify). What was
+            // presented is removed unless the route verifies it.
+            Ok(_) if public => return Err(self.public(index, &path, query)),
+            Err(_) if public && !rules.verify_public_credentials => {
+                return Err(self.public(index, &path, query));
+            }
+            Ok(_) => return Err(Decided::refuse(Some(index), Refusal::NoCredential)),
             Err(e) => return Err(Decided::refuse(Some(index), Refusal::InvalidRequest(e))),
         };
         Ok(Begun {
@@ -209,6 +209,41 @@ impl Gateway {
             org,
             cred,
         })
+    }
+
+    /// A public route's request, forwarded without identity; credentials it presents are
+    /// removed (`forward.public_route_credentials: strip`) from the headers and the query.
+    fn public(&self, index: usize, path: &NormalizedPath, query: Option<&str>) -> Decided {
+        let rules = &self.rules;
+        let strip = !rules.verify_public_credentials;
+        let query = match query {
+            Some(q) if strip => {
+                let params = std::iter::once(QUERY_PARAMETER).chain(
+                    rules.credentials.legacy.iter().filter_map(|p| match p {
+                        Presentation::Query(name) => Some(name.as_str()),
+                        _ => None,
+                    }),
+                );
+                let mut q = Some(q.to_string());
+                for name in params {
+                    q = q.and_then(|q| credential::without_param(&q, name));
+                }
+                q
+            }
+            q => q.map(str::to_string),
+        };
+        Decided {
+            route: Some(index),
+            verdict: Verdict::Forward(Forward {
+                upstream: rules.routes[index].upstream,
+                path_and_query: join(path.as_str(), query),
+                principal: None,
+                org: None,
+                strip_credentials: strip,
+                query_credential: false,
+            }),
+            need: None,
+        }
     }
 
     /// The stages after authentication: the route's issuers, its requirement, its
@@ -231,8 +266,10 @@ impl Gateway {
         {
             return Decided::refuse(Some(index), Refusal::IssuerNotAccepted);
         }
-        let requirement = route.requirement.as_ref().expect("protected route");
-        if !requirement.allows(&principal) {
+        // A public route that verifies a presented credential requires nothing more of it.
+        if let Some(requirement) = &route.requirement
+            && !requirement.allows(&principal)
+        {
             return Decided::refuse(
                 Some(index),
                 Refusal::InsufficientScope {
@@ -265,6 +302,8 @@ impl Gateway {
                 path_and_query: join(begun.path.as_str(), query),
                 principal: Some(principal),
                 org,
+                strip_credentials: false,
+                query_credential: begun.cred.source == Source::Query,
             }),
             need: None,
         }

@@ -7,18 +7,30 @@ use crate::answer::Refusal;
 use crate::principal::Principal;
 use http::HeaderMap;
 
-/// The organization a request names under `rule`: a path parameter, a header, or fixed.
-pub fn named(rule: &OrgRule, params: &[(&str, &str)], headers: &HeaderMap) -> Option<String> {
+/// The organization a request names under `rule`: a path parameter, a header (given once),
+/// or fixed.
+pub fn named(
+    rule: &OrgRule,
+    params: &[(&str, &str)],
+    headers: &HeaderMap,
+) -> Result<Option<String>, Refusal> {
     let name = match &rule.source {
         OrgSource::Param(p) => params.iter().find(|(k, _)| k == p).map(|(_, v)| *v),
-        OrgSource::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()),
+        OrgSource::Header(h) => {
+            let mut values = headers.get_all(h).iter();
+            let first = values.next();
+            if values.next().is_some() {
+                return Err(Refusal::AmbiguousOrganization);
+            }
+            first.and_then(|v| v.to_str().ok())
+        }
         OrgSource::Name(n) => Some(n.as_str()),
     };
-    name.filter(|n| !n.is_empty()).map(str::to_string)
+    Ok(name.filter(|n| !n.is_empty()).map(str::to_string))
 }
 
-/// Checks a private resource of organization `name`; returns the value forwarded as
-/// `X-Auth-Org`.
+/// Checks the organization `name` of the request; returns the value forwarded as
+/// `X-Auth-Org`, set only for an organization whose policy was checked (a private resource).
 pub fn check(
     rule: &OrgRule,
     name: Option<&str>,
@@ -26,12 +38,13 @@ pub fn check(
     principal: &Principal,
 ) -> Result<Option<http::HeaderValue>, Refusal> {
     let name = name.ok_or(Refusal::MissingOrganization)?;
-    if rule.private {
-        // Policies from a URL not read yet: nothing private is decided without them.
-        let orgs = state.organizations.load();
-        let orgs = orgs.as_deref().ok_or(Refusal::Unavailable)?;
-        orgs.check_private(name, principal)
-            .map_err(Refusal::Organization)?;
+    if !rule.private {
+        return Ok(None);
     }
+    // Policies from a URL not read yet: nothing private is decided without them.
+    let orgs = state.organizations.load();
+    let orgs = orgs.as_deref().ok_or(Refusal::Unavailable)?;
+    orgs.check_private(name, principal)
+        .map_err(Refusal::Organization)?;
     Ok(http::HeaderValue::from_str(name).ok())
 }

@@ -24,6 +24,9 @@ pub struct Rules {
     pub credentials: credential::Rules,
     pub limits: Limits,
     pub forward: ForwardPolicy,
+    /// Check a credential presented on a public route (optional authentication) instead of
+    /// removing it.
+    pub verify_public_credentials: bool,
 }
 
 pub struct RouteRules {

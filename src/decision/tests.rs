@@ -127,8 +127,11 @@ fn strip_removes_a_legacy_credential_header_before_forwarding() {
     let (out, _) = gw.rules.forward.rewrite(
         header("x-api-key", "site-secret"),
         &Connection::local(),
-        f.principal.as_deref(),
-        None,
+        crate::forward::Settled {
+            principal: f.principal.as_deref(),
+            org: None,
+            strip_credentials: f.strip_credentials,
+        },
     );
     assert!(!out.contains_key("x-api-key"));
     assert_eq!(out["x-auth-subject"], "s1");

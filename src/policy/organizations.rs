@@ -1,6 +1,11 @@
 //! Organization access restrictions (the GitHub OAuth-app model): membership for private
 //! resources, approved clients for organizations that restrict third-party applications, and
 //! an SSO session where required. Public resources need none of that.
+//!
+//! Which policy applies is looked up by a canonical name (ASCII lowercase, trailing dots and
+//! spaces removed), whatever `compare` says, so no spelling of a restricted organization
+//! (`ACME`, `acme.`) escapes its restriction; `compare` governs membership and SSO, which
+//! compare the name with the token's claims.
 
 use crate::principal::Principal;
 use std::collections::HashMap;
@@ -15,7 +20,7 @@ pub struct OrgPolicy {
 /// Policies by organization name, with the one for organizations not listed.
 #[derive(Debug, Default, Clone)]
 pub struct Organizations {
-    /// Keys are lowercase when names compare case-insensitively.
+    /// Keys are canonical names ([`canonical`]).
     by_name: HashMap<String, OrgPolicy>,
     default: OrgPolicy,
     case_insensitive: bool,
@@ -67,17 +72,22 @@ impl Organizations {
         o
     }
 
-    /// Adds or replaces policies (a later source overrides the inline configuration).
+    /// Adds or replaces policies (a later source overrides the inline configuration). Names
+    /// of one batch that are the same canonical name get the stricter of their policies.
     pub fn extend(&mut self, policies: impl IntoIterator<Item = (String, OrgPolicy)>) {
+        let mut batch: HashMap<String, OrgPolicy> = HashMap::new();
         for (name, policy) in policies {
             if name == "default" {
                 self.default = policy;
-            } else if self.case_insensitive {
-                self.by_name.insert(name.to_ascii_lowercase(), policy);
-            } else {
-                self.by_name.insert(name, policy);
+                continue;
             }
+            let merged = match batch.remove(&canonical(&name)) {
+                Some(other) => stricter(other, policy),
+                None => policy,
+            };
+            batch.insert(canonical(&name), merged);
         }
+        self.by_name.extend(batch);
     }
 
     fn same(&self, a: &str, b: &str) -> bool {
@@ -90,12 +100,7 @@ impl Organizations {
 
     /// Checks access to a private resource of `org` (public resources are not checked).
     pub fn check_private(&self, org: &str, p: &Principal) -> Result<(), OrgDenial> {
-        let policy = if self.case_insensitive {
-            self.by_name.get(&org.to_ascii_lowercase())
-        } else {
-            self.by_name.get(org)
-        }
-        .unwrap_or(&self.default);
+        let policy = self.by_name.get(&canonical(org)).unwrap_or(&self.default);
         if !p.orgs.iter().any(|o| self.same(o, org)) {
             return Err(OrgDenial::NotAMember(org.to_string()));
         }
@@ -109,6 +114,29 @@ impl Organizations {
             return Err(OrgDenial::SsoRequired(org.to_string()));
         }
         Ok(())
+    }
+}
+
+/// The name a policy is found by: ASCII lowercase, without trailing dots and spaces.
+fn canonical(name: &str) -> String {
+    name.trim_end_matches(['.', ' ']).to_ascii_lowercase()
+}
+
+/// The policy that refuses whatever either of `a` and `b` refuses.
+fn stricter(a: OrgPolicy, b: OrgPolicy) -> OrgPolicy {
+    let approved_clients = match (a.restrict_third_party_apps, b.restrict_third_party_apps) {
+        (true, true) => a
+            .approved_clients
+            .into_iter()
+            .filter(|c| b.approved_clients.contains(c))
+            .collect(),
+        (true, false) => a.approved_clients,
+        (false, _) => b.approved_clients,
+    };
+    OrgPolicy {
+        restrict_third_party_apps: a.restrict_third_party_apps || b.restrict_third_party_apps,
+        approved_clients,
+        require_sso: a.require_sso || b.require_sso,
     }
 }
 
@@ -222,12 +250,64 @@ mod tests {
                 .check_private("Widgets", &caller("a", &["widgets"], &[]))
                 .is_err()
         );
-        // Exact comparison: `secure` is not the SSO-requiring `Secure`, and not a member.
         assert_eq!(
-            github()
-                .check_private("secure", &caller("a", &["secure"], &[]))
+            github().check_private("acme", &caller("ci-bot", &["Acme"], &[])),
+            Err(OrgDenial::NotAMember("acme".into()))
+        );
+    }
+
+    #[test]
+    fn no_spelling_of_a_restricted_organization_escapes_its_policy() {
+        let o = github();
+        for name in ["ACME", "Acme", "acme.", "acme ", "acme.."] {
+            assert_eq!(
+                o.check_private(name, &caller("random-app", &[name], &[])),
+                Err(OrgDenial::Restricted(name.into())),
+                "{name:?}"
+            );
+        }
+        // `secure` is the SSO-requiring `Secure` too, even under exact comparison.
+        assert_eq!(
+            o.check_private("secure", &caller("a", &["secure"], &[]))
                 .map_err(|e| e.error()),
-            Ok(())
+            Err("sso_required")
+        );
+    }
+
+    #[test]
+    fn names_that_are_one_organization_get_the_stricter_policy() {
+        let o = Organizations::new(
+            [
+                (
+                    "Acme".to_string(),
+                    OrgPolicy {
+                        restrict_third_party_apps: true,
+                        approved_clients: vec!["a".into(), "b".into()],
+                        require_sso: false,
+                    },
+                ),
+                (
+                    "acme".to_string(),
+                    OrgPolicy {
+                        restrict_third_party_apps: true,
+                        approved_clients: vec!["b".into()],
+                        require_sso: true,
+                    },
+                ),
+            ],
+            false,
+        );
+        assert_eq!(
+            o.check_private("acme", &caller("a", &["acme"], &["acme"]))
+                .unwrap_err()
+                .error(),
+            "organization_restricted"
+        );
+        assert_eq!(
+            o.check_private("acme", &caller("b", &["acme"], &[]))
+                .unwrap_err()
+                .error(),
+            "sso_required"
         );
     }
 

@@ -2,9 +2,12 @@
 //! pooled hyper client, with the gateway's decision in between. Requests and responses
 //! stream through; the gateway only ever looks at the request head.
 
+use super::wire::{self, Checked, Watched};
 use crate::answer::{Outcome, Refusal};
 use crate::decision::Verdict;
+use crate::forward::Settled;
 use crate::generation::Current;
+use crate::request::FramingError;
 use crate::request::{Connection, Head};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
@@ -24,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 type Body = Either<Incoming, Full<Bytes>>;
-type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Watched>;
 
 struct Engine {
     /// The configuration in force (replaced by a reload).
@@ -52,9 +55,49 @@ fn answer(refusal: &Refusal) -> Response<Body> {
     resp
 }
 
+/// RFC 6750 §2.3: an answer to a request authenticated by a query token is `private`, so no
+/// shared cache keeps it under a URL that carries the token.
+fn private(headers: &mut http::HeaderMap) {
+    let cc = http::header::CACHE_CONTROL;
+    let directives: Vec<String> = headers
+        .get_all(&cc)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("public"))
+        .collect();
+    let done = directives.iter().any(|d| {
+        let d = d.to_ascii_lowercase();
+        d.starts_with("private") || d == "no-store"
+    });
+    if !done {
+        let value = std::iter::once("private".to_string())
+            .chain(directives)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(cc, v);
+        }
+    }
+}
+
 impl Engine {
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        wire: &wire::Connection,
+    ) -> Response<Body> {
         let start = Instant::now();
+        if let Some(e) = wire.next_request() {
+            // The stand-in of a head the wire check refused: nothing of it is forwarded.
+            self.current
+                .load()
+                .requests
+                .count(None, Refusal::BadFraming(e).outcome());
+            return answer(&Refusal::BadFraming(e));
+        }
         // Held to the end of the request: a reload meanwhile does not change its rules.
         let generation = self.current.load_full();
         let gw = &generation.gateway;
@@ -99,8 +142,11 @@ impl Engine {
         (parts.headers, _) = gw.rules.forward.rewrite(
             client_headers,
             &conn,
-            forward.principal.as_deref(),
-            forward.org.as_ref(),
+            Settled {
+                principal: forward.principal.as_deref(),
+                org: forward.org.as_ref(),
+                strip_credentials: forward.strip_credentials,
+            },
         );
         parts.version = http::Version::HTTP_11;
         let upstream = &gw.rules.upstreams[forward.upstream];
@@ -120,6 +166,8 @@ impl Engine {
             }
         };
         let sent = Instant::now();
+        let body = Watched::new(body);
+        let body_failed = body.failed.clone();
         match self.client.request(Request::from_parts(parts, body)).await {
             Ok(resp) => {
                 metrics.count(decided.route, Outcome::Allowed);
@@ -128,7 +176,17 @@ impl Engine {
                 for name in HOP_BY_HOP {
                     parts.headers.remove(HeaderName::from_static(name));
                 }
+                if forward.query_credential {
+                    private(&mut parts.headers);
+                }
                 Response::from_parts(parts, Either::Left(body))
+            }
+            // The client's body broke, not the upstream: the client's fault, and its
+            // connection cannot be trusted for another request.
+            Err(_) if body_failed.load(std::sync::atomic::Ordering::Relaxed) => {
+                let refusal = Refusal::BadFraming(FramingError::BadBody);
+                metrics.count(decided.route, refusal.outcome());
+                answer(&refusal)
             }
             Err(e) => {
                 tracing::warn!(upstream = %upstream.name, "upstream: {e}");
@@ -207,23 +265,44 @@ async fn serve(
         let engine = engine.clone();
         let builder = builder.clone();
         let tls = tls.clone();
+        // The limits in force now: a reload applies to the next connection.
+        let limits = engine.current.load().gateway.rules.limits;
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let engine = engine.clone();
-                async move { Ok::<_, std::convert::Infallible>(engine.handle(req, peer).await) }
-            });
+            let conn = Arc::new(wire::Connection::default());
+            let svc = {
+                let conn = conn.clone();
+                service_fn(move |req| {
+                    let engine = engine.clone();
+                    let conn = conn.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(engine.handle(req, peer, &conn).await)
+                    }
+                })
+            };
             match tls {
                 Some(acceptor) => {
-                    if let Ok(s) = acceptor.accept(stream).await {
+                    let Ok(s) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    if s.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                    } else {
+                        let s = Checked::new(s, check(&limits), conn);
                         let _ = builder.serve_connection(TokioIo::new(s), svc).await;
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    let s = Checked::new(stream, check(&limits), conn);
+                    let _ = builder.serve_connection(TokioIo::new(s), svc).await;
                 }
             }
         });
     }
+}
+
+/// The wire check of a connection, with the limits in force when it was accepted.
+fn check(limits: &crate::request::Limits) -> crate::request::wire::WireCheck {
+    crate::request::wire::WireCheck::new(limits.max_uri_bytes, limits.max_header_bytes)
 }
 
 /// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.

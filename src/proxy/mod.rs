@@ -6,5 +6,6 @@
 //! process, so hyper replaced it (numbers in the README, Performance).
 
 mod hyper;
+mod wire;
 
 pub use self::hyper::run;

@@ -36,6 +36,8 @@ pub enum FramingError {
     WhitespaceAroundValue,
     /// A raw `#` in the request target.
     FragmentInTarget,
+    /// The body's framing broke while it was read (a malformed chunk, a body cut short).
+    BadBody,
     UriTooLong,
     HeadersTooLarge,
 }
@@ -65,6 +67,7 @@ impl FramingError {
                 "a header value has leading or trailing whitespace"
             }
             FramingError::FragmentInTarget => "a # in the request target is not allowed",
+            FramingError::BadBody => "the request body is not framed as announced",
             FramingError::UriTooLong => "request target too long",
             FramingError::HeadersTooLarge => "request headers too large",
         }
@@ -155,9 +158,12 @@ fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<(), Framin
     if fields.next().is_some() {
         return Err(FramingError::RepeatedTransferEncoding);
     }
-    let text = field
-        .to_str()
-        .map_err(|_| FramingError::InvalidTransferEncoding)?;
+    codings(field.as_bytes())
+}
+
+/// One `Transfer-Encoding` value: `chunked`, exactly once, and nothing else.
+pub(super) fn codings(value: &[u8]) -> Result<(), FramingError> {
+    let text = std::str::from_utf8(value).map_err(|_| FramingError::InvalidTransferEncoding)?;
     let codings: Vec<&str> = text
         .split(',')
         .map(|c| c.trim_matches([' ', '\t']))
@@ -181,29 +187,34 @@ fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<(), Framin
     }
 }
 
-fn content_length(headers: &HeaderMap) -> Result<(), FramingError> {
-    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
-    if let Some(first) = lengths.next() {
-        if headers.contains_key(TRANSFER_ENCODING) {
-            return Err(FramingError::ContentLengthAndTransferEncoding);
+/// `Content-Length` values: digits only, all equal; the length.
+pub(super) fn length<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, FramingError> {
+    let mut found = None;
+    for v in values {
+        // A comma-joined list of equal values is allowed by RFC 9110 §8.6, but rare enough
+        // that refusing it is safer than guessing.
+        if v.is_empty() || !v.iter().all(|b| b.is_ascii_digit()) {
+            return Err(FramingError::InvalidContentLength);
         }
-        let parse = |v: &http::HeaderValue| -> Result<u64, FramingError> {
-            let s = v.to_str().map_err(|_| FramingError::InvalidContentLength)?;
-            // A comma-joined list of equal values is allowed by RFC 9110 §8.6, but rare enough
-            // that refusing it is safer than guessing.
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(FramingError::InvalidContentLength);
-            }
-            s.parse().map_err(|_| FramingError::InvalidContentLength)
-        };
-        let n = parse(first)?;
-        for other in lengths {
-            if parse(other)? != n {
-                return Err(FramingError::ConflictingContentLength);
-            }
+        let n: u64 = std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(FramingError::InvalidContentLength)?;
+        match found {
+            Some(m) if m != n => return Err(FramingError::ConflictingContentLength),
+            _ => found = Some(n),
         }
     }
-    Ok(())
+    Ok(found)
+}
+
+fn content_length(headers: &HeaderMap) -> Result<(), FramingError> {
+    if headers.contains_key(CONTENT_LENGTH) && headers.contains_key(TRANSFER_ENCODING) {
+        return Err(FramingError::ContentLengthAndTransferEncoding);
+    }
+    length(headers.get_all(CONTENT_LENGTH).iter().map(|v| v.as_bytes())).map(|_| ())
 }
 
 #[cfg(test)]

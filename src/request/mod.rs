@@ -4,6 +4,7 @@
 mod framing;
 mod head;
 mod path;
+pub mod wire;
 
 pub use framing::{FramingError, Limits, check as check_framing};
 pub use head::{Connection, Head};

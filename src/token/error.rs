@@ -5,6 +5,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
+    /// The token's header or claims repeat a member name (RFC 7515 §5.2).
+    DuplicateMember,
     /// Not a JWT, and no introspection is configured that could vouch for it; or a secret
     /// that is no configured legacy credential.
     Unknown,
@@ -32,6 +34,7 @@ impl TokenError {
     pub fn description(self) -> &'static str {
         match self {
             TokenError::Malformed => "the token is malformed",
+            TokenError::DuplicateMember => "the token repeats a member name",
             TokenError::Unknown => "the token is not recognized",
             TokenError::UnknownIssuer => "the token's issuer is not accepted",
             TokenError::UnknownCritical => "the token has an unsupported critical header",

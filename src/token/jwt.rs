@@ -4,6 +4,7 @@
 
 use super::error::TokenError;
 use super::issuer::{Issuer, IssuerState, normalize_typ};
+use super::json::has_unique_members;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
@@ -59,13 +60,19 @@ pub fn verify(
     now: u64,
 ) -> Result<VerifiedClaims, VerifyError> {
     let mut parts = token.split('.');
-    let (Some(_header), Some(p), Some(_sig), None) =
+    let (Some(h), Some(p), Some(_sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed.into());
     };
+    let header_json = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| TokenError::Malformed)?;
     let mut buf = Vec::new();
     let peek: Peek = decode_part(p, &mut buf)?;
+    if !has_unique_members(&header_json) || !has_unique_members(&buf) {
+        return Err(TokenError::DuplicateMember.into());
+    }
     let iss = peek.iss.ok_or(TokenError::MissingClaim("iss"))?;
     let index = issuers
         .iter()
@@ -239,6 +246,27 @@ mod tests {
                 ever_fetched: true
             }
         );
+    }
+
+    #[test]
+    fn a_header_or_claims_repeating_a_member_are_refused_before_the_signature() {
+        let w = world();
+        let claims = testing::claims(now());
+        let part = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let body = part(&claims.to_string());
+        let twice_alg = format!(
+            "{}.{body}.c2ln",
+            part(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1","alg":"none"}"#)
+        );
+        assert_eq!(w.refused(&twice_alg), TokenError::DuplicateMember);
+        let json = claims.to_string();
+        let twice_sub = json.replacen('{', r#"{"sub":"root","#, 1);
+        let t = format!(
+            "{}.{}.c2ln",
+            part(r#"{"alg":"EdDSA","typ":"at+jwt","kid":"k1"}"#),
+            part(&twice_sub)
+        );
+        assert_eq!(w.refused(&t), TokenError::DuplicateMember);
     }
 
     #[test]

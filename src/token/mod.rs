@@ -7,6 +7,7 @@ mod claims;
 mod error;
 mod introspection;
 mod issuer;
+mod json;
 mod jwt;
 mod keys;
 mod revocation;

@@ -12,6 +12,20 @@ pub struct Forward {
     /// Client-sent headers that other proxies or frameworks trust for routing or identity.
     #[serde(default = "default_strip_headers")]
     pub strip_headers: Vec<String>,
+    /// Client-sent headers starting with one of these are removed (internal headers of the
+    /// proxies and frameworks behind the gateway).
+    #[serde(default = "default_strip_prefixes")]
+    pub strip_header_prefixes: Vec<String>,
+    /// Client headers whose name contains `_`: `drop` (as nginx does by default) or
+    /// `forward`. Either way a name that reads as a stripped or gateway-set header once `_`
+    /// is taken for `-` (`X_Auth_Subject`, `Transfer_Encoding`) never reaches the upstream.
+    #[serde(default)]
+    pub underscore_headers: DropOrForward,
+    /// A credential presented on a public route (`auth: none`): `strip` removes it before
+    /// forwarding; `verify` checks it when present (refused if invalid) and forwards the
+    /// identity, so the upstream gets optional authentication.
+    #[serde(default)]
+    pub public_route_credentials: StripOrVerify,
     #[serde(default = "default_request_id")]
     pub request_id_header: String,
 }
@@ -22,9 +36,34 @@ impl Default for Forward {
             authorization: KeepOrStrip::default(),
             identity_headers: IdentityHeaders::default(),
             strip_headers: default_strip_headers(),
+            strip_header_prefixes: default_strip_prefixes(),
+            underscore_headers: DropOrForward::default(),
+            public_route_credentials: StripOrVerify::default(),
             request_id_header: default_request_id(),
         }
     }
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DropOrForward {
+    #[default]
+    Drop,
+    Forward,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StripOrVerify {
+    #[default]
+    Strip,
+    Verify,
+}
+
+/// Internal headers of the proxies and frameworks an upstream may run behind the gateway:
+/// Envoy/Istio (`x-envoy-`), Next.js middleware (`x-middleware-`, CVE-2025-29927).
+pub fn default_strip_prefixes() -> Vec<String> {
+    ["x-envoy-", "x-middleware-"].map(String::from).to_vec()
 }
 
 pub fn default_strip_headers() -> Vec<String> {
@@ -56,6 +95,46 @@ pub fn default_strip_headers() -> Vec<String> {
         "X-Authenticated-Userid",
         "X-Authenticated-Scope",
         "Remote-User",
+        // The client address, as CDNs and load balancers set it and frameworks read it.
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "CF-Connecting-IPv6",
+        "Fastly-Client-IP",
+        "X-Cluster-Client-IP",
+        "X-ProxyUser-Ip",
+        "WL-Proxy-Client-IP",
+        "Proxy-Client-IP",
+        "Client-IP",
+        "X-Forwarded",
+        "Forwarded-For",
+        "X-Original-Forwarded-For",
+        "X-Original-For",
+        // The original scheme, host, URL or method, as frameworks read them.
+        "X-Forwarded-Ssl",
+        "X-Forwarded-Scheme",
+        "X-Forwarded-Protocol",
+        "X-Url-Scheme",
+        "X-Scheme",
+        "Front-End-Https",
+        "X-Original-Proto",
+        "X-Original-Host",
+        "X-Host",
+        "X-Original-URI",
+        "X-Forwarded-Uri",
+        "X-Forwarded-Path",
+        "X-Original-Method",
+        "X-Forwarded-Method",
+        // Internal subrequest and routing markers of frameworks (Next.js, Nuxt, ASP.NET).
+        "X-Invoke-Path",
+        "X-Invoke-Query",
+        "X-Invoke-Output",
+        "X-Nextjs-Data",
+        "X-Now-Route-Matches",
+        "X-Arr-Ssl",
+        "X-Arr-ClientCert",
+        "X-Client-Cert",
+        "X-Ssl-Client-Cert",
+        "X-Forwarded-Client-Cert",
     ]
     .map(String::from)
     .to_vec()

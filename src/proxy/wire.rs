@@ -1,0 +1,175 @@
+//! The engine side of the HTTP/1 wire check (`request::wire`): an IO wrapper that releases
+//! each request head to hyper only once it was checked, and the per-connection record of a
+//! refused head that the service answers; and a request body that remembers when the
+//! client's framing of it broke, so that is a 400 and not the upstream's 502.
+
+use crate::request::FramingError;
+use crate::request::wire::{Release, STAND_IN, WireCheck};
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What a connection's wire check found, read by the service for each request.
+#[derive(Default)]
+pub struct Connection {
+    /// Requests served so far on the connection (the index of the next one).
+    served: AtomicU64,
+    /// The refused head: its index, and why.
+    refused: OnceLock<(u64, FramingError)>,
+}
+
+impl Connection {
+    /// Called once per request, in order: the refusal when this request is the stand-in of
+    /// a refused head.
+    pub fn next_request(&self) -> Option<FramingError> {
+        let index = self.served.fetch_add(1, Ordering::Relaxed);
+        self.refused
+            .get()
+            .filter(|(at, _)| index >= *at)
+            .map(|(_, e)| *e)
+    }
+}
+
+/// A client stream whose HTTP/1 heads are checked before hyper reads them.
+pub struct Checked<S> {
+    inner: S,
+    check: WireCheck,
+    /// Bytes released and not read by hyper yet.
+    ready: Vec<u8>,
+    at: usize,
+    /// No more bytes after `ready` (the client closed, or a head was refused).
+    ended: bool,
+    conn: Arc<Connection>,
+}
+
+impl<S> Checked<S> {
+    pub fn new(inner: S, check: WireCheck, conn: Arc<Connection>) -> Checked<S> {
+        Checked {
+            inner,
+            check,
+            ready: Vec::new(),
+            at: 0,
+            ended: false,
+            conn,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            if me.at < me.ready.len() {
+                let n = (me.ready.len() - me.at).min(buf.remaining());
+                buf.put_slice(&me.ready[me.at..me.at + n]);
+                me.at += n;
+                if me.at == me.ready.len() {
+                    me.ready.clear();
+                    me.at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if me.ended {
+                return Poll::Ready(Ok(()));
+            }
+            let mut space = [0u8; 8192];
+            let mut read = ReadBuf::new(&mut space);
+            ready!(Pin::new(&mut me.inner).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                me.ready = me.check.finish();
+                me.ended = true;
+                continue;
+            }
+            for r in me.check.feed(read.filled()) {
+                match r {
+                    Release::Bytes(b) => me.ready.extend_from_slice(&b),
+                    Release::Refuse { index, error } => {
+                        let _ = me.conn.refused.set((index, error));
+                        me.ready.extend_from_slice(STAND_IN);
+                        me.ended = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Checked<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The client's request body on its way upstream; remembers whether reading it failed (a
+/// malformed chunk, a body cut short), which makes the answer a 400.
+pub struct Watched {
+    inner: Incoming,
+    pub failed: Arc<AtomicBool>,
+}
+
+impl Watched {
+    pub fn new(inner: Incoming) -> Watched {
+        Watched {
+            inner,
+            failed: Arc::default(),
+        }
+    }
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let me = self.get_mut();
+        let frame = ready!(Pin::new(&mut me.inner).poll_frame(cx));
+        if matches!(frame, Some(Err(_))) {
+            me.failed.store(true, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
