@@ -79,6 +79,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 return Poll::Ready(Ok(()));
             }
             if me.ended {
+                if me.conn.refused.get().is_some() {
+                    // After the stand-in: hyper answers it with `Connection: close` and
+                    // closes; an end of stream now would make it drop the answer.
+                    return Poll::Pending;
+                }
                 return Poll::Ready(Ok(()));
             }
             let mut space = [0u8; 8192];
