@@ -71,7 +71,7 @@ impl Generation {
             Arc::new(SetReceiver::new(
                 rules,
                 source,
-                state.issuers.clone(),
+                (gateway.rules.issuers.clone(), state.issuers.clone()),
                 sink.clone(),
                 set_metrics.clone(),
             ))

@@ -93,3 +93,38 @@ fn a_bad_configuration_on_sighup_is_refused_and_the_previous_one_keeps_serving()
     });
     assert_eq!(status(&w, &read_org), 403);
 }
+
+/// A revocation that arrives while the next configuration gets ready (here: waiting for a
+/// slow organization policy source) is in force after the swap: the process has one
+/// revocation index, not one per configuration.
+#[test]
+fn a_revocation_pushed_during_a_reload_survives_the_swap() {
+    let w = world();
+    let repo = w.auth.client_token("full", "repo", API);
+    assert_eq!(status(&w, &repo), 200);
+    let (slow, _slow_rt) = serve(|_req| async {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from("{}")))
+    });
+    w.gw.rewrite_config(&format!(
+        "{}organization_policy:\n  source: {{ url: \"http://{slow}/orgs.json\" }}\n",
+        w.yaml
+    ));
+    w.gw.reload();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !reloads(&w, "ok"),
+        "the next configuration is still getting ready"
+    );
+    let now = scopegate::clock::unix_now();
+    let set = w.tx.sign(
+        "secevent+jwt",
+        &json!({"iss": TRANSMITTER, "aud": GATEWAY_AUD, "iat": now, "jti": "during-reload",
+            "events": {"https://schemas.openid.net/secevent/risc/event-type/sessions-revoked":
+            {"subject": {"format": "client_id", "iss": w.auth.url, "client_id": "full"}}}}),
+    );
+    assert_eq!(w.gw.push_set(&set).0, 202);
+    assert_eq!(status(&w, &repo), 401);
+    eventually("the reload done", || reloads(&w, "ok"));
+    assert_eq!(status(&w, &repo), 401, "the swap forgot a revocation");
+}

@@ -119,6 +119,33 @@ fn every_token_of_an_uninstalled_client_is_refused() {
 }
 
 #[test]
+fn a_set_about_an_issuer_the_gateway_does_not_know_is_refused_and_counted() {
+    let w = world();
+    let event = json!({SESSIONS_REVOKED: {"subject": {"format": "client_id",
+        "iss": "https://elsewhere.example", "client_id": "bot"}}});
+    let (code, body) =
+        w.gw.push_set(&set(&w.tx, "set-elsewhere", GATEWAY_AUD, event));
+    assert_eq!(
+        (code, body["err"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .contains("https://elsewhere.example"),
+        "{body}"
+    );
+    assert!(
+        w.gw.metrics()
+            .contains("scopegate_sets_rejected_total{reason=\"invalid_request\"} 1"),
+        "{}",
+        w.gw.metrics()
+    );
+}
+
+#[test]
 fn bad_sets_are_refused_with_rfc8935_errors_and_revoke_nothing() {
     let w = world();
     let token = w.auth.client_token("full", "repo", API);

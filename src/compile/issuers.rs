@@ -1,6 +1,6 @@
 //! `issuers:` — who may sign or vouch for tokens, and how each is checked.
 
-use super::algorithm;
+use super::{algorithm, secure_url};
 use crate::config::schema::{self, ClientAuth};
 use crate::config::{ConfigError, File};
 use crate::token::{AppRule, ClaimNames, IntrospectionRules, Issuer};
@@ -42,6 +42,16 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     if !i.discovery && i.jwks_uri.is_none() {
         return Err(here("set `jwks_uri` or leave `discovery` on"));
     }
+    let what = |field: &str| format!("issuer `{}`: {field}", i.id);
+    if i.discovery {
+        secure_url(origin, &what("issuer"), &i.issuer, i.allow_http)?;
+    }
+    if let Some(u) = &i.jwks_uri {
+        secure_url(origin, &what("jwks_uri"), u, i.allow_http)?;
+    }
+    if let Some(e) = i.introspection.as_ref().and_then(|x| x.endpoint.as_ref()) {
+        secure_url(origin, &what("introspection.endpoint"), e, i.allow_http)?;
+    }
     let algorithms = i
         .algorithms
         .iter()
@@ -74,6 +84,7 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
         i.jwks_refresh.0,
     )
     .with_introspection(introspection, i.token_prefix.clone());
+    issuer.allow_http = i.allow_http;
     issuer.app_rule = match i.app_principal {
         schema::AppPrincipal::SubIsClientId => AppRule::SubIsClientId,
     };

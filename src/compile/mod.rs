@@ -164,6 +164,40 @@ fn socket_addr(origin: &str, what: &str, s: &str) -> Result<SocketAddr, ConfigEr
     })
 }
 
+/// Whether a URL the gateway fetches security data from is acceptable: https, or http to a
+/// loopback address, or http where the configuration says `allow_http: true`.
+pub fn is_secure_url(url: &str, allow_http: bool) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => {
+            allow_http
+                || uri.host().is_some_and(|h| {
+                    let h = h.trim_start_matches('[').trim_end_matches(']');
+                    h.eq_ignore_ascii_case("localhost")
+                        || h.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Refuses a security URL that [`is_secure_url`] does not accept; `what` names it.
+fn secure_url(origin: &str, what: &str, url: &str, allow_http: bool) -> Result<(), ConfigError> {
+    if is_secure_url(url, allow_http) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        origin,
+        format!(
+            "{what} `{url}`: use https (http only for loopback addresses, or with `allow_http: true`)"
+        ),
+    ))
+}
+
 /// A JWS algorithm of an allow-list; `what` names the list in errors.
 fn algorithm(origin: &str, what: &str, name: &str) -> Result<Algorithm, ConfigError> {
     let alg: Algorithm = name
@@ -260,6 +294,32 @@ mod tests {
             "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\norganization_policy: { source: { file: /nonexistent/orgs.yaml } }",
         );
         assert!(e.contains("/nonexistent/orgs.yaml: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn security_urls_must_be_https_unless_loopback_or_allowed() {
+        assert!(is_secure_url("https://auth.example.com/jwks", false));
+        assert!(is_secure_url("http://127.0.0.1:9/jwks", false));
+        assert!(is_secure_url("http://[::1]:9/jwks", false));
+        assert!(is_secure_url("http://localhost/jwks", false));
+        assert!(!is_secure_url("http://auth.example.com/jwks", false));
+        assert!(is_secure_url("http://auth.example.com/jwks", true));
+        assert!(!is_secure_url("ftp://auth.example.com/jwks", true));
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\nissuers: [{ id: a, issuer: http://auth.example.com, audiences: [x] }]",
+        );
+        assert!(
+            e.contains("issuer `a`: issuer `http://auth.example.com`: use https"),
+            "{e}"
+        );
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\norganization_policy: { source: { url: http://policies.example.com/o.json } }",
+        );
+        assert!(e.contains("organization_policy.source.url"), "{e}");
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: {}\nroutes: []\ntokens: { revocation: { poll: { transmitter: t, audience: a, jwks_uri: https://k, endpoint: http://tx.example.com/poll } } }",
+        );
+        assert!(e.contains("tokens.revocation.poll.endpoint"), "{e}");
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn source(origin: &str, s: &schema::OrganizationSource) -> Result<OrgSourceRules
     let location = match (&s.file, &s.url) {
         (Some(f), None) => OrgLocation::File(f.0.clone().into()),
         (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+            super::secure_url(origin, "organization_policy.source.url", u, s.allow_http)?;
             OrgLocation::Url(u.0.clone())
         }
         (None, Some(u)) => {

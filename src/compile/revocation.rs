@@ -1,6 +1,6 @@
 //! `tokens.revocation` — who may push or be polled for Security Event Tokens.
 
-use super::algorithm;
+use super::{algorithm, secure_url};
 use crate::config::{ConfigError, EnvString, File};
 use crate::token::{PollRules, SetKeys, SetRules};
 
@@ -20,6 +20,7 @@ pub fn compile(
                 "push",
                 (&p.transmitter, &p.jwks_uri, &p.issuer, &p.audience),
                 &p.algorithms,
+                p.allow_http,
             )
         })
         .transpose()?;
@@ -27,6 +28,12 @@ pub fn compile(
         .poll
         .as_ref()
         .map(|p| {
+            secure_url(
+                origin,
+                "tokens.revocation.poll.endpoint",
+                &p.endpoint,
+                p.allow_http,
+            )?;
             Ok::<_, ConfigError>(PollRules {
                 set: set_rules(
                     file,
@@ -34,6 +41,7 @@ pub fn compile(
                     "poll",
                     (&p.transmitter, &p.jwks_uri, &p.issuer, &p.audience),
                     &p.algorithms,
+                    p.allow_http,
                 )?,
                 endpoint: p.endpoint.0.clone(),
                 interval: p.interval.0,
@@ -59,10 +67,15 @@ fn set_rules(
     what: &str,
     (transmitter, jwks_uri, issuer, audience): Source,
     algorithms: &[String],
+    allow_http: bool,
 ) -> Result<SetRules, ConfigError> {
     let here = |msg: String| ConfigError::new(origin, format!("tokens.revocation.{what}{msg}"));
     let keys = match (jwks_uri, issuer) {
-        (Some(uri), None) => SetKeys::Own(uri.0.clone()),
+        (Some(uri), None) => {
+            let field = format!("tokens.revocation.{what}.jwks_uri");
+            secure_url(origin, &field, uri, allow_http)?;
+            SetKeys::Own(uri.0.clone())
+        }
         (None, Some(id)) => SetKeys::Issuer(
             file.issuers
                 .iter()

@@ -7,7 +7,7 @@ use crate::clock::unix_now;
 use crate::metrics::{must, register};
 use crate::token::set::{self, refuse};
 use crate::token::{
-    IssuerState, KeySet, Revocations, Revoked, SetError, SetKeys, SetRules, TokenCache,
+    Issuer, IssuerState, KeySet, Revocations, Revoked, SetError, SetKeys, SetRules, TokenCache,
 };
 use arc_swap::ArcSwap;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
@@ -75,6 +75,8 @@ pub struct SetReceiver {
     rules: SetRules,
     /// `push` or `poll`, for metrics.
     source: &'static str,
+    /// The configured issuers: a SET about any other is refused.
+    issuers: Arc<[Issuer]>,
     /// The issuers' keys, for `SetKeys::Issuer`.
     issuer_states: Arc<[IssuerState]>,
     sink: RevocationSink,
@@ -91,13 +93,14 @@ impl SetReceiver {
     pub fn new(
         rules: SetRules,
         source: &'static str,
-        issuer_states: Arc<[IssuerState]>,
+        (issuers, issuer_states): (Arc<[Issuer]>, Arc<[IssuerState]>),
         sink: RevocationSink,
         metrics: SetMetrics,
     ) -> SetReceiver {
         SetReceiver {
             rules,
             source,
+            issuers,
             issuer_states,
             sink,
             metrics,
@@ -188,6 +191,19 @@ impl SetReceiver {
             .find(header.kid.as_deref(), header.alg)
             .ok_or_else(|| refuse("invalid_key", "unknown signing key"))?;
         let verified = set::verify(set, &header, key, &self.rules)?;
+        // A revocation about an issuer the gateway does not know would change nothing: the
+        // transmitter is told, rather than answered 202 as if it had.
+        if let Some(iss) = verified
+            .revoked
+            .iter()
+            .filter_map(|(_, r)| r.issuer())
+            .find(|iss| !self.issuers.iter().any(|i| i.iss == *iss))
+        {
+            return Err(refuse(
+                "invalid_request",
+                format!("the subject's issuer {iss} is not an issuer of this gateway"),
+            ));
+        }
         let now = unix_now();
         let retention = self.sink.retention;
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());

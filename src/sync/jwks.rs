@@ -266,10 +266,19 @@ impl KeySync {
                     if m.issuer.as_deref().map(|i| i.trim_end_matches('/')) != Some(iss) {
                         return Err(format!("{url}: the metadata is for another issuer"));
                     }
-                    if let Some(e) = m.introspection_endpoint {
+                    // Discovered URLs meet the rule configured ones meet.
+                    let allow_http = self.issuers[issuer].allow_http;
+                    let secure = |u: &String| crate::compile::is_secure_url(u, allow_http);
+                    if let Some(e) = m.introspection_endpoint.filter(secure) {
                         self.states[issuer].set_discovered_introspection(e);
                     }
-                    return m.jwks_uri.ok_or_else(|| format!("{url}: no jwks_uri"));
+                    let jwks = m.jwks_uri.ok_or_else(|| format!("{url}: no jwks_uri"))?;
+                    if !secure(&jwks) {
+                        return Err(format!(
+                            "{url}: jwks_uri `{jwks}` is not https (set `allow_http: true` to accept it)"
+                        ));
+                    }
+                    return Ok(jwks);
                 }
                 Err(e) => last_err = e,
             }

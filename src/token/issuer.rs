@@ -28,6 +28,8 @@ pub struct Issuer {
     pub token_prefix: Option<String>,
     /// How an application's own token is told from a user's.
     pub app_rule: AppRule,
+    /// URLs of this issuer (also discovered ones) may be `http://` beyond loopback.
+    pub allow_http: bool,
     /// Prebuilt validation per allowed algorithm.
     validations: Vec<(Algorithm, Validation)>,
 }
@@ -117,6 +119,7 @@ impl Issuer {
             introspection: None,
             token_prefix: None,
             app_rule: AppRule::default(),
+            allow_http: false,
         }
     }
 

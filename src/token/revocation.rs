@@ -40,6 +40,18 @@ pub enum Revoked {
     },
 }
 
+impl Revoked {
+    /// The issuer (`iss`) whose tokens it names; `None` for a token named by its hash.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Revoked::Token(_) => None,
+            Revoked::Jti { iss, .. }
+            | Revoked::Subject { iss, .. }
+            | Revoked::Client { iss, .. } => Some(iss),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Revocations {
     set: ArcSwap<Set>,

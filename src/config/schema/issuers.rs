@@ -34,6 +34,10 @@ pub struct Issuer {
     pub introspection: Option<Introspection>,
     /// Opaque tokens that start with this prefix (e.g. `1000.`) go to this issuer only.
     pub token_prefix: Option<String>,
+    /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
+    /// fetched in clear text: only on a network you trust).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,10 @@ pub struct OrganizationSource {
     pub refresh: Dur,
     /// Sent as `Authorization: Bearer …` with a `url` source, when set.
     pub access_token: Option<EnvString>,
+    /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
+    /// fetched in clear text: only on a network you trust).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 fn default_org_refresh() -> Dur {

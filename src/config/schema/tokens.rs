@@ -50,6 +50,10 @@ impl Default for Revocation {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollSource {
+    /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
+    /// fetched in clear text: only on a network you trust).
+    #[serde(default)]
+    pub allow_http: bool,
     pub transmitter: EnvString,
     pub jwks_uri: Option<EnvString>,
     pub issuer: Option<String>,
@@ -77,6 +81,10 @@ fn default_max_events() -> u32 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetSource {
+    /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
+    /// fetched in clear text: only on a network you trust).
+    #[serde(default)]
+    pub allow_http: bool,
     /// The SETs' `iss`.
     pub transmitter: EnvString,
     /// Keys that sign SETs; or `issuer:` to reuse a configured issuer's keys.
