@@ -137,6 +137,26 @@ impl Running {
             ("server.listen", was.listen != will.listen),
             ("admin.listen", was.admin_listen != will.admin_listen),
             ("server.tls", was.tls != will.tls),
+            (
+                "server.limits.max_connections",
+                was.max_connections != will.max_connections,
+            ),
+            (
+                "server.timeouts.header",
+                was.timeouts.header != will.timeouts.header,
+            ),
+            (
+                "server.timeouts.tls_handshake",
+                was.timeouts.tls_handshake != will.timeouts.tls_handshake,
+            ),
+            (
+                "server.timeouts.upstream_connect",
+                was.timeouts.upstream_connect != will.timeouts.upstream_connect,
+            ),
+            (
+                "server.shutdown_grace",
+                was.shutdown_grace != will.shutdown_grace,
+            ),
             ("server.threads", was.threads != will.threads),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, changed)| *changed) {
@@ -159,18 +179,20 @@ impl Running {
         Ok(())
     }
 
-    /// Stops both threads and waits for them.
+    /// Stops: `/readyz` turns 503, the proxy stops accepting and lets requests in flight
+    /// finish (up to `server.shutdown_grace`), then the admin listener and sync tasks stop.
     pub fn stop(&mut self) {
+        admin::start_draining();
         if let Some(s) = self.stop_proxy.take() {
             let _ = s.send(());
+        }
+        if let Some(handle) = self.proxy.take() {
+            let _ = handle.join();
         }
         if let Some(s) = self.stop_sidecar.take() {
             let _ = s.send(());
         }
-        for handle in [self.proxy.take(), self.sidecar.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(handle) = self.sidecar.take() {
             let _ = handle.join();
         }
     }

@@ -19,6 +19,18 @@ pub trait Extension: Send + Sync {
 
 const MAX_BODY: usize = 64 * 1024;
 
+/// An admin request head must arrive within this.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Set when the process stops: `/readyz` answers 503 so load balancers stop sending while
+/// requests in flight finish.
+static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on `/readyz` says the process is draining.
+pub fn start_draining() {
+    DRAINING.store(true, std::sync::atomic::Ordering::Release);
+}
+
 pub fn response(
     status: StatusCode,
     content_type: &str,
@@ -49,6 +61,10 @@ fn route(
             generation.render_metrics(),
         ),
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        (&Method::GET, "/readyz") if DRAINING.load(std::sync::atomic::Ordering::Acquire) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "draining"}),
+        ),
         (&Method::GET, "/readyz") => match generation.gateway.readiness() {
             Ok(()) => json(StatusCode::OK, serde_json::json!({"status": "ready"})),
             Err(waiting) => json(StatusCode::SERVICE_UNAVAILABLE, waiting),
@@ -126,6 +142,8 @@ pub async fn serve(listener: TcpListener, current: Current, ext: Option<Arc<dyn 
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });

@@ -38,7 +38,15 @@ pub enum Refusal {
     AmbiguousOrganization,
     /// The authorization server could not be asked and nothing was cached.
     Unavailable,
+    /// The request body is larger than the route takes.
+    PayloadTooLarge,
+    /// The request body stalled longer than `server.timeouts.body`.
+    BodyTimeout,
+    /// Over `server.limits.max_connections`.
+    Overloaded,
     BadGateway,
+    /// The upstream did not answer within `server.timeouts.upstream_response`.
+    GatewayTimeout,
 }
 
 /// The part of a route's 403 that does not depend on the token: built once per route, so a
@@ -71,18 +79,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Allowed,
         Outcome::Status(400),
         Outcome::Status(401),
         Outcome::Status(403),
         Outcome::Status(404),
         Outcome::Status(405),
+        Outcome::Status(408),
+        Outcome::Status(413),
         Outcome::Status(414),
         Outcome::Status(431),
         Outcome::Status(501),
         Outcome::Status(502),
         Outcome::Status(503),
+        Outcome::Status(504),
         Outcome::Status(0),
     ];
 
@@ -94,11 +105,14 @@ impl Outcome {
             Outcome::Status(403) => "403",
             Outcome::Status(404) => "404",
             Outcome::Status(405) => "405",
+            Outcome::Status(408) => "408",
+            Outcome::Status(413) => "413",
             Outcome::Status(414) => "414",
             Outcome::Status(431) => "431",
             Outcome::Status(501) => "501",
             Outcome::Status(502) => "502",
             Outcome::Status(503) => "503",
+            Outcome::Status(504) => "504",
             Outcome::Status(_) => "other",
         }
     }
@@ -181,8 +195,11 @@ impl Refusal {
             Refusal::MissingOrganization | Refusal::AmbiguousOrganization => {
                 StatusCode::BAD_REQUEST
             }
-            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unavailable | Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
+            Refusal::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -271,6 +288,28 @@ impl Refusal {
                 )
             }
             Refusal::BadGateway => json_body("bad_gateway", "the upstream cannot be reached"),
+            Refusal::GatewayTimeout => {
+                json_body("gateway_timeout", "the upstream did not answer in time")
+            }
+            Refusal::PayloadTooLarge => {
+                close = true;
+                json_body(
+                    "payload_too_large",
+                    "the request body is larger than this resource takes",
+                )
+            }
+            Refusal::BodyTimeout => {
+                close = true;
+                json_body("request_timeout", "the request body stopped arriving")
+            }
+            Refusal::Overloaded => {
+                close = true;
+                headers.push((http::header::RETRY_AFTER, HeaderValue::from(1u32)));
+                json_body(
+                    "overloaded",
+                    "the gateway serves as many connections as it may",
+                )
+            }
         };
         headers.push((
             http::header::CONTENT_TYPE,

@@ -27,6 +27,7 @@ use jsonwebtoken::Algorithm;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A configuration, compiled: the rules, how the state starts, how it is served, and what
 /// the sync tasks keep current.
@@ -47,6 +48,21 @@ pub struct Serving {
     pub threads: usize,
     /// (certificate, key) paths when the listener speaks TLS.
     pub tls: Option<(String, String)>,
+    pub timeouts: Timeouts,
+    /// Client connections served at once (503 and close beyond).
+    pub max_connections: usize,
+    /// How long requests in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// `server.timeouts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub body: Duration,
+    pub tls_handshake: Duration,
+    pub upstream_connect: Duration,
+    pub upstream_response: Duration,
 }
 
 /// What the background tasks of a configuration do.
@@ -104,6 +120,18 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             .tls
             .as_ref()
             .map(|t| (t.cert.0.clone(), t.key.0.clone())),
+        timeouts: {
+            let t = &file.server.timeouts;
+            Timeouts {
+                header: t.header.0,
+                body: t.body.0,
+                tls_handshake: t.tls_handshake.0,
+                upstream_connect: t.upstream_connect.0,
+                upstream_response: t.upstream_response.0,
+            }
+        },
+        max_connections: file.server.limits.max_connections.max(1),
+        shutdown_grace: file.server.shutdown_grace.0,
     };
     let upstreams = upstreams::compile(file, inputs, origin)?;
     let universe = routes::universe(file);
@@ -128,6 +156,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 max_uri_bytes: file.server.limits.max_uri_bytes,
                 max_header_bytes: file.server.limits.max_header_bytes,
             },
+            max_body_bytes: file.server.limits.max_body_bytes,
             forward,
             verify_public_credentials: file.forward.public_route_credentials
                 == crate::config::schema::StripOrVerify::Verify,

@@ -101,6 +101,7 @@ pub fn compile(
             forbidden,
             org,
             issuers,
+            max_body_bytes: r.max_body_bytes,
         });
     }
     Ok((RouteTable::build(&patterns), routes))

@@ -49,6 +49,8 @@ pub struct Forward {
     /// Authenticated by `?access_token=`: the answer must not be cached by shared caches
     /// (RFC 6750 §2.3, `Cache-Control: private`).
     pub query_credential: bool,
+    /// The route's body limit, enforced while the body streams (413 beyond).
+    pub max_body_bytes: u64,
 }
 
 pub struct Decided {
@@ -168,6 +170,8 @@ impl Gateway {
 
     /// Framing, path, route and credential extraction; `Err` is the decision already made
     /// (a refusal, or a public route forwarded as it is).
+    // The decision is moved, not boxed: refusals are a hot path too.
+    #[allow(clippy::result_large_err)]
     fn begin<'h>(&self, head: &'h Head) -> Result<Begun<'h>, Decided> {
         let rules = &self.rules;
         request::check_framing(head, &rules.limits)
@@ -190,6 +194,15 @@ impl Gateway {
         };
         let route = &rules.routes[index];
         let query = head.uri.query();
+        // A declared length over the limit is refused before anything else is read.
+        let max_body = route.max_body_bytes.unwrap_or(rules.max_body_bytes);
+        let declared = head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max_body) {
+            return Err(Decided::refuse(Some(index), Refusal::PayloadTooLarge));
+        }
         let public = route.requirement.is_none();
         let cred = match credential::extract(head.headers, query, &rules.credentials) {
             Ok(Some(c)) if !public || rules.verify_public_credentials => c,
@@ -241,6 +254,9 @@ impl Gateway {
                 org: None,
                 strip_credentials: strip,
                 query_credential: false,
+                max_body_bytes: rules.routes[index]
+                    .max_body_bytes
+                    .unwrap_or(rules.max_body_bytes),
             }),
             need: None,
         }
@@ -304,6 +320,7 @@ impl Gateway {
                 org,
                 strip_credentials: false,
                 query_credential: begun.cred.source == Source::Query,
+                max_body_bytes: route.max_body_bytes.unwrap_or(self.rules.max_body_bytes),
             }),
             need: None,
         }

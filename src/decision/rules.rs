@@ -23,6 +23,8 @@ pub struct Rules {
     pub legacy: LegacyCredentials,
     pub credentials: credential::Rules,
     pub limits: Limits,
+    /// The largest request body of a route without its own limit.
+    pub max_body_bytes: u64,
     pub forward: ForwardPolicy,
     /// Check a credential presented on a public route (optional authentication) instead of
     /// removing it.
@@ -40,6 +42,8 @@ pub struct RouteRules {
     pub org: Option<OrgRule>,
     /// Issuers (indexes) whose credentials the route accepts; all when `None`.
     pub issuers: Option<Box<[usize]>>,
+    /// The route's own body limit (`max_body_bytes`), else the server's.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// Where a request names the organization it is about.

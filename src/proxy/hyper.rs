@@ -2,7 +2,8 @@
 //! pooled hyper client, with the gateway's decision in between. Requests and responses
 //! stream through; the gateway only ever looks at the request head.
 
-use super::wire::{self, Checked, Watched};
+use super::listener;
+use super::wire::{self, BodyFault, Watched};
 use crate::answer::{Outcome, Refusal};
 use crate::decision::Verdict;
 use crate::forward::Settled;
@@ -15,11 +16,9 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,9 +28,9 @@ use tokio::sync::oneshot;
 type Body = Either<Incoming, Full<Bytes>>;
 type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Watched>;
 
-struct Engine {
+pub struct Engine {
     /// The configuration in force (replaced by a reload).
-    current: Current,
+    pub current: Current,
     /// Upstream connections, pooled across reloads.
     client: Upstreams,
     tls: bool,
@@ -82,8 +81,15 @@ fn private(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Why no upstream answer came.
+enum UpstreamError {
+    Timeout,
+    Failed(hyper_util::client::legacy::Error),
+}
+use UpstreamError::{Failed, Timeout};
+
 impl Engine {
-    async fn handle(
+    pub async fn handle(
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
@@ -166,9 +172,26 @@ impl Engine {
             }
         };
         let sent = Instant::now();
-        let body = Watched::new(body);
-        let body_failed = body.failed.clone();
-        match self.client.request(Request::from_parts(parts, body)).await {
+        let body = Watched::new(
+            body,
+            forward.max_body_bytes,
+            generation.serving.timeouts.body,
+        );
+        let fault = body.fault.clone();
+        let asked = self.client.request(Request::from_parts(parts, body));
+        let answered = tokio::time::timeout(generation.serving.timeouts.upstream_response, async {
+            asked.await.map_err(Failed)
+        })
+        .await
+        .unwrap_or(Err(Timeout));
+        // The client's body broke, not the upstream: the client's fault, and its
+        // connection cannot be trusted for another request.
+        let client_fault = fault.get().map(|f| match f {
+            BodyFault::Framing => Refusal::BadFraming(FramingError::BadBody),
+            BodyFault::TooLarge => Refusal::PayloadTooLarge,
+            BodyFault::Stalled => Refusal::BodyTimeout,
+        });
+        match answered {
             Ok(resp) => {
                 metrics.count(decided.route, Outcome::Allowed);
                 metrics.observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
@@ -181,47 +204,27 @@ impl Engine {
                 }
                 Response::from_parts(parts, Either::Left(body))
             }
-            // The client's body broke, not the upstream: the client's fault, and its
-            // connection cannot be trusted for another request.
-            Err(_) if body_failed.load(std::sync::atomic::Ordering::Relaxed) => {
-                let refusal = Refusal::BadFraming(FramingError::BadBody);
+            Err(e) => {
+                let refusal = match (client_fault, e) {
+                    (Some(r), _) => r,
+                    (None, Timeout) => Refusal::GatewayTimeout,
+                    (None, Failed(e)) => {
+                        tracing::warn!(upstream = %upstream.name, "upstream: {e}");
+                        Refusal::BadGateway
+                    }
+                };
                 metrics.count(decided.route, refusal.outcome());
                 answer(&refusal)
-            }
-            Err(e) => {
-                tracing::warn!(upstream = %upstream.name, "upstream: {e}");
-                metrics.count(decided.route, Outcome::Status(502));
-                answer(&Refusal::BadGateway)
             }
         }
     }
 }
 
-fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("server.tls.cert {cert}: {e}"))?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("server.tls.key {key}: {e}"))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| format!("server.tls: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-fn upstream_client() -> Upstreams {
+fn upstream_client(connect_timeout: Duration) -> Upstreams {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.set_connect_timeout(Some(connect_timeout));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
         .unwrap_or_else(|_| {
@@ -240,71 +243,6 @@ fn upstream_client() -> Upstreams {
         .build(connector)
 }
 
-async fn serve(
-    engine: Arc<Engine>,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(64 * 1024);
-    let builder = Arc::new(builder);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-            _ = &mut stop => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let engine = engine.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        // The limits in force now: a reload applies to the next connection.
-        let limits = engine.current.load().gateway.rules.limits;
-        tokio::spawn(async move {
-            let conn = Arc::new(wire::Connection::default());
-            let svc = {
-                let conn = conn.clone();
-                service_fn(move |req| {
-                    let engine = engine.clone();
-                    let conn = conn.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(engine.handle(req, peer, &conn).await)
-                    }
-                })
-            };
-            match tls {
-                Some(acceptor) => {
-                    let Ok(s) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    if s.get_ref().1.alpn_protocol() == Some(b"h2") {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                    } else {
-                        let s = Checked::new(s, check(&limits), conn);
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                    }
-                }
-                None => {
-                    let s = Checked::new(stream, check(&limits), conn);
-                    let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                }
-            }
-        });
-    }
-}
-
-/// The wire check of a connection, with the limits in force when it was accepted.
-fn check(limits: &crate::request::Limits) -> crate::request::wire::WireCheck {
-    crate::request::wire::WireCheck::new(limits.max_uri_bytes, limits.max_header_bytes)
-}
-
 /// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.
 /// Threads and TLS are those of the configuration at start (a reload cannot change them).
 pub fn run(
@@ -312,12 +250,10 @@ pub fn run(
     listener: std::net::TcpListener,
     stop: oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    let (threads, tls) = {
-        let serving = &current.load().serving;
-        (serving.threads, serving.tls.clone())
-    };
-    let tls = match tls {
-        Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
+    let serving = current.load().serving.clone();
+    let threads = serving.threads;
+    let tls = match &serving.tls {
+        Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
         None => None,
     };
     // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
@@ -335,11 +271,11 @@ pub fn run(
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let engine = Arc::new(Engine {
-            client: upstream_client(),
+            client: upstream_client(serving.timeouts.upstream_connect),
             tls: tls.is_some(),
             current,
         });
-        serve(engine, listener, tls, stop).await;
+        listener::serve(engine, listener, tls, serving, stop).await;
         Ok(())
     })
 }

@@ -6,6 +6,7 @@
 //! process, so hyper replaced it (numbers in the README, Performance).
 
 mod hyper;
+mod listener;
 mod wire;
 
 pub use self::hyper::run;

@@ -4,14 +4,16 @@
 //! client's framing of it broke, so that is a 400 and not the upstream's 502.
 
 use crate::request::FramingError;
-use crate::request::wire::{Release, STAND_IN, WireCheck};
+use crate::request::wire::{STAND_IN, WireCheck};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What a connection's wire check found, read by the service for each request.
@@ -94,15 +96,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 me.ended = true;
                 continue;
             }
-            for r in me.check.feed(read.filled()) {
-                match r {
-                    Release::Bytes(b) => me.ready.extend_from_slice(&b),
-                    Release::Refuse { index, error } => {
-                        let _ = me.conn.refused.set((index, error));
-                        me.ready.extend_from_slice(STAND_IN);
-                        me.ended = true;
-                    }
-                }
+            if let Some(r) = me.check.feed(read.filled(), &mut me.ready) {
+                let _ = me.conn.refused.set((r.index, r.error));
+                me.ready.extend_from_slice(STAND_IN);
+                me.ended = true;
             }
         }
     }
@@ -138,36 +135,93 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Checked<S> {
     }
 }
 
-/// The client's request body on its way upstream; remembers whether reading it failed (a
-/// malformed chunk, a body cut short), which makes the answer a 400.
+/// Why the client's request body stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Its framing broke (a malformed chunk, a body cut short): 400.
+    Framing,
+    /// Over the route's limit: 413.
+    TooLarge,
+    /// No bytes for `server.timeouts.body`: 408.
+    Stalled,
+}
+
+#[derive(Debug)]
+pub struct BodyError(BodyFault);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client request body: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// The client's request body on its way upstream, bounded in size and in the pause between
+/// two reads; what stopped it is kept in `fault`, so the answer says it was the client's.
 pub struct Watched {
     inner: Incoming,
-    pub failed: Arc<AtomicBool>,
+    limit: u64,
+    read: u64,
+    pause: Duration,
+    /// Started when the body first has to wait (most requests have none to wait for).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    pub fault: Arc<OnceLock<BodyFault>>,
 }
 
 impl Watched {
-    pub fn new(inner: Incoming) -> Watched {
+    pub fn new(inner: Incoming, limit: u64, pause: Duration) -> Watched {
         Watched {
             inner,
-            failed: Arc::default(),
+            limit,
+            read: 0,
+            pause,
+            timer: None,
+            fault: Arc::default(),
         }
+    }
+
+    fn fail(&self, f: BodyFault) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let _ = self.fault.set(f);
+        Poll::Ready(Some(Err(BodyError(f))))
     }
 }
 
 impl Body for Watched {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let me = self.get_mut();
-        let frame = ready!(Pin::new(&mut me.inner).poll_frame(cx));
-        if matches!(frame, Some(Err(_))) {
-            me.failed.store(true, Ordering::Relaxed);
+        match Pin::new(&mut me.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    me.read += data.len() as u64;
+                    if me.read > me.limit {
+                        return me.fail(BodyFault::TooLarge);
+                    }
+                }
+                if let Some(t) = me.timer.as_mut() {
+                    t.as_mut().reset(tokio::time::Instant::now() + me.pause);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(_))) => me.fail(BodyFault::Framing),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let pause = me.pause;
+                let timer = me
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return me.fail(BodyFault::Stalled);
+                }
+                Poll::Pending
+            }
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -37,19 +37,17 @@ enum State {
     Off,
 }
 
-/// What to hand the engine after some bytes were read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Release {
-    /// These bytes, as they came.
-    Bytes(Vec<u8>),
-    /// The head of request number `index` (0-based on the connection) is refused: hand the
-    /// engine [`STAND_IN`], then end the stream.
-    Refuse { index: u64, error: FramingError },
+/// A head the check refused: the stand-in for request number `index` (0-based on the
+/// connection) is what the engine reads instead, then the stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub index: u64,
+    pub error: FramingError,
 }
 
 pub struct WireCheck {
     state: State,
-    /// The head being collected, or the chunk-size / trailer line.
+    /// A head being collected across reads, or a chunk-size / trailer line.
     line: Vec<u8>,
     /// Heads released so far (the index of the next one).
     heads: u64,
@@ -58,7 +56,16 @@ pub struct WireCheck {
 }
 
 fn find_crlf(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == b"\r\n")
+    memchr::memmem::find(b, b"\r\n")
+}
+
+/// How much of a buffer a head takes, once complete.
+enum Head {
+    /// The head is `n` bytes long and acceptable.
+    Complete(usize),
+    Partial,
+    /// Not a head hyper would take: it refuses it and closes, so nothing to check or track.
+    Unparsable,
 }
 
 impl WireCheck {
@@ -75,49 +82,32 @@ impl WireCheck {
         }
     }
 
-    /// Takes bytes read from the client; returns what the engine may read now, in order.
-    pub fn feed(&mut self, mut input: &[u8]) -> Vec<Release> {
-        let mut out = Vec::new();
-        let pass = |out: &mut Vec<Release>, b: &[u8]| {
-            if b.is_empty() {
-                return;
-            }
-            match out.last_mut() {
-                Some(Release::Bytes(v)) => v.extend_from_slice(b),
-                _ => out.push(Release::Bytes(b.to_vec())),
-            }
-        };
+    /// Takes bytes read from the client and appends to `out` what the engine may read now;
+    /// `Some` when a head was refused (nothing after it is released).
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Option<Refused> {
         while !input.is_empty() {
             match self.state {
                 State::Off => {
-                    pass(&mut out, input);
+                    out.extend_from_slice(input);
                     input = &[];
                 }
-                State::Body(n) => {
-                    let take = (n.min(input.len() as u64)) as usize;
-                    pass(&mut out, &input[..take]);
+                State::Body(n) | State::ChunkData(n) => {
+                    let take = n.min(input.len() as u64) as usize;
+                    out.extend_from_slice(&input[..take]);
                     input = &input[take..];
-                    self.state = if n == take as u64 {
-                        State::Head
-                    } else {
-                        State::Body(n - take as u64)
-                    };
-                }
-                State::ChunkData(n) => {
-                    let take = (n.min(input.len() as u64)) as usize;
-                    pass(&mut out, &input[..take]);
-                    input = &input[take..];
-                    self.state = if n == take as u64 {
-                        State::ChunkEnd(2)
-                    } else {
-                        State::ChunkData(n - take as u64)
+                    let left = n - take as u64;
+                    self.state = match (self.state, left) {
+                        (State::Body(_), 0) => State::Head,
+                        (State::Body(_), left) => State::Body(left),
+                        (_, 0) => State::ChunkEnd(2),
+                        (_, left) => State::ChunkData(left),
                     };
                 }
                 State::ChunkEnd(left) => {
                     let expected = &b"\r\n"[2 - left as usize..];
                     let take = (left as usize).min(input.len());
                     let ok = input[..take] == expected[..take];
-                    pass(&mut out, &input[..take]);
+                    out.extend_from_slice(&input[..take]);
                     input = &input[take..];
                     self.state = match (ok, left as usize - take) {
                         (false, _) => State::Off, // the engine refuses the body and closes
@@ -131,7 +121,7 @@ impl WireCheck {
                         Some(end) => (&input[..end], &input[end..], true),
                         None => (input, &[][..], false),
                     };
-                    pass(&mut out, line);
+                    out.extend_from_slice(line);
                     self.line.extend_from_slice(line);
                     input = rest;
                     if self.line.len() > 4096 {
@@ -140,63 +130,50 @@ impl WireCheck {
                         self.end_of_line();
                     }
                 }
+                State::Head if self.line.is_empty() => {
+                    // The common case: the head is whole in what was read, checked in place.
+                    match self.head(input) {
+                        Ok(Head::Complete(n)) => {
+                            out.extend_from_slice(&input[..n]);
+                            input = &input[n..];
+                        }
+                        Ok(Head::Unparsable) => self.state = State::Off,
+                        Ok(Head::Partial) => {
+                            self.line.extend_from_slice(input);
+                            input = &[];
+                            if let Some(r) = self.held(out) {
+                                return Some(r);
+                            }
+                        }
+                        Err(error) => return Some(self.refuse(error)),
+                    }
+                }
                 State::Head => {
-                    let before = self.line.len();
                     self.line.extend_from_slice(input);
                     input = &[];
-                    // Where the head ends, looking from just before the new bytes.
-                    let from = before.saturating_sub(3);
-                    let end = self.line[from..]
-                        .windows(4)
-                        .position(|w| w == b"\r\n\r\n")
-                        .map(|p| from + p + 4);
-                    match end {
-                        Some(end) => {
-                            let rest = self.line.split_off(end);
-                            let head = std::mem::take(&mut self.line);
-                            match self.head(&head) {
-                                Ok(()) => pass(&mut out, &head),
-                                Err(error) => {
-                                    out.push(Release::Refuse {
-                                        index: self.heads,
-                                        error,
-                                    });
-                                    self.state = State::Off;
-                                    return out;
-                                }
-                            }
-                            self.heads += 1;
+                    let held = std::mem::take(&mut self.line);
+                    match self.head(&held) {
+                        Ok(Head::Complete(n)) => {
+                            out.extend_from_slice(&held[..n]);
                             // What followed the head is read again in the new state.
-                            if !rest.is_empty() {
-                                out.extend(self.feed(&rest));
-                            }
-                            return merge(out);
+                            return self.feed(&held[n..], out);
                         }
-                        None => {
-                            if let Some(error) = self.too_long() {
-                                out.push(Release::Refuse {
-                                    index: self.heads,
-                                    error,
-                                });
-                                self.state = State::Off;
-                                return out;
-                            }
-                            if self.heads == 0 && is_h2_preface_start(&self.line) {
-                                // Prior-knowledge HTTP/2: not HTTP/1 framing.
-                                let held = std::mem::take(&mut self.line);
-                                if held.len() >= PREFACE.len() {
-                                    self.state = State::Off;
-                                    pass(&mut out, &held);
-                                } else {
-                                    self.line = held;
-                                }
+                        Ok(Head::Unparsable) => {
+                            self.state = State::Off;
+                            out.extend_from_slice(&held);
+                        }
+                        Ok(Head::Partial) => {
+                            self.line = held;
+                            if let Some(r) = self.held(out) {
+                                return Some(r);
                             }
                         }
+                        Err(error) => return Some(self.refuse(error)),
                     }
                 }
             }
         }
-        merge(out)
+        None
     }
 
     /// What is held back when the client closes: released, so the engine sees the partial
@@ -205,16 +182,30 @@ impl WireCheck {
         std::mem::take(&mut self.line)
     }
 
-    /// A head that cannot end within the limits: 414 when the request line alone is too long.
-    fn too_long(&self) -> Option<FramingError> {
-        let line_end = find_crlf(&self.line);
-        let request_line = line_end.unwrap_or(self.line.len());
+    fn refuse(&mut self, error: FramingError) -> Refused {
+        self.state = State::Off;
+        self.line.clear();
+        Refused {
+            index: self.heads,
+            error,
+        }
+    }
+
+    /// A partial head is held: refused when it cannot end within the limits (414 when the
+    /// request line alone is too long); released when it is the HTTP/2 preface.
+    fn held(&mut self, out: &mut Vec<u8>) -> Option<Refused> {
+        let request_line = find_crlf(&self.line).unwrap_or(self.line.len());
         // "METHOD SP target SP HTTP/1.1": the target is at most a few bytes shorter.
         if request_line > self.max_uri + 32 {
-            return Some(FramingError::UriTooLong);
+            return Some(self.refuse(FramingError::UriTooLong));
         }
         if self.line.len() > self.max_head {
-            return Some(FramingError::HeadersTooLarge);
+            return Some(self.refuse(FramingError::HeadersTooLarge));
+        }
+        if self.heads == 0 && self.line.len() >= PREFACE.len() && self.line.starts_with(PREFACE) {
+            // Prior-knowledge HTTP/2: not HTTP/1 framing.
+            self.state = State::Off;
+            out.extend_from_slice(&std::mem::take(&mut self.line));
         }
         None
     }
@@ -234,18 +225,18 @@ impl WireCheck {
         };
     }
 
-    /// Checks a complete head and sets how its body is framed.
-    fn head(&mut self, head: &[u8]) -> Result<(), FramingError> {
+    /// Parses and checks the head at the start of `buf`; sets how its body is framed.
+    fn head(&mut self, buf: &[u8]) -> Result<Head, FramingError> {
+        if self.heads == 0 && buf.starts_with(&PREFACE[..buf.len().min(PREFACE.len())]) {
+            return Ok(Head::Partial);
+        }
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut fields);
-        match req.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            // The engine refuses it too, and closes: nothing to track after it.
-            _ => {
-                self.state = State::Off;
-                return Ok(());
-            }
-        }
+        let n = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(Head::Partial),
+            Err(_) => return Ok(Head::Unparsable),
+        };
         let target = req.path.unwrap_or("");
         if target.len() > self.max_uri {
             return Err(FramingError::UriTooLong);
@@ -281,16 +272,12 @@ impl WireCheck {
             }
             _ => return Err(FramingError::RepeatedTransferEncoding),
         };
-        Ok(())
+        self.heads += 1;
+        Ok(Head::Complete(n))
     }
 }
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-fn is_h2_preface_start(b: &[u8]) -> bool {
-    let n = b.len().min(PREFACE.len());
-    b[..n] == PREFACE[..n]
-}
 
 /// The end (exclusive) in `input` of a line whose start is `held` + `input`.
 fn find_crlf_across(held: &[u8], input: &[u8]) -> Option<usize> {
@@ -298,18 +285,6 @@ fn find_crlf_across(held: &[u8], input: &[u8]) -> Option<usize> {
         return Some(1);
     }
     find_crlf(input).map(|p| p + 2)
-}
-
-/// Joins adjacent byte releases.
-fn merge(releases: Vec<Release>) -> Vec<Release> {
-    let mut out: Vec<Release> = Vec::with_capacity(releases.len());
-    for r in releases {
-        match (out.last_mut(), r) {
-            (Some(Release::Bytes(a)), Release::Bytes(b)) => a.extend_from_slice(&b),
-            (_, r) => out.push(r),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -325,11 +300,8 @@ mod tests {
         let mut c = check();
         let mut bytes = Vec::new();
         for piece in input.chunks(step) {
-            for r in c.feed(piece) {
-                match r {
-                    Release::Bytes(b) => bytes.extend(b),
-                    Release::Refuse { index, error } => return (bytes, Some((index, error))),
-                }
+            if let Some(r) = c.feed(piece, &mut bytes) {
+                return (bytes, Some((r.index, r.error)));
             }
         }
         (bytes, None)

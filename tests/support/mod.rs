@@ -417,6 +417,16 @@ impl TestGateway {
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+
     /// Sends SIGHUP: read the configuration again.
     pub fn reload(&self) {
         let status = Command::new("kill")

@@ -5,12 +5,14 @@ mod credentials;
 mod forward;
 mod issuers;
 mod organizations;
+mod server;
 mod tokens;
 
 pub use credentials::*;
 pub use forward::*;
 pub use issuers::*;
 pub use organizations::*;
+pub use server::*;
 pub use tokens::*;
 
 use super::values::EnvString;
@@ -44,57 +46,6 @@ pub struct File {
     /// Static keys and legacy tokens, stored as SHA-256 only.
     #[serde(default)]
     pub credentials: Vec<Credential>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Server {
-    pub listen: EnvString,
-    pub tls: Option<Tls>,
-    /// Proxy worker threads; 1 is the cheapest per request on small machines.
-    #[serde(default = "one")]
-    pub threads: usize,
-    /// Peers whose `X-Forwarded-For` is extended instead of replaced.
-    #[serde(default)]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
-    #[serde(default)]
-    pub limits: Limits,
-}
-
-fn one() -> usize {
-    1
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tls {
-    pub cert: EnvString,
-    pub key: EnvString,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    #[serde(default = "default_max_uri")]
-    pub max_uri_bytes: usize,
-    #[serde(default = "default_max_headers")]
-    pub max_header_bytes: usize,
-}
-
-fn default_max_uri() -> usize {
-    8 * 1024
-}
-fn default_max_headers() -> usize {
-    32 * 1024
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_uri_bytes: default_max_uri(),
-            max_header_bytes: default_max_headers(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +87,9 @@ pub struct Route {
     pub require: Option<Require>,
     /// Only credentials of these issuers (ids) are accepted; all when absent.
     pub issuers: Option<Vec<String>>,
+    /// The largest request body the route takes (413 beyond); `server.limits.max_body_bytes`
+    /// when absent.
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Route {

@@ -1,0 +1,111 @@
+//! `server:` — the listener, its limits and timeouts.
+
+use super::EnvString;
+use crate::config::values::Dur;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub listen: EnvString,
+    pub tls: Option<Tls>,
+    /// Proxy worker threads; 1 is the cheapest per request on small machines.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Peers whose `X-Forwarded-For` is extended instead of replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// On SIGTERM: stop accepting, answer `/readyz` 503, and give requests in flight this long
+    /// to finish before the process exits.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: Dur,
+}
+
+fn default_shutdown_grace() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: EnvString,
+    pub key: EnvString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_uri")]
+    pub max_uri_bytes: usize,
+    #[serde(default = "default_max_headers")]
+    pub max_header_bytes: usize,
+    /// The largest request body (413 beyond), unless a route says otherwise.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// Client connections served at once; beyond, a connection gets 503 and is closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_body() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_max_uri() -> usize {
+    8 * 1024
+}
+fn default_max_headers() -> usize {
+    32 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_uri_bytes: default_max_uri(),
+            max_header_bytes: default_max_headers(),
+            max_body_bytes: default_max_body(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// How long the gateway waits, each like its nginx counterpart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// A request head must arrive within this (`client_header_timeout`).
+    pub header: Dur,
+    /// Longest pause between two reads of a request body (`client_body_timeout`): 408.
+    pub body: Dur,
+    /// A TLS handshake must finish within this.
+    pub tls_handshake: Dur,
+    /// Connecting to an upstream (`proxy_connect_timeout`): 502 beyond.
+    pub upstream_connect: Dur,
+    /// From forwarding to the upstream's response head (`proxy_read_timeout`): 504 beyond.
+    pub upstream_response: Dur,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let s = |n| Dur(Duration::from_secs(n));
+        Timeouts {
+            header: s(30),
+            body: s(60),
+            tls_handshake: s(10),
+            upstream_connect: s(5),
+            upstream_response: s(60),
+        }
+    }
+}

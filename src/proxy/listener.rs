@@ -1,0 +1,149 @@
+//! Accepting client connections, bounded: at most `server.limits.max_connections` at once
+//! (one more gets a 503 and is closed), a backoff when accepting fails (EMFILE must not spin
+//! the loop), a deadline on TLS handshakes, the HTTP/1 wire check, and a graceful drain when
+//! the process stops.
+
+use super::hyper::Engine;
+use super::wire::{self, Checked};
+use crate::compile::Serving;
+use crate::request::wire::WireCheck;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, oneshot};
+
+/// What a connection over the limit is told before it is closed.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 80\r\n\r\n{\"error\":\"overloaded\",\"error_description\":\"too many connections, try again later\"}";
+
+/// Longest pause after a failed `accept`.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+pub fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("server.tls.cert {cert}: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("server.tls.key {key}: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("server.tls: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts until `stop` fires, then lets the connections finish what they serve (HTTP/1
+/// closes after the request in flight, HTTP/2 sends GOAWAY) for up to `shutdown_grace`.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    serving: Serving,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(serving.timeouts.header)
+        .max_buf_size(64 * 1024);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(serving.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::ZERO;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => {
+                    backoff = Duration::ZERO;
+                    a
+                }
+                Err(e) => {
+                    // Out of file descriptors, or the like: pause instead of spinning.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                    tracing::warn!("accept failed ({e}); pausing {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            overloaded(stream, tls.is_some());
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let engine = engine.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        // The limits in force now: a reload applies to the next connection.
+        let limits = engine.current.load().gateway.rules.limits;
+        let handshake = serving.timeouts.tls_handshake;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let conn = Arc::new(wire::Connection::default());
+            let svc = {
+                let conn = conn.clone();
+                service_fn(move |req| {
+                    let engine = engine.clone();
+                    let conn = conn.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(engine.handle(req, peer, &conn).await)
+                    }
+                })
+            };
+            let check = WireCheck::new(limits.max_uri_bytes, limits.max_header_bytes);
+            match tls {
+                Some(acceptor) => {
+                    let Ok(Ok(s)) = tokio::time::timeout(handshake, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    if s.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let c = builder.serve_connection(TokioIo::new(s), svc).into_owned();
+                        let _ = watcher.watch(c).await;
+                    } else {
+                        let s = Checked::new(s, check, conn);
+                        let c = builder.serve_connection(TokioIo::new(s), svc).into_owned();
+                        let _ = watcher.watch(c).await;
+                    }
+                }
+                None => {
+                    let s = Checked::new(stream, check, conn);
+                    let c = builder.serve_connection(TokioIo::new(s), svc).into_owned();
+                    let _ = watcher.watch(c).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(serving.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after {:?}: stopping anyway",
+            serving.shutdown_grace
+        );
+    }
+}
+
+/// Tells a connection over the limit so (in clear text; a TLS one is just closed) and drops it.
+fn overloaded(stream: TcpStream, tls: bool) {
+    if !tls {
+        // Best effort, never waiting: the answer fits in the socket's buffer.
+        let _ = stream.try_write(OVERLOADED);
+    }
+    tracing::debug!("connection refused: over server.limits.max_connections");
+}

@@ -1,0 +1,182 @@
+//! The gateway stays up and fails closed under slow peers and too much of everything: an
+//! upstream that does not answer (504), a body too large (413) or stalled (408), too many
+//! connections (503 and close), and a stop that lets requests in flight finish.
+
+mod support;
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// An upstream whose `/slow` answers after 3 s, and `/read` once it has the whole body.
+fn slow_upstream() -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    serve(|req| async move {
+        match req.uri().path() {
+            "/slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+            "/read" => {
+                use http_body_util::BodyExt;
+                let _ = req.into_body().collect().await;
+            }
+            _ => {}
+        }
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from("{}")))
+    })
+}
+
+struct World {
+    _auth: AuthServer,
+    _upstream: tokio::runtime::Runtime,
+    gw: TestGateway,
+}
+
+fn world(server: &[&str]) -> World {
+    let auth = AuthServer::start();
+    let (addr, rt) = slow_upstream();
+    let mut t = Template::corp(&[API]);
+    for line in server {
+        t = t.server(line);
+    }
+    let yaml = t
+        .routes(
+            "  - { name: any, match: { path: \"/{*rest}\" }, upstream: api, auth: none }\n  - { name: root, match: { path: / }, upstream: api, auth: none, max_body_bytes: 10 }",
+        )
+        .yaml()
+        .replace("{listen}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{issuer}", &auth.url)
+        .replace("{upstream}", &format!("http://{addr}"));
+    World {
+        gw: TestGateway::start(&yaml),
+        _auth: auth,
+        _upstream: rt,
+    }
+}
+
+/// Sends raw bytes and reads the answer until the gateway closes or 5 s pass.
+fn exchange(w: &World, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(w.gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+fn status_and_error(answer: &str) -> (u16, Value) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    (
+        status,
+        serde_json::from_str::<Value>(body).unwrap_or(Value::Null)["error"].clone(),
+    )
+}
+
+#[test]
+fn an_upstream_that_does_not_answer_in_time_is_a_504() {
+    let w = world(&["timeouts: { upstream_response: 1s }"]);
+    let start = Instant::now();
+    let r = get(&format!("{}/slow", w.gw.url), None);
+    assert_eq!(r.status(), 504);
+    assert!(start.elapsed() < Duration::from_millis(2500));
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"], "gateway_timeout");
+    assert_eq!(get(&format!("{}/fast", w.gw.url), None).status(), 200);
+}
+
+#[test]
+fn a_body_over_the_routes_limit_is_a_413_declared_or_streamed() {
+    let w = world(&[]);
+    let declared = exchange(
+        &w,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n",
+    );
+    assert_eq!(
+        status_and_error(&declared),
+        (413, "payload_too_large".into()),
+        "{declared}"
+    );
+    let chunked = exchange(
+        &w,
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n{}\r\n0\r\n\r\n",
+            "x".repeat(100)
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        status_and_error(&chunked),
+        (413, "payload_too_large".into()),
+        "{chunked}"
+    );
+    let small = exchange(
+        &w,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(status_and_error(&small).0, 200, "{small}");
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_a_408() {
+    let w = world(&["timeouts: { body: 1s }"]);
+    let start = Instant::now();
+    let answer = exchange(
+        &w,
+        b"POST /read HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    assert_eq!(
+        status_and_error(&answer),
+        (408, "request_timeout".into()),
+        "{answer}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn connections_over_the_limit_get_503_and_are_closed() {
+    let w = world(&["limits: { max_connections: 2 }"]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(w.gw.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(w.gw.addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut out = String::new();
+    let _ = third.read_to_string(&mut out);
+    assert_eq!(status_and_error(&out), (503, "overloaded".into()), "{out}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(&format!("{}/fast", w.gw.url), None).status(), 200);
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish_turns_readyz_503_and_exits_0() {
+    let mut w = world(&["shutdown_grace: 10s"]);
+    let url = format!("{}/slow", w.gw.url);
+    let in_flight = std::thread::spawn(move || get(&url, None).status());
+    std::thread::sleep(Duration::from_millis(500));
+    let admin = w.gw.admin.clone();
+    let readyz = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        reqwest::blocking::get(format!("{admin}/readyz")).map(|r| r.status().as_u16())
+    });
+    let exit = w.gw.terminate();
+    assert_eq!(
+        in_flight.join().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(readyz.join().unwrap().ok(), Some(503), "draining");
+    assert!(
+        TcpStream::connect(w.gw.addr).is_err(),
+        "no longer accepting"
+    );
+}
