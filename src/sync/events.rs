@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// At most one key fetch per this interval for a SET with an unknown `kid`.
 const MIN_KEY_FETCH: Duration = Duration::from_secs(30);
+/// While no key was ever fetched (a SET racing the first fetch), at most one per this.
+const MIN_FIRST_KEY_FETCH: Duration = Duration::from_secs(1);
 
 /// What SET delivery counts (one set per configuration, shared by push and poll).
 #[derive(Clone)]
@@ -175,13 +177,18 @@ impl SetReceiver {
         if keys.find(header.kid.as_deref(), header.alg).is_none()
             && matches!(self.rules.keys, SetKeys::Own(_))
         {
-            // Rate-limited, except while no key was ever fetched (a SET racing the first fetch).
-            let due = keys.is_empty()
-                || self
-                    .last_fetch
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .is_none_or(|t| t.elapsed() >= MIN_KEY_FETCH);
+            // Rate-limited; more often while no key was ever fetched (a SET racing the first
+            // fetch), but never once per SET.
+            let every = if keys.is_empty() {
+                MIN_FIRST_KEY_FETCH
+            } else {
+                MIN_KEY_FETCH
+            };
+            let due = self
+                .last_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|t| t.elapsed() >= every);
             if due {
                 let _ = self.fetch_keys().await;
                 keys = self.keys();

@@ -349,15 +349,15 @@ impl Introspector {
             sent = again.body(form).send().await;
         }
         let result = match sent {
-            Ok(resp) if resp.status().is_success() => {
-                resp.json::<Map<String, Value>>().await.map_err(|e| {
-                    if e.is_timeout() {
-                        CallError::Timeout
-                    } else {
-                        CallError::Failed
-                    }
-                })
-            }
+            // Read up to the same cap as every other answer of an authorization server.
+            Ok(resp) if resp.status().is_success() => match super::read_body(resp).await {
+                Ok(body) => serde_json::from_slice::<Map<String, Value>>(&body)
+                    .map_err(|_| CallError::Failed),
+                Err(e) => {
+                    tracing::warn!(issuer = %i.id, "introspection answer: {e}");
+                    Err(CallError::Failed)
+                }
+            },
             Ok(resp) => {
                 tracing::warn!(issuer = %i.id, status = %resp.status(), "introspection refused");
                 Err(CallError::Failed)

@@ -66,18 +66,58 @@ pub struct KeySync {
 type Request = (usize, oneshot::Sender<()>);
 
 /// The handle the proxy uses to ask for a refresh; answered once the fetch is done.
+///
+/// The rate limit is checked here, on the request path, before anything is sent: a flood of
+/// made-up `kid`s costs a lock and a clock read each, not a message and a task on the
+/// runtime that also serves `/events` and `/readyz`. Requests that come while a fetch is in
+/// flight wait for it instead of asking again.
 #[derive(Clone)]
 pub struct RefreshHandle {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: mpsc::Sender<Request>,
+    gates: Arc<[Gate]>,
+}
+
+/// Per issuer: when an on-demand fetch was last asked for, and who waits for the one in
+/// flight.
+#[derive(Default)]
+struct Gate {
+    asked: std::sync::Mutex<(Option<Instant>, bool)>,
+    done: tokio::sync::Notify,
 }
 
 impl RefreshHandle {
-    /// Asks for a refresh of the issuer's keys; returns once it is done (or skipped).
+    /// Asks for a refresh of the issuer's keys; returns once it is done, or at once when
+    /// one was asked for less than [`MIN_REFRESH_INTERVAL`] ago.
     pub async fn refresh(&self, issuer: usize) {
+        let gate = &self.gates[issuer];
+        let notified = gate.done.notified();
+        tokio::pin!(notified);
+        let wait_for_fetch = {
+            let mut asked = gate.asked.lock().unwrap_or_else(|p| p.into_inner());
+            match *asked {
+                (_, true) => {
+                    // Registered before the lock is released: the end of the fetch cannot
+                    // slip between the check and the wait.
+                    notified.as_mut().enable();
+                    true
+                }
+                (Some(t), false) if t.elapsed() < MIN_REFRESH_INTERVAL => return,
+                _ => {
+                    *asked = (Some(Instant::now()), true);
+                    false
+                }
+            }
+        };
+        if wait_for_fetch {
+            let _ = tokio::time::timeout(Duration::from_secs(6), notified).await;
+            return;
+        }
         let (done, wait) = oneshot::channel();
-        if self.tx.send((issuer, done)).is_ok() {
+        if self.tx.try_send((issuer, done)).is_ok() {
             let _ = wait.await;
         }
+        gate.asked.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
+        gate.done.notify_waiters();
     }
 }
 
@@ -102,11 +142,7 @@ impl KeySync {
         issuers: Arc<[Issuer]>,
         states: Arc<[IssuerState]>,
         metrics: KeyMetrics,
-    ) -> (
-        Arc<KeySync>,
-        RefreshHandle,
-        mpsc::UnboundedReceiver<Request>,
-    ) {
+    ) -> (Arc<KeySync>, RefreshHandle, mpsc::Receiver<Request>) {
         let fetches = issuers
             .iter()
             .map(|i| {
@@ -116,7 +152,9 @@ impl KeySync {
                 })
             })
             .collect();
-        let (tx, rx) = mpsc::unbounded_channel();
+        // One request per issuer at a time passes the gate; a few slots are plenty.
+        let (tx, rx) = mpsc::channel(issuers.len().max(1) * 2);
+        let gates = issuers.iter().map(|_| Gate::default()).collect();
         let sync = Arc::new(KeySync {
             issuers,
             states,
@@ -124,12 +162,12 @@ impl KeySync {
             client: http_client(),
             fetches,
         });
-        (sync, RefreshHandle { tx }, rx)
+        (sync, RefreshHandle { tx, gates }, rx)
     }
 
     /// Runs forever: the first fetch and periodic refresh of every issuer, and on-demand
     /// refreshes asked through the [`RefreshHandle`].
-    pub async fn run(self: Arc<Self>, mut requests: mpsc::UnboundedReceiver<Request>) {
+    pub async fn run(self: Arc<Self>, mut requests: mpsc::Receiver<Request>) {
         // Owned by this task: stopping it (a reloaded configuration) stops the refreshes.
         let mut periodic = tokio::task::JoinSet::new();
         for i in 0..self.issuers.len() {
@@ -284,5 +322,60 @@ impl KeySync {
             }
         }
         Err(last_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle() -> (RefreshHandle, mpsc::Receiver<Request>) {
+        let issuers: Arc<[Issuer]> = vec![crate::token::testing::issuer()].into();
+        let states: Arc<[IssuerState]> = vec![IssuerState::default()].into();
+        let (_, handle, rx) = KeySync::new(
+            issuers,
+            states,
+            KeyMetrics::new(&prometheus::Registry::new()),
+        );
+        (handle, rx)
+    }
+
+    #[test]
+    fn a_flood_of_unknown_kids_sends_one_refresh_per_interval_and_waits_for_the_one_in_flight() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (handle, mut rx) = handle();
+            let first = tokio::spawn({
+                let h = handle.clone();
+                async move { h.refresh(0).await }
+            });
+            // The fetch is in flight: others wait for it and send nothing.
+            let (issuer, done) = rx.recv().await.unwrap();
+            assert_eq!(issuer, 0);
+            let waiters: Vec<_> = (0..100)
+                .map(|_| {
+                    let h = handle.clone();
+                    tokio::spawn(async move { h.refresh(0).await })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            assert!(
+                rx.try_recv().is_err(),
+                "nothing sent while one is in flight"
+            );
+            done.send(()).unwrap();
+            first.await.unwrap();
+            for w in waiters {
+                w.await.unwrap();
+            }
+            // Within the interval: answered at once, nothing sent.
+            for _ in 0..1000 {
+                handle.refresh(0).await;
+            }
+            assert!(rx.try_recv().is_err(), "rate-limited before sending");
+        });
     }
 }
