@@ -4,7 +4,7 @@
 //! client's framing of it broke, so that is a 400 and not the upstream's 502.
 
 use crate::request::FramingError;
-use crate::request::wire::{STAND_IN, WireCheck};
+use crate::request::wire::{Count, STAND_IN, WireCheck};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::future::Future;
@@ -88,8 +88,33 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            let mut space = [0u8; 8192];
-            let mut read = ReadBuf::new(&mut space);
+            if !me.check.holds_head() {
+                // The common case: read where hyper wants the bytes, check them there, and
+                // take back only what must be held (the start of a head still incomplete).
+                let start = buf.filled().len();
+                ready!(Pin::new(&mut me.inner).poll_read(cx, buf))?;
+                let end = buf.filled().len();
+                if start == end {
+                    me.ready = me.check.finish();
+                    me.ended = true;
+                    continue;
+                }
+                let mut released = Count(0);
+                let refused = me.check.feed(&buf.filled()[start..end], &mut released);
+                buf.set_filled(start + released.0);
+                if let Some(r) = refused {
+                    let _ = me.conn.refused.set((r.index, r.error));
+                    me.ready.extend_from_slice(STAND_IN);
+                    me.ended = true;
+                }
+                if released.0 > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            // Part of a head is held: what the engine reads is assembled in `ready`.
+            let mut space = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+            let mut read = ReadBuf::uninit(&mut space);
             ready!(Pin::new(&mut me.inner).poll_read(cx, &mut read))?;
             if read.filled().is_empty() {
                 me.ready = me.check.finish();

@@ -127,23 +127,42 @@ fn host(head: &Head) -> Result<(), FramingError> {
     if text.contains(',') {
         return Err(FramingError::RepeatedHost);
     }
-    // host [":" port], nothing else: no userinfo, a numeric port.
-    let valid = !text.contains('@')
-        && text.parse::<http::uri::Authority>().is_ok_and(|a| {
-            let rest = &text[a.host().len()..];
-            !a.host().is_empty()
-                && (rest.is_empty()
-                    || rest
-                        .strip_prefix(':')
-                        .is_some_and(|p| !p.is_empty() && p.parse::<u16>().is_ok()))
-        });
-    if !valid {
+    if !valid_host(text) {
         return Err(FramingError::InvalidHost);
     }
     match head.uri.authority() {
         Some(a) if !a.as_str().eq_ignore_ascii_case(text) => Err(FramingError::AuthorityMismatch),
         _ => Ok(()),
     }
+}
+
+/// `uri-host [":" port]` (RFC 9110 §7.2): an IP literal in brackets or a reg-name of
+/// unreserved, sub-delim (but `,`) and percent characters, and a numeric port.
+fn valid_host(text: &str) -> bool {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, port)) => {
+                if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                    return false;
+                }
+                ("ip-literal", port)
+            }
+            None => return false,
+        },
+        None => match text.rsplit_once(':') {
+            Some((h, _)) => (h, &text[h.len()..]),
+            None => (text, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=%".contains(&b));
+    port_ok && host_ok
 }
 
 /// RFC 9112 §6.1: `chunked` exactly once, nothing else; no `Transfer-Encoding` over HTTP/2.
@@ -364,7 +383,17 @@ mod tests {
             h1(&[("host", "a.test, b.test")]),
             Err(FramingError::RepeatedHost)
         );
-        for v in ["a b", "user@a.test", "a.test:x", "a.test/x", "[::1"] {
+        for v in [
+            "",
+            "a b",
+            "user@a.test",
+            "a.test:x",
+            "a.test/x",
+            "[::1",
+            "a[b",
+            "::1",
+            "a.test:99999",
+        ] {
             assert_eq!(h1(&[("host", v)]), Err(FramingError::InvalidHost), "{v:?}");
         }
         for v in ["a.test", "a.test:8080", "127.0.0.1:1", "[::1]:8080"] {

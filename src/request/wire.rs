@@ -37,6 +37,28 @@ enum State {
     Off,
 }
 
+/// Where released bytes go.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Counts released bytes instead of copying them: while no head is held
+/// ([`WireCheck::holds_head`] is false), what `feed` releases is always a prefix of its input,
+/// so the engine can read it where it already is.
+pub struct Count(pub usize);
+
+impl Sink for Count {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
 /// A head the check refused: the stand-in for request number `index` (0-based on the
 /// connection) is what the engine reads instead, then the stream ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,16 +106,16 @@ impl WireCheck {
 
     /// Takes bytes read from the client and appends to `out` what the engine may read now;
     /// `Some` when a head was refused (nothing after it is released).
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Option<Refused> {
+    pub fn feed<S: Sink>(&mut self, mut input: &[u8], out: &mut S) -> Option<Refused> {
         while !input.is_empty() {
             match self.state {
                 State::Off => {
-                    out.extend_from_slice(input);
+                    out.put(input);
                     input = &[];
                 }
                 State::Body(n) | State::ChunkData(n) => {
                     let take = n.min(input.len() as u64) as usize;
-                    out.extend_from_slice(&input[..take]);
+                    out.put(&input[..take]);
                     input = &input[take..];
                     let left = n - take as u64;
                     self.state = match (self.state, left) {
@@ -107,7 +129,7 @@ impl WireCheck {
                     let expected = &b"\r\n"[2 - left as usize..];
                     let take = (left as usize).min(input.len());
                     let ok = input[..take] == expected[..take];
-                    out.extend_from_slice(&input[..take]);
+                    out.put(&input[..take]);
                     input = &input[take..];
                     self.state = match (ok, left as usize - take) {
                         (false, _) => State::Off, // the engine refuses the body and closes
@@ -121,7 +143,7 @@ impl WireCheck {
                         Some(end) => (&input[..end], &input[end..], true),
                         None => (input, &[][..], false),
                     };
-                    out.extend_from_slice(line);
+                    out.put(line);
                     self.line.extend_from_slice(line);
                     input = rest;
                     if self.line.len() > 4096 {
@@ -134,7 +156,7 @@ impl WireCheck {
                     // The common case: the head is whole in what was read, checked in place.
                     match self.head(input) {
                         Ok(Head::Complete(n)) => {
-                            out.extend_from_slice(&input[..n]);
+                            out.put(&input[..n]);
                             input = &input[n..];
                         }
                         Ok(Head::Unparsable) => self.state = State::Off,
@@ -154,13 +176,13 @@ impl WireCheck {
                     let held = std::mem::take(&mut self.line);
                     match self.head(&held) {
                         Ok(Head::Complete(n)) => {
-                            out.extend_from_slice(&held[..n]);
+                            out.put(&held[..n]);
                             // What followed the head is read again in the new state.
                             return self.feed(&held[n..], out);
                         }
                         Ok(Head::Unparsable) => {
                             self.state = State::Off;
-                            out.extend_from_slice(&held);
+                            out.put(&held);
                         }
                         Ok(Head::Partial) => {
                             self.line = held;
@@ -174,6 +196,12 @@ impl WireCheck {
             }
         }
         None
+    }
+
+    /// Whether part of a head is held back (then released bytes are not a prefix of the next
+    /// input).
+    pub fn holds_head(&self) -> bool {
+        self.state == State::Head && !self.line.is_empty()
     }
 
     /// What is held back when the client closes: released, so the engine sees the partial
@@ -193,7 +221,7 @@ impl WireCheck {
 
     /// A partial head is held: refused when it cannot end within the limits (414 when the
     /// request line alone is too long); released when it is the HTTP/2 preface.
-    fn held(&mut self, out: &mut Vec<u8>) -> Option<Refused> {
+    fn held<S: Sink>(&mut self, out: &mut S) -> Option<Refused> {
         let request_line = find_crlf(&self.line).unwrap_or(self.line.len());
         // "METHOD SP target SP HTTP/1.1": the target is at most a few bytes shorter.
         if request_line > self.max_uri + 32 {
@@ -205,7 +233,7 @@ impl WireCheck {
         if self.heads == 0 && self.line.len() >= PREFACE.len() && self.line.starts_with(PREFACE) {
             // Prior-knowledge HTTP/2: not HTTP/1 framing.
             self.state = State::Off;
-            out.extend_from_slice(&std::mem::take(&mut self.line));
+            out.put(&std::mem::take(&mut self.line));
         }
         None
     }
@@ -317,6 +345,27 @@ mod tests {
         input.extend(GET);
         for step in [1, 2, 3, 7, 64, 4096] {
             assert_eq!(run(&input, step), (input.clone(), None), "step {step}");
+        }
+    }
+
+    #[test]
+    fn released_bytes_are_a_prefix_of_the_input_while_no_head_is_held() {
+        let mut input = GET.to_vec();
+        input.extend(b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        input.extend(GET);
+        for step in [1, 3, 17, 4096] {
+            let mut c = check();
+            let mut copied = Vec::new();
+            for piece in input.chunks(step) {
+                if c.holds_head() {
+                    assert!(c.feed(piece, &mut copied).is_none());
+                } else {
+                    let mut count = Count(0);
+                    assert!(c.feed(piece, &mut count).is_none());
+                    copied.extend_from_slice(&piece[..count.0]);
+                }
+            }
+            assert_eq!(copied, input, "step {step}");
         }
     }
 
