@@ -140,10 +140,19 @@ fn a_body_that_stops_arriving_is_a_408() {
 #[test]
 fn connections_over_the_limit_get_503_and_are_closed() {
     let w = world(&["limits: { max_connections: 2 }"]);
+    // Two connections served, and kept open (keep-alive): both slots are taken.
     let held: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(w.gw.addr).unwrap())
+        .map(|_| {
+            let mut s = TcpStream::connect(w.gw.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            s
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
     let mut third = TcpStream::connect(w.gw.addr).unwrap();
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
