@@ -8,4 +8,4 @@ pub mod wire;
 
 pub use framing::{FramingError, Limits, check as check_framing};
 pub use head::{Connection, Head};
-pub use path::{NormalizedPath, PathError, normalize};
+pub use path::{NormalizedPath, PathError, is_segment_char, normalize};

@@ -60,8 +60,8 @@ impl PathError {
 /// Characters decoded wherever they are percent-encoded: the unreserved ones (RFC 3986
 /// §6.2.2.2), and the sub-delims, `:` and `@` that a path segment may hold raw (`pchar`).
 /// Upstreams commonly decode those too, so `/v1/spaces%3Asetup` and `/v1/spaces:setup` must be
-/// one path for matching and for forwarding.
-fn decodes(b: u8) -> bool {
+/// one path for matching and for forwarding. A route's static segment holds exactly these.
+pub fn is_segment_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -120,7 +120,7 @@ fn push_segment(seg: &[u8], out: &mut String, decoded: &mut Vec<u8>) -> Result<(
                     0x01..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
                     _ => {}
                 }
-                if decodes(v) {
+                if is_segment_char(v) {
                     out.push(v as char);
                 } else {
                     out.push('%');

@@ -33,31 +33,9 @@ impl fmt::Display for Pattern {
 }
 
 fn valid_static(s: &str) -> bool {
-    // Only characters that normalization leaves as they are, so a pattern can be compared
-    // byte for byte with a normalized path.
-    s != "."
-        && s != ".."
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b'='
-                        | b':'
-                        | b'@'
-                )
-        })
+    // Only characters that normalization leaves as they are (and decodes to), so a pattern
+    // can be compared byte for byte with a normalized path.
+    s != "." && s != ".." && s.bytes().all(crate::request::is_segment_char)
 }
 
 fn valid_name(s: &str) -> bool {
