@@ -98,6 +98,7 @@ pub fn explain(
         rules.principals.clone(),
         state.cache.clone(),
         IntrospectionMetrics::new(&registry),
+        plan.introspection_limits,
     ));
     let decided = rt.block_on(gateway.decide_with(&head, &backend));
     let route = decided.route.map(|r| rules.routes[r].name.as_str());
@@ -148,7 +149,7 @@ struct Once(Introspector);
 impl Backend for Once {
     async fn refresh_keys(&self, _issuer: usize) {}
 
-    async fn introspect(&self, token: &str) -> Option<Cached> {
-        self.0.introspect(token).await
+    async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
+        self.0.introspect(token, client).await
     }
 }

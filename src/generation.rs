@@ -104,6 +104,7 @@ impl Generation {
             rules.principals.clone(),
             state.cache.clone(),
             IntrospectionMetrics::new(&registry),
+            plan.introspection_limits,
         );
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();

@@ -65,8 +65,17 @@ pub struct Timeouts {
     pub upstream_response: Duration,
 }
 
+/// `tokens.introspection_limits`.
+#[derive(Debug, Clone, Copy)]
+pub struct IntrospectionLimits {
+    pub concurrent: usize,
+    pub per_client_per_second: u32,
+    pub per_second: u32,
+}
+
 /// What the background tasks of a configuration do.
 pub struct SyncPlan {
+    pub introspection_limits: IntrospectionLimits,
     /// Security Event Tokens accepted on the admin port, when configured.
     pub push: Option<SetRules>,
     /// A transmitter polled for Security Event Tokens, when configured.
@@ -169,6 +178,14 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         organizations: orgs.in_force,
         serving,
         sync: SyncPlan {
+            introspection_limits: {
+                let l = &t.introspection_limits;
+                IntrospectionLimits {
+                    concurrent: l.concurrent.max(1),
+                    per_client_per_second: l.per_client_per_second,
+                    per_second: l.per_second,
+                }
+            },
             push,
             poll,
             revocation_retention: t.revocation.retention.0.as_secs(),

@@ -75,9 +75,13 @@ impl Decided {
 pub trait Backend {
     /// Fetches an issuer's keys now (rate-limited by the implementation).
     fn refresh_keys(&self, issuer: usize) -> impl Future<Output = ()> + Send;
-    /// Introspects an opaque token (coalesced, cached by the implementation); `None` when
-    /// the authorization server could not answer.
-    fn introspect(&self, token: &str) -> impl Future<Output = Option<Cached>> + Send;
+    /// Introspects an opaque token (coalesced, cached, bounded per `client` by the
+    /// implementation); `None` when the authorization server could not or may not be asked.
+    fn introspect(
+        &self,
+        token: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> impl Future<Output = Option<Cached>> + Send;
 }
 
 /// A request that passed the stages before authentication.
@@ -122,7 +126,8 @@ impl Gateway {
                         Found::Keys
                     }
                     Need::Introspection => {
-                        Found::Introspection(backend.introspect(&begun.cred.token).await)
+                        let client = head.conn.peer.map(|p| p.ip());
+                        Found::Introspection(backend.introspect(&begun.cred.token, client).await)
                     }
                 };
                 let ctx = self.context(head.conn, unix_now());

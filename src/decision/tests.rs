@@ -151,7 +151,7 @@ impl super::Backend for Backend {
         self.keys_asked.fetch_add(1, Ordering::Relaxed);
     }
 
-    async fn introspect(&self, _token: &str) -> Option<Cached> {
+    async fn introspect(&self, _token: &str, _client: Option<std::net::IpAddr>) -> Option<Cached> {
         self.introspections.fetch_add(1, Ordering::Relaxed);
         self.answer.clone()
     }

@@ -3,7 +3,9 @@
 //! call to the authorization server. Answers go into the gateway's token cache; a failure of
 //! the authorization server is never cached.
 
+use super::budget::{Budget, Spent};
 use crate::clock::unix_now;
+use crate::compile::IntrospectionLimits;
 use crate::metrics::{must, register};
 use crate::token::{
     self, Cached, Issuer, IssuerState, Principals, TokenCache, TokenError, TokenHash,
@@ -13,9 +15,10 @@ use prometheus::{
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 /// The answer for a token, or `None` when no authorization server could give one.
 type Introspected = Option<Cached>;
@@ -73,6 +76,8 @@ impl Breaker {
 #[derive(Clone)]
 pub struct IntrospectionMetrics {
     calls: IntCounterVec,
+    /// New tokens not introspected: budget spent, server throttling, calls at the bound.
+    refused: IntCounterVec,
     seconds: HistogramVec,
     coalesced: IntCounter,
     circuit_open: IntGaugeVec,
@@ -97,6 +102,13 @@ impl IntrospectionMetrics {
             ]),
             &["issuer"],
         ));
+        let refused = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_introspection_refused_total",
+                "New opaque tokens answered 503 without a call, by reason (client_budget, total_budget, throttled, concurrency)",
+            ),
+            &["reason"],
+        ));
         let coalesced = must(IntCounter::new(
             "scopegate_introspection_coalesced_total",
             "Requests that waited for an introspection already in flight for the same token",
@@ -112,6 +124,7 @@ impl IntrospectionMetrics {
             registry,
             [
                 Box::new(calls.clone()),
+                Box::new(refused.clone()),
                 Box::new(seconds.clone()),
                 Box::new(coalesced.clone()),
                 Box::new(circuit_open.clone()),
@@ -119,6 +132,7 @@ impl IntrospectionMetrics {
         );
         IntrospectionMetrics {
             calls,
+            refused,
             seconds,
             coalesced,
             circuit_open,
@@ -138,6 +152,12 @@ pub struct Introspector {
     clients: Vec<Option<reqwest::Client>>,
     in_flight: Mutex<HashMap<TokenHash, Arc<OnceCell<Introspected>>>>,
     breakers: Vec<Mutex<Breaker>>,
+    /// Calls in flight per issuer, bounded.
+    slots: Vec<Semaphore>,
+    /// Per issuer: no call before this (a 429's `Retry-After`).
+    throttled_until: Vec<Mutex<Option<Instant>>>,
+    /// Calls new tokens may cause, per client address and in total.
+    budget: Budget,
 }
 
 /// Removes a token's coalescing entry when the request that created it is done, also when
@@ -165,7 +185,13 @@ impl Drop for InFlight<'_> {
 enum CallError {
     Timeout,
     Failed,
+    /// The server asked for a pause (429), or is still in it, or as many calls as allowed
+    /// are in flight: not an outage, so the breaker does not count it.
+    Throttled,
 }
+
+/// Longest pause a 429's `Retry-After` can ask for (and the pause when it gives none: 1 s).
+const MAX_THROTTLE: Duration = Duration::from_secs(60);
 
 /// `application/x-www-form-urlencoded` encoding of one value (RFC 6749 §2.3.1 asks the same
 /// for the client id and secret in HTTP Basic).
@@ -188,6 +214,7 @@ impl Introspector {
         principals: Arc<Principals>,
         cache: Arc<TokenCache>,
         metrics: IntrospectionMetrics,
+        limits: IntrospectionLimits,
     ) -> Introspector {
         let clients = issuers
             .iter()
@@ -204,6 +231,12 @@ impl Introspector {
             .collect();
         Introspector {
             breakers: issuers.iter().map(|_| Mutex::default()).collect(),
+            slots: issuers
+                .iter()
+                .map(|_| Semaphore::new(limits.concurrent.max(1)))
+                .collect(),
+            throttled_until: issuers.iter().map(|_| Mutex::default()).collect(),
+            budget: Budget::new(limits.per_client_per_second, limits.per_second),
             issuers,
             issuer_states,
             principals,
@@ -216,7 +249,7 @@ impl Introspector {
 
     /// The answer for `token`, asking the authorization server at most once for all
     /// concurrent callers; `None` when no issuer could answer.
-    pub async fn introspect(&self, token: &str) -> Introspected {
+    pub async fn introspect(&self, token: &str, client: Option<IpAddr>) -> Introspected {
         let key = token::hash(token);
         let (cell, guard) = {
             let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -238,7 +271,10 @@ impl Introspector {
             }
         };
         // A waiter whose leader was dropped takes over the call (OnceCell hands it on).
-        let answer = cell.get_or_init(|| self.ask(token, key)).await.clone();
+        let answer = cell
+            .get_or_init(|| self.ask(token, key, client))
+            .await
+            .clone();
         drop(guard);
         answer
     }
@@ -265,7 +301,17 @@ impl Introspector {
             .collect()
     }
 
-    async fn ask(&self, token: &str, key: TokenHash) -> Introspected {
+    async fn ask(&self, token: &str, key: TokenHash, client: Option<IpAddr>) -> Introspected {
+        // A new token spends the budget of its client and of everybody; when it is spent,
+        // the answer is a 503 without a call (fail closed), and nothing is remembered.
+        if let Err(spent) = self.budget.take(client, Instant::now()) {
+            let reason = match spent {
+                Spent::Client => "client_budget",
+                Spent::Total => "total_budget",
+            };
+            self.metrics.refused.with_label_values(&[reason]).inc();
+            return None;
+        }
         let mut unreachable = false;
         let mut refusal = TokenError::Inactive;
         for i in self.candidates(token) {
@@ -312,6 +358,20 @@ impl Introspector {
             count("circuit_open");
             return Err(CallError::Failed);
         }
+        let throttled = *self.throttled_until[issuer]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if throttled.is_some_and(|t| Instant::now() < t) {
+            self.metrics.refused.with_label_values(&["throttled"]).inc();
+            return Err(CallError::Throttled);
+        }
+        let Ok(_slot) = self.slots[issuer].try_acquire() else {
+            self.metrics
+                .refused
+                .with_label_values(&["concurrency"])
+                .inc();
+            return Err(CallError::Throttled);
+        };
         let Some(endpoint) = i.introspection_endpoint(&self.issuer_states[issuer]) else {
             count("error");
             tracing::warn!(issuer = %i.id, "no introspection endpoint (not configured, not discovered yet)");
@@ -358,6 +418,19 @@ impl Introspector {
                     Err(CallError::Failed)
                 }
             },
+            Ok(resp) if resp.status() == http::StatusCode::TOO_MANY_REQUESTS => {
+                let pause = resp
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    .map_or(Duration::from_secs(1), Duration::from_secs)
+                    .clamp(Duration::from_secs(1), MAX_THROTTLE);
+                tracing::warn!(issuer = %i.id, "introspection throttled for {pause:?} (429)");
+                *self.throttled_until[issuer]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + pause);
+                Err(CallError::Throttled)
+            }
             Ok(resp) => {
                 tracing::warn!(issuer = %i.id, status = %resp.status(), "introspection refused");
                 Err(CallError::Failed)
@@ -377,12 +450,15 @@ impl Introspector {
             Ok(_) => count("inactive"),
             Err(CallError::Timeout) => count("timeout"),
             Err(CallError::Failed) => count("error"),
+            Err(CallError::Throttled) => count("throttled"),
         }
         let open = match result {
             Ok(_) => {
                 lock().success();
                 false
             }
+            // Asked to slow down: not an outage.
+            Err(CallError::Throttled) => return result,
             Err(_) => lock().failure(Instant::now()),
         };
         self.metrics

@@ -1,12 +1,14 @@
 //! Background work that keeps the gateway's view of the authorization servers current, and
 //! the network half of decisions (key refresh for an unknown `kid`, introspection).
 
+mod budget;
 mod events;
 mod introspect;
 mod jwks;
 mod org_source;
 mod poll;
 
+pub use budget::Budget;
 pub use events::{RevocationSink, SetMetrics, SetReceiver};
 pub use introspect::{IntrospectionMetrics, Introspector};
 pub use jwks::{KeyMetrics, KeySync, RefreshHandle, http_client};
@@ -47,7 +49,7 @@ impl Backend for Network {
         self.keys.refresh(issuer).await
     }
 
-    async fn introspect(&self, token: &str) -> Option<Cached> {
-        self.introspector.introspect(token).await
+    async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
+        self.introspector.introspect(token, client).await
     }
 }

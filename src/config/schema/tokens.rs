@@ -16,6 +16,31 @@ pub struct Tokens {
     pub cache: Cache,
     #[serde(default)]
     pub revocation: Revocation,
+    #[serde(default)]
+    pub introspection_limits: IntrospectionLimits,
+}
+
+/// How much introspection a flood of made-up opaque tokens can cause. Only tokens the
+/// cache does not know count; an answer is cached either way.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntrospectionLimits {
+    /// Calls in flight per issuer; more new tokens at once get 503.
+    pub concurrent: usize,
+    /// New tokens a client address may have introspected per second (burst: one second's).
+    pub per_client_per_second: u32,
+    /// New tokens introspected per second, all clients together.
+    pub per_second: u32,
+}
+
+impl Default for IntrospectionLimits {
+    fn default() -> Self {
+        IntrospectionLimits {
+            concurrent: 64,
+            per_client_per_second: 20,
+            per_second: 200,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +128,7 @@ fn default_schemes() -> Vec<String> {
 impl Default for Tokens {
     fn default() -> Self {
         Tokens {
+            introspection_limits: IntrospectionLimits::default(),
             schemes: default_schemes(),
             query_parameter: false,
             cache: Cache::default(),
