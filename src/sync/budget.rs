@@ -104,14 +104,14 @@ mod tests {
         // A second later, five more.
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!((0..100).filter(|_| b.take(Some(a), t1).is_ok()).count(), 5);
-        // Other clients share the total: 12 per second, 10 of them already spent.
+        // Other clients share the total: refilled to 12 at t1, 5 of them spent by `a`.
         let others = (0..100)
             .filter(|i| {
                 b.take(Some(IpAddr::from([198, 51, 100, *i as u8])), t1)
                     .is_ok()
             })
             .count();
-        assert_eq!(others, 2);
+        assert_eq!(others, 7);
         assert_eq!(b.take(None, t1), Err(Spent::Total));
     }
 }
