@@ -207,7 +207,13 @@ impl WireCheck {
     /// What is held back when the client closes: released, so the engine sees the partial
     /// head it would have seen.
     pub fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.line)
+        if self.holds_head() {
+            std::mem::take(&mut self.line)
+        } else {
+            // A chunk-size or trailer line was passed through as it came.
+            self.line.clear();
+            Vec::new()
+        }
     }
 
     fn refuse(&mut self, error: FramingError) -> Refused {
@@ -425,6 +431,17 @@ mod tests {
             let input = format!("POST / HTTP/1.1\r\nHost: x\r\n{head}\r\n\r\n");
             assert_eq!(run(input.as_bytes(), 7).1, Some((0, error)), "{head}");
         }
+    }
+
+    #[test]
+    fn a_client_closing_mid_chunk_size_gets_no_byte_released_twice() {
+        // Found by tests/fuzz.rs: the chunk-size line was both passed and kept.
+        let input = b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\x00";
+        let mut c = check();
+        let mut out = Vec::new();
+        assert!(c.feed(input, &mut out).is_none());
+        out.extend(c.finish());
+        assert_eq!(out, input.to_vec());
     }
 
     #[test]
