@@ -52,11 +52,19 @@ pub async fn serve(
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper starts the header timeout whenever it waits for a head, so it also closes an
+    // idle keep-alive HTTP/1 connection after `timeouts.header`.
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(serving.timeouts.header)
         .max_buf_size(64 * 1024);
+    // HTTP/2: a peer that stops answering pings is closed.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(serving.max_connections));
     let graceful = GracefulShutdown::new();
