@@ -2,7 +2,6 @@
 //! pooled hyper client, with the gateway's decision in between. Requests and responses
 //! stream through; the gateway only ever looks at the request head.
 
-use super::listener;
 use super::wire::{self, BodyFault, Watched};
 use crate::answer::{Outcome, Refusal};
 use crate::decision::Verdict;
@@ -20,10 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 type Body = Either<Incoming, Full<Bytes>>;
 type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Watched>;
@@ -220,6 +216,18 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The engine of `current`, with an upstream client that connects within
+    /// `connect_timeout`.
+    pub fn new(current: Current, tls: bool, connect_timeout: Duration) -> Engine {
+        Engine {
+            client: upstream_client(connect_timeout),
+            tls,
+            current,
+        }
+    }
+}
+
 fn upstream_client(connect_timeout: Duration) -> Upstreams {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -241,41 +249,4 @@ fn upstream_client(connect_timeout: Duration) -> Upstreams {
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .build(connector)
-}
-
-/// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.
-/// Threads and TLS are those of the configuration at start (a reload cannot change them).
-pub fn run(
-    current: Current,
-    listener: std::net::TcpListener,
-    stop: oneshot::Receiver<()>,
-) -> Result<(), String> {
-    let serving = current.load().serving.clone();
-    let threads = serving.threads;
-    let tls = match &serving.tls {
-        Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
-        None => None,
-    };
-    // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-    .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let engine = Arc::new(Engine {
-            client: upstream_client(serving.timeouts.upstream_connect),
-            tls: tls.is_some(),
-            current,
-        });
-        listener::serve(engine, listener, tls, serving, stop).await;
-        Ok(())
-    })
 }

@@ -6,6 +6,7 @@
 use super::hyper::Engine;
 use super::wire::{self, Checked};
 use crate::compile::Serving;
+use crate::generation::Current;
 use crate::request::wire::WireCheck;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -154,4 +155,41 @@ fn overloaded(stream: TcpStream, tls: bool) {
         let _ = stream.try_write(OVERLOADED);
     }
     tracing::debug!("connection refused: over server.limits.max_connections");
+}
+
+/// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.
+/// Threads and TLS are those of the configuration at start (a reload cannot change them).
+pub fn run(
+    current: Current,
+    listener: std::net::TcpListener,
+    stop: oneshot::Receiver<()>,
+) -> Result<(), String> {
+    let serving = current.load().serving.clone();
+    let threads = serving.threads;
+    let tls = match &serving.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let engine = Arc::new(Engine::new(
+            current,
+            tls.is_some(),
+            serving.timeouts.upstream_connect,
+        ));
+        serve(engine, listener, tls, serving, stop).await;
+        Ok(())
+    })
 }

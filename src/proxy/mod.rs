@@ -1,5 +1,6 @@
 //! The proxy engine: the only module that knows the HTTP engine's types (hyper). It hands
-//! the request head to [`Gateway`](crate::gateway::Gateway) and applies what it decided.
+//! the request head to [`Gateway`](crate::decision::Gateway) and applies what it decided:
+//! `listener.rs` accepts and drains, `hyper.rs` forwards, `wire.rs` checks the HTTP/1 wire.
 //!
 //! pingora was the first engine; measured side by side (`benches/load/run.py`) it cost
 //! more CPU per request than hyper, needed cmake to build and could not start twice in one
@@ -9,4 +10,4 @@ mod hyper;
 mod listener;
 mod wire;
 
-pub use self::hyper::run;
+pub use listener::run;

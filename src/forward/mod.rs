@@ -1,0 +1,253 @@
+//! What the upstream receives: the identity headers set by the gateway alone, and nothing a
+//! client could use to impersonate someone or re-route the request behind the gateway.
+
+use crate::principal::Principal;
+use crate::request::Connection;
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use names::NameSet;
+use request_id::{RequestIds, valid_request_id};
+use std::net::IpAddr;
+
+mod names;
+mod request_id;
+
+pub struct IdentityNames {
+    pub subject: HeaderName,
+    pub client_id: HeaderName,
+    pub scopes: HeaderName,
+    pub org: HeaderName,
+    pub principal: HeaderName,
+    pub issuer: HeaderName,
+}
+
+pub struct ForwardPolicy {
+    pub identity: IdentityNames,
+    /// Client headers always removed: identity headers, configured strip list, hop-by-hop,
+    /// framing (the engine frames the forwarded body itself).
+    strip: NameSet,
+    /// Client headers starting with one of these (lowercase) are removed.
+    strip_prefixes: Vec<String>,
+    /// Forward client headers whose name has `_` (unless they read as a stripped one).
+    forward_underscores: bool,
+    /// Where credentials are presented, removed on public routes: `Authorization` schemes
+    /// (lowercase) and legacy credential headers.
+    credential_schemes: Vec<String>,
+    credential_headers: Vec<HeaderName>,
+    pub request_id: HeaderName,
+    pub trusted_proxies: Vec<IpAddr>,
+    ids: RequestIds,
+}
+
+/// What the gateway settles about the request it forwards.
+pub struct Settled<'a> {
+    /// `None` on a public route.
+    pub principal: Option<&'a Principal>,
+    /// The organization that was checked, for `X-Auth-Org`.
+    pub org: Option<&'a HeaderValue>,
+    /// Remove the credentials the client presented (a public route that does not check them).
+    pub strip_credentials: bool,
+}
+
+/// How a configuration shapes the forwarded headers.
+pub struct ForwardRules {
+    pub identity: IdentityNames,
+    /// Headers removed besides the gateway's own list.
+    pub strip: Vec<HeaderName>,
+    pub strip_prefixes: Vec<String>,
+    pub strip_authorization: bool,
+    pub forward_underscores: bool,
+    /// Schemes that carry credentials (bearer aliases, legacy schemes).
+    pub credential_schemes: Vec<String>,
+    /// Headers that carry legacy credentials.
+    pub credential_headers: Vec<HeaderName>,
+    pub request_id: HeaderName,
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that must not travel past the gateway.
+const HOP_BY_HOP: [&str; 6] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+impl ForwardPolicy {
+    pub fn new(r: ForwardRules) -> ForwardPolicy {
+        let identity = r.identity;
+        let mut strip = vec![
+            identity.subject.clone(),
+            identity.client_id.clone(),
+            identity.scopes.clone(),
+            identity.org.clone(),
+            identity.principal.clone(),
+            identity.issuer.clone(),
+            CONNECTION,
+            TRANSFER_ENCODING,
+            CONTENT_LENGTH,
+            X_FORWARDED_FOR.clone(),
+            X_FORWARDED_PROTO.clone(),
+        ];
+        strip.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
+        strip.extend(r.strip);
+        if r.strip_authorization {
+            strip.push(AUTHORIZATION);
+        }
+        ForwardPolicy {
+            identity,
+            strip: NameSet::new(strip),
+            strip_prefixes: r
+                .strip_prefixes
+                .iter()
+                .map(|p| p.to_ascii_lowercase())
+                .collect(),
+            forward_underscores: r.forward_underscores,
+            credential_schemes: r
+                .credential_schemes
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            credential_headers: r.credential_headers,
+            request_id: r.request_id,
+            trusted_proxies: r.trusted_proxies,
+            ids: RequestIds::new(),
+        }
+    }
+
+    /// Whether a client header never reaches the upstream: stripped by name or prefix, or
+    /// named with `_` (dropped; or, when forwarded, read with `-` for `_` so that
+    /// `X_Auth_Subject` is the stripped `X-Auth-Subject` to a CGI-style upstream).
+    fn removes(&self, name: &HeaderName) -> bool {
+        let n = name.as_str();
+        if self.strip.contains(n) || self.strip_prefixes.iter().any(|p| n.starts_with(p)) {
+            return true;
+        }
+        if !n.contains('_') {
+            return false;
+        }
+        if !self.forward_underscores {
+            return true;
+        }
+        let dashed = n.replace('_', "-");
+        self.strip.contains(&dashed)
+            || self.strip_prefixes.iter().any(|p| dashed.starts_with(p))
+            || [self.request_id.as_str(), HOST.as_str(), "x-forwarded-for"]
+                .contains(&dashed.as_str())
+            || self.credential_headers.iter().any(|h| h.as_str() == dashed)
+            || dashed == AUTHORIZATION.as_str()
+    }
+
+    /// Whether `value` of `Authorization` presents a credential the gateway knows.
+    fn is_credential(&self, value: &HeaderValue) -> bool {
+        let scheme = value.as_bytes().split(|&b| b == b' ').next().unwrap_or(b"");
+        self.credential_schemes
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(scheme))
+    }
+
+    /// The headers to send upstream, built in one pass over the client's; returns them and
+    /// the request id used.
+    pub fn rewrite(
+        &self,
+        client: HeaderMap,
+        conn: &Connection,
+        settled: Settled,
+    ) -> (HeaderMap, HeaderValue) {
+        let Settled {
+            principal,
+            org,
+            strip_credentials,
+        } = settled;
+        // Headers the client names in `Connection` would be dropped by the next proxy, after
+        // the gateway set them: they are dropped here, before the gateway sets its own.
+        let mut listed: Vec<HeaderName> = Vec::new();
+        for value in client.get_all(CONNECTION) {
+            for token in value.to_str().unwrap_or("").split(',') {
+                if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
+                    listed.push(name);
+                }
+            }
+        }
+        let mut prior_xff = None;
+        let mut client_id = None;
+        let mut out = HeaderMap::with_capacity(client.len() + 8);
+        let mut last: Option<HeaderName> = None;
+        for (name, value) in client {
+            // `into_iter` names a header once, then yields its further values with `None`.
+            let name = match name {
+                Some(n) => {
+                    last = Some(n.clone());
+                    n
+                }
+                None => match &last {
+                    Some(n) => n.clone(),
+                    None => continue,
+                },
+            };
+            if listed.contains(&name) {
+                continue;
+            }
+            if name == X_FORWARDED_FOR {
+                prior_xff.get_or_insert(value);
+                continue;
+            }
+            if name == self.request_id {
+                client_id.get_or_insert(value);
+                continue;
+            }
+            if self.removes(&name) {
+                continue;
+            }
+            if strip_credentials
+                && ((name == AUTHORIZATION && self.is_credential(&value))
+                    || self.credential_headers.contains(&name))
+            {
+                continue;
+            }
+            out.append(name, value);
+        }
+
+        let peer = conn.peer.map(|p| p.ip());
+        let trusted = peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
+        if let Some(p) = peer {
+            let xff = match prior_xff {
+                Some(prev) if trusted => format!("{}, {p}", prev.to_str().unwrap_or("")),
+                _ => p.to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                out.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        out.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+        );
+        if let Some(p) = principal {
+            out.insert(self.identity.subject.clone(), p.subject.clone());
+            if let Some(c) = &p.client_id {
+                out.insert(self.identity.client_id.clone(), c.clone());
+            }
+            out.insert(self.identity.scopes.clone(), p.grant.effective.clone());
+            out.insert(self.identity.principal.clone(), p.kind.header());
+            out.insert(self.identity.issuer.clone(), p.issuer_id.clone());
+        }
+        if let Some(o) = org {
+            out.insert(self.identity.org.clone(), o.clone());
+        }
+        let id = match client_id {
+            Some(v) if valid_request_id(&v) => v,
+            _ => self.ids.next(),
+        };
+        out.insert(self.request_id.clone(), id.clone());
+        (out, id)
+    }
+}
+
+#[cfg(test)]
+mod tests;
