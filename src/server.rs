@@ -146,6 +146,10 @@ impl Running {
                 was.timeouts.header != will.timeouts.header,
             ),
             (
+                "server.timeouts.idle",
+                was.timeouts.idle != will.timeouts.idle,
+            ),
+            (
                 "server.timeouts.tls_handshake",
                 was.timeouts.tls_handshake != will.timeouts.tls_handshake,
             ),

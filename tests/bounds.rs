@@ -189,3 +189,38 @@ fn sigterm_lets_requests_in_flight_finish_turns_readyz_503_and_exits_0() {
         "no longer accepting"
     );
 }
+
+#[test]
+fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let w = world(&["timeouts: { idle: 1s }"]);
+    // HTTP/1.1 keep-alive: served once, then quiet.
+    let mut s = TcpStream::connect(w.gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let quiet = Instant::now();
+    assert_eq!(s.read(&mut buf).unwrap(), 0, "closed when idle");
+    assert!(quiet.elapsed() < Duration::from_secs(4));
+    // A request longer than the idle timeout is not cut.
+    assert_eq!(get(&format!("{}/slow", w.gw.url), None).status(), 200);
+    // HTTP/2: GOAWAY after a quiet second.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(w.gw.addr).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let req = http::Request::get(format!("http://{}/fast", w.gw.addr))
+            .body(())
+            .unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        assert_eq!(resp.await.unwrap().status(), 200);
+        let ended = tokio::time::timeout(Duration::from_secs(4), conn).await;
+        assert!(ended.is_ok(), "the server ended the idle HTTP/2 connection");
+    });
+}

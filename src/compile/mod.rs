@@ -60,6 +60,7 @@ pub struct Serving {
 pub struct Timeouts {
     pub header: Duration,
     pub body: Duration,
+    pub idle: Duration,
     pub tls_handshake: Duration,
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
@@ -134,6 +135,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             Timeouts {
                 header: t.header.0,
                 body: t.body.0,
+                idle: t.idle.0,
                 tls_handshake: t.tls_handshake.0,
                 upstream_connect: t.upstream_connect.0,
                 upstream_response: t.upstream_response.0,

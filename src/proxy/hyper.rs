@@ -92,6 +92,7 @@ impl Engine {
         wire: &wire::Connection,
     ) -> Response<Body> {
         let start = Instant::now();
+        let _busy = wire.busy();
         if let Some(e) = wire.next_request() {
             // The stand-in of a head the wire check refused: nothing of it is forwarded.
             self.current

@@ -11,7 +11,6 @@ use crate::request::wire::WireCheck;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -68,7 +67,8 @@ pub async fn serve(
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(serving.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Tells every connection that the process stops.
+    let (stopping, stop_seen) = tokio::sync::watch::channel(false);
     let mut backoff = Duration::ZERO;
     loop {
         let (stream, peer) = tokio::select! {
@@ -95,7 +95,8 @@ pub async fn serve(
         let engine = engine.clone();
         let builder = builder.clone();
         let tls = tls.clone();
-        let watcher = graceful.watcher();
+        let stop_seen = stop_seen.clone();
+        let idle = serving.timeouts.idle;
         // The limits in force now: a reload applies to the next connection.
         let limits = engine.current.load().gateway.rules.limits;
         let handshake = serving.timeouts.tls_handshake;
@@ -121,23 +122,26 @@ pub async fn serve(
                     };
                     if s.get_ref().1.alpn_protocol() == Some(b"h2") {
                         let c = builder.serve_connection(TokioIo::new(s), svc).into_owned();
-                        let _ = watcher.watch(c).await;
+                        supervise(c, &conn, idle, stop_seen).await;
                     } else {
-                        let s = Checked::new(s, check, conn);
+                        let s = Checked::new(s, check, conn.clone());
                         let c = builder.serve_connection(TokioIo::new(s), svc).into_owned();
-                        let _ = watcher.watch(c).await;
+                        supervise(c, &conn, idle, stop_seen).await;
                     }
                 }
                 None => {
-                    let s = Checked::new(stream, check, conn);
+                    let s = Checked::new(stream, check, conn.clone());
                     let c = builder.serve_connection(TokioIo::new(s), svc).into_owned();
-                    let _ = watcher.watch(c).await;
+                    supervise(c, &conn, idle, stop_seen).await;
                 }
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(serving.shutdown_grace, graceful.shutdown())
+    let _ = stopping.send(true);
+    // Every connection holds a slot until it ends: all slots back means all done.
+    let all = serving.max_connections as u32;
+    if tokio::time::timeout(serving.shutdown_grace, slots.acquire_many(all))
         .await
         .is_err()
     {
@@ -145,6 +149,39 @@ pub async fn serve(
             "requests still in flight after {:?}: stopping anyway",
             serving.shutdown_grace
         );
+    }
+}
+
+/// Serves one connection until it ends; asks it to finish gracefully (HTTP/1: after the
+/// request in flight; HTTP/2: GOAWAY, streams in flight finish) when the process stops, or
+/// when it has served nothing for `idle`.
+async fn supervise<C>(
+    conn: C,
+    state: &wire::Connection,
+    idle: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    C: hyper_util::server::graceful::GracefulConnection,
+{
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        let quiet_until = state.quiet_until(idle);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            _ = tokio::time::sleep_until(quiet_until), if !closing => {
+                if state.is_idle(idle) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
     }
 }
 

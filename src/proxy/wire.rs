@@ -16,16 +16,65 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What a connection's wire check found, read by the service for each request.
-#[derive(Default)]
+/// What a connection's wire check found, and how busy the connection is.
 pub struct Connection {
     /// Requests served so far on the connection (the index of the next one).
     served: AtomicU64,
     /// The refused head: its index, and why.
     refused: OnceLock<(u64, FramingError)>,
+    /// Requests being answered now.
+    active: AtomicU64,
+    /// When a request last started or ended, in ms since `opened`.
+    last: AtomicU64,
+    opened: tokio::time::Instant,
+}
+
+impl Default for Connection {
+    fn default() -> Connection {
+        Connection {
+            served: AtomicU64::new(0),
+            refused: OnceLock::new(),
+            active: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            opened: tokio::time::Instant::now(),
+        }
+    }
+}
+
+/// Held while a request is answered: the connection is not idle meanwhile.
+pub struct Busy<'a>(&'a Connection);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Connection {
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Marks a request as being answered until the returned guard is dropped.
+    pub fn busy(&self) -> Busy<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        Busy(self)
+    }
+
+    /// When the connection will have been quiet for `idle`, as things stand.
+    pub fn quiet_until(&self, idle: Duration) -> tokio::time::Instant {
+        self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
+    }
+
+    /// No request answered now, and none started or ended for `idle`.
+    pub fn is_idle(&self, idle: Duration) -> bool {
+        self.active.load(Ordering::Relaxed) == 0
+            && tokio::time::Instant::now() >= self.quiet_until(idle)
+    }
+
     /// Called once per request, in order: the refusal when this request is the stand-in of
     /// a refused head.
     pub fn next_request(&self) -> Option<FramingError> {

@@ -89,6 +89,9 @@ pub struct Timeouts {
     pub header: Dur,
     /// Longest pause between two reads of a request body (`client_body_timeout`): 408.
     pub body: Dur,
+    /// A connection that served nothing for this long is closed gracefully (HTTP/2 with
+    /// GOAWAY), `keepalive_timeout`.
+    pub idle: Dur,
     /// A TLS handshake must finish within this.
     pub tls_handshake: Dur,
     /// Connecting to an upstream (`proxy_connect_timeout`): 502 beyond.
@@ -103,6 +106,7 @@ impl Default for Timeouts {
         Timeouts {
             header: s(30),
             body: s(60),
+            idle: s(75),
             tls_handshake: s(10),
             upstream_connect: s(5),
             upstream_response: s(60),
