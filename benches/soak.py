@@ -58,6 +58,16 @@ def post(url, data=None, auth=None, body=None):
         return json.loads(text) if text else {}
 
 
+class QuietServer(socketserver.ThreadingTCPServer):
+    """A client that goes away mid-answer (the gateway closing) is not an error here."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
 class AuthServer:
     def __init__(self):
         self.port = free_port()
@@ -131,8 +141,7 @@ class FaultProxy:
             def do_POST(self):
                 self.relay("POST")
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -156,9 +165,7 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def restart(self):
