@@ -431,7 +431,7 @@ fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
     let tls = config_template().replace(
         "  listen: \"{listen}\"\n",
         &format!(
-            "  listen: \"{{listen}}\"\n  tls: {{ cert: \"{}\", key: \"{}\" }}\n",
+            "  listen: \"{{listen}}\"\n  tls: {{ cert: \"{}\", key: \"{}\" }}\n  timeouts: {{ tls_handshake: 1s }}\n",
             cert.display(),
             key.display()
         ),
@@ -461,6 +461,16 @@ fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
         assert_eq!(seen["headers"]["x-forwarded-proto"][0], "https");
         assert_eq!(client.get(&url).send().unwrap().status(), 401);
     }
+    // A client that never starts its handshake is let go after `timeouts.tls_handshake`.
+    let mut silent = std::net::TcpStream::connect(w.gw.addr).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut silent, &mut buf).unwrap_or(usize::MAX);
+    assert_eq!(n, 0, "closed by the gateway");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
 
 #[test]
