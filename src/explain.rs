@@ -4,7 +4,7 @@
 use crate::compile::Compiled;
 use crate::decision::{Backend, Verdict};
 use crate::request::{Connection, Head};
-use crate::sync::{IntrospectionMetrics, Introspector, KeyMetrics, KeySync, OrgSourceSync};
+use crate::sync::{Introspector, KeySync, OrgSourceSync};
 use crate::token::Cached;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
@@ -56,11 +56,7 @@ pub fn explain(
     let registry = prometheus::Registry::new();
     let (gateway, _, plan) = compiled.gateway(&registry);
     let (rules, state) = (&gateway.rules, &gateway.state);
-    let (keys, _, _) = KeySync::new(
-        rules.issuers.clone(),
-        state.issuers.clone(),
-        KeyMetrics::new(&registry),
-    );
+    let (keys, _, _) = KeySync::for_gateway(&gateway, &registry);
     rt.block_on(keys.fetch_all_once());
     let mut out = String::new();
     if let Some(source) = plan.org_source {
@@ -92,12 +88,9 @@ pub fn explain(
         headers: &headers,
         conn: &conn,
     };
-    let backend = Once(Introspector::new(
-        rules.issuers.clone(),
-        state.issuers.clone(),
-        rules.principals.clone(),
-        state.cache.clone(),
-        IntrospectionMetrics::new(&registry),
+    let backend = Once(Introspector::for_gateway(
+        &gateway,
+        &registry,
         plan.introspection_limits,
     ));
     let decided = rt.block_on(gateway.decide_with(&head, &backend));

@@ -7,8 +7,7 @@ use crate::compile::{Compiled, Serving};
 use crate::decision::Gateway;
 use crate::metrics::{self, RequestMetrics};
 use crate::sync::{
-    IntrospectionMetrics, Introspector, KeyMetrics, KeySync, Network, OrgSourceSync, Poller,
-    RevocationSink, SetMetrics, SetReceiver,
+    Introspector, KeySync, Network, OrgSourceSync, Poller, RevocationSink, SetMetrics, SetReceiver,
 };
 use arc_swap::ArcSwap;
 use prometheus::Registry;
@@ -54,11 +53,7 @@ impl Generation {
         let mut tasks = Vec::new();
         let mut spawn = |f: SyncTask| tasks.push(sidecar.spawn(f).abort_handle());
 
-        let (key_sync, keys, refreshes) = KeySync::new(
-            rules.issuers.clone(),
-            state.issuers.clone(),
-            KeyMetrics::new(&registry),
-        );
+        let (key_sync, keys, refreshes) = KeySync::for_gateway(&gateway, &registry);
         spawn(Box::pin(key_sync.run(refreshes)));
 
         let sink = RevocationSink {
@@ -98,14 +93,8 @@ impl Generation {
             );
             spawn(Box::pin(sync.run()));
         }
-        let introspector = Introspector::new(
-            rules.issuers.clone(),
-            state.issuers.clone(),
-            rules.principals.clone(),
-            state.cache.clone(),
-            IntrospectionMetrics::new(&registry),
-            plan.introspection_limits,
-        );
+        let introspector =
+            Introspector::for_gateway(&gateway, &registry, plan.introspection_limits);
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
         let requests = RequestMetrics::new(&registry, &routes, &upstreams);

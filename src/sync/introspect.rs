@@ -208,6 +208,23 @@ fn form_encode(s: &str) -> String {
 }
 
 impl Introspector {
+    /// The introspector of `gateway`'s issuers, answers going into its cache.
+    pub fn for_gateway(
+        gateway: &crate::decision::Gateway,
+        registry: &Registry,
+        limits: IntrospectionLimits,
+    ) -> Introspector {
+        let (rules, state) = (&gateway.rules, &gateway.state);
+        Introspector::new(
+            rules.issuers.clone(),
+            state.issuers.clone(),
+            rules.principals.clone(),
+            state.cache.clone(),
+            IntrospectionMetrics::new(registry),
+            limits,
+        )
+    }
+
     pub fn new(
         issuers: Arc<[Issuer]>,
         issuer_states: Arc<[IssuerState]>,

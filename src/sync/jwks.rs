@@ -138,6 +138,18 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl KeySync {
+    /// The key sync of `gateway`'s issuers, counting in `registry`.
+    pub fn for_gateway(
+        gateway: &crate::decision::Gateway,
+        registry: &Registry,
+    ) -> (Arc<KeySync>, RefreshHandle, mpsc::Receiver<Request>) {
+        KeySync::new(
+            gateway.rules.issuers.clone(),
+            gateway.state.issuers.clone(),
+            KeyMetrics::new(registry),
+        )
+    }
+
     pub fn new(
         issuers: Arc<[Issuer]>,
         states: Arc<[IssuerState]>,
