@@ -1,6 +1,7 @@
 //! Background work that keeps the gateway's view of the authorization servers current, and
 //! the network half of decisions (key refresh for an unknown `kid`, introspection).
 
+mod breaker;
 mod budget;
 mod events;
 mod introspect;
