@@ -48,6 +48,32 @@ pub struct Principal {
     pub sso_orgs: Box<[Box<str>]>,
 }
 
+#[cfg(test)]
+impl Principal {
+    /// A user of issuer 0 with placeholder values (`x`), no scopes, for tests to override
+    /// what they are about with struct update syntax.
+    pub fn for_tests() -> Principal {
+        let v = HeaderValue::from_static("x");
+        Principal {
+            issuer: Some(0),
+            kind: Kind::User,
+            expires_at: u64::MAX,
+            issued_at: None,
+            jti: None,
+            subject: v.clone(),
+            client_id: None,
+            issuer_id: v.clone(),
+            grant: Arc::new(Grant {
+                scopes: ScopeSet::default(),
+                effective: v.clone(),
+                token_scopes: v,
+            }),
+            orgs: Box::default(),
+            sso_orgs: Box::default(),
+        }
+    }
+}
+
 /// What a set of token scopes amounts to; shared by every token with the same `scope` claim.
 #[derive(Debug)]
 pub struct Grant {

@@ -107,28 +107,15 @@ pub fn parse_digest(hex: &str) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{Grant, Kind};
-    use crate::scope::ScopeSet;
+    use crate::principal::Kind;
     use http::HeaderValue;
 
     fn principal(subject: &'static str) -> Arc<Principal> {
-        let v = HeaderValue::from_static(subject);
         Arc::new(Principal {
             issuer: None,
             kind: Kind::App,
-            expires_at: u64::MAX,
-            issued_at: None,
-            jti: None,
-            subject: v.clone(),
-            client_id: None,
-            issuer_id: v.clone(),
-            grant: Arc::new(Grant {
-                scopes: ScopeSet::default(),
-                effective: v.clone(),
-                token_scopes: v,
-            }),
-            orgs: Box::default(),
-            sso_orgs: Box::default(),
+            subject: HeaderValue::from_static(subject),
+            ..Principal::for_tests()
         })
     }
 

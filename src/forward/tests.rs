@@ -1,7 +1,7 @@
 //! What reaches the upstream, header by header.
 
 use super::*;
-use crate::principal::{Grant, Kind};
+use crate::principal::Grant;
 use crate::scope::ScopeSet;
 
 fn rules(strip_authorization: bool) -> ForwardRules {
@@ -32,13 +32,6 @@ fn policy(strip_authorization: bool) -> ForwardPolicy {
 
 fn alice() -> Principal {
     Principal {
-        issuer: Some(0),
-        kind: Kind::User,
-        expires_at: 0,
-        issued_at: None,
-        jti: None,
-        orgs: Box::default(),
-        sso_orgs: Box::default(),
         subject: HeaderValue::from_static("alice"),
         client_id: Some(HeaderValue::from_static("app")),
         issuer_id: HeaderValue::from_static("corp"),
@@ -47,6 +40,7 @@ fn alice() -> Principal {
             effective: HeaderValue::from_static("a b"),
             token_scopes: HeaderValue::from_static("a"),
         }),
+        ..Principal::for_tests()
     }
 }
 

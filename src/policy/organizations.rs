@@ -143,29 +143,14 @@ fn stricter(a: OrgPolicy, b: OrgPolicy) -> OrgPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{Grant, Kind};
-    use crate::scope::ScopeSet;
     use http::HeaderValue;
-    use std::sync::Arc;
 
     fn caller(client: &str, orgs: &[&str], sso: &[&str]) -> Principal {
-        let v = HeaderValue::from_static("x");
         Principal {
-            issuer: Some(0),
-            kind: Kind::User,
-            expires_at: 0,
-            issued_at: None,
-            jti: None,
-            subject: v.clone(),
             client_id: Some(HeaderValue::from_str(client).unwrap()),
-            issuer_id: v.clone(),
-            grant: Arc::new(Grant {
-                scopes: ScopeSet::default(),
-                effective: v.clone(),
-                token_scopes: v,
-            }),
             orgs: orgs.iter().map(|o| (*o).into()).collect(),
             sso_orgs: sso.iter().map(|o| (*o).into()).collect(),
+            ..Principal::for_tests()
         }
     }
 

@@ -108,21 +108,13 @@ mod tests {
     fn principal(u: &ScopeUniverse, kind: Kind, scopes: &[&str]) -> Principal {
         let v = HeaderValue::from_static("x");
         Principal {
-            issuer: Some(0),
             kind,
-            expires_at: 0,
-            issued_at: None,
-            jti: None,
-            orgs: Box::default(),
-            sso_orgs: Box::default(),
-            subject: v.clone(),
-            client_id: None,
-            issuer_id: v.clone(),
             grant: Arc::new(Grant {
                 scopes: u.grant(scopes.iter().copied()).set,
                 effective: v.clone(),
                 token_scopes: v,
             }),
+            ..Principal::for_tests()
         }
     }
 

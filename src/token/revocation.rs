@@ -130,10 +130,7 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{Grant, Kind};
-    use crate::scope::ScopeSet;
     use http::HeaderValue;
-    use std::sync::Arc;
 
     const ISS: &str = "https://issuer.test";
 
@@ -143,23 +140,12 @@ mod tests {
         jti: Option<&str>,
         iat: Option<u64>,
     ) -> Principal {
-        let v = HeaderValue::from_static("x");
         Principal {
-            issuer: Some(0),
-            kind: Kind::User,
-            expires_at: u64::MAX,
             issued_at: iat,
             jti: jti.map(Into::into),
             subject: HeaderValue::from_static(sub),
             client_id: Some(HeaderValue::from_static(client)),
-            issuer_id: v.clone(),
-            grant: Arc::new(Grant {
-                scopes: ScopeSet::default(),
-                effective: v.clone(),
-                token_scopes: v,
-            }),
-            orgs: Box::default(),
-            sso_orgs: Box::default(),
+            ..Principal::for_tests()
         }
     }
 
