@@ -145,4 +145,8 @@ impl Backend for Once {
     async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
         self.0.introspect(token, client).await
     }
+
+    async fn membership(&self, token: &str, issuer: usize, org: &str) {
+        self.0.membership(token, issuer, org).await
+    }
 }

@@ -41,6 +41,9 @@ pub enum Need {
     Keys { issuer: usize, ever_fetched: bool },
     /// An opaque token: only introspection can say what it is.
     Introspection,
+    /// The issuer (index) is asked whether the token's user is a member of the organization
+    /// the request names (GitHub); asked by the organization stage, after authentication.
+    Membership { issuer: usize },
 }
 
 impl Need {
@@ -51,7 +54,9 @@ impl Need {
             Need::Keys {
                 ever_fetched: true, ..
             } => Refusal::InvalidToken(crate::token::TokenError::UnknownKey),
-            Need::Keys { .. } | Need::Introspection => Refusal::Unavailable,
+            Need::Keys { .. } | Need::Introspection | Need::Membership { .. } => {
+                Refusal::Unavailable
+            }
         }
     }
 }
@@ -92,7 +97,13 @@ pub fn authenticate(cred: &Credential, legacy: &LegacyCredentials, ctx: &Context
         }
         .authenticate(&cred.token, ctx),
         Source::Header | Source::Query => {
-            if crate::token::looks_like_jwt(&cred.token) {
+            // An issuer's token prefix or pattern comes first: a dotted opaque token (Zoho's
+            // `1000.x.y`) is its issuer's, whatever it looks like.
+            let claimed = ctx
+                .issuers
+                .iter()
+                .any(|i| i.introspection.is_some() && i.opaque_tokens.claims(&cred.token));
+            if !claimed && crate::token::looks_like_jwt(&cred.token) {
                 Jwt.authenticate(&cred.token, ctx)
             } else {
                 Opaque.authenticate(&cred.token, ctx)

@@ -3,7 +3,7 @@
 use super::{algorithm, secure_url};
 use crate::config::schema::{self, ClientAuth};
 use crate::config::{ConfigError, File};
-use crate::token::{AppRule, ClaimNames, IntrospectionRules, Issuer};
+use crate::token::{AppRule, ClaimNames, Dialect, IntrospectionRules, Issuer, OpaqueTokens};
 use std::collections::HashSet;
 
 pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
@@ -27,21 +27,37 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     if i.audiences.is_empty() {
         return Err(here("`audiences` must name at least one audience"));
     }
-    if i.introspection
-        .as_ref()
-        .is_some_and(|x| x.endpoint.is_none())
-        && !i.discovery
+    if i.introspection.as_ref().is_some_and(|x| {
+        x.endpoint.is_none() && dialect(x.dialect).default_endpoint().is_none()
+    }) && !i.discovery
     {
         return Err(here("set `introspection.endpoint` or leave `discovery` on"));
     }
-    if i.token_prefix.is_some() && i.introspection.is_none() {
+    if let Some(x) = &i.introspection
+        && dialect(x.dialect).needs_client_credentials()
+        && (x.client_id.is_none() || x.client_secret.is_none())
+    {
         return Err(here(
-            "`token_prefix` routes opaque tokens, which need `introspection`",
+            "`introspection` needs `client_id` and `client_secret` in this dialect",
         ));
     }
-    if !i.discovery && i.jwks_uri.is_none() {
-        return Err(here("set `jwks_uri` or leave `discovery` on"));
+    if (i.token_prefix.is_some() || i.token_pattern.is_some()) && i.introspection.is_none() {
+        return Err(here(
+            "`token_prefix` and `token_pattern` route opaque tokens, which need `introspection`",
+        ));
     }
+    // An issuer that only vouches for opaque tokens (GitHub) publishes no keys.
+    if !i.discovery && i.jwks_uri.is_none() && i.introspection.is_none() {
+        return Err(here(
+            "set `jwks_uri`, leave `discovery` on, or configure `introspection`",
+        ));
+    }
+    let pattern = match &i.token_pattern {
+        None => None,
+        Some(p) => Some(regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+            here(&format!("`token_pattern` is not a regular expression: {e}"))
+        })?),
+    };
     let what = |field: &str| format!("issuer `{}`: {field}", i.id);
     if i.discovery {
         secure_url(origin, &what("issuer"), &i.issuer, i.allow_http)?;
@@ -57,14 +73,17 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
         .iter()
         .map(|a| algorithm(origin, &format!("issuer `{}`", i.id), a))
         .collect::<Result<Vec<_>, _>>()?;
+    let text = |v: &Option<crate::config::EnvString>| v.as_ref().map(|v| v.0.clone()).unwrap_or_default();
     let introspection = i.introspection.as_ref().map(|x| IntrospectionRules {
+        dialect: dialect(x.dialect),
         endpoint: x.endpoint.as_ref().map(|e| e.0.clone()),
-        client_id: x.client_id.0.clone(),
-        client_secret: x.client_secret.0.clone(),
+        client_id: text(&x.client_id),
+        client_secret: text(&x.client_secret),
         post_credentials: x.auth == ClientAuth::ClientSecretPost,
         timeout: x.timeout.0,
         connect_timeout: x.connect_timeout.0,
         expires_in_field: x.expires_in_field.clone(),
+        membership_ttl: x.membership_ttl.0,
     });
     let mut issuer = Issuer::new(
         i.id.clone(),
@@ -83,12 +102,26 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
         i.discovery,
         i.jwks_refresh.0,
     )
-    .with_introspection(introspection, i.token_prefix.clone());
+    .with_introspection(
+        introspection,
+        OpaqueTokens {
+            prefix: i.token_prefix.clone(),
+            pattern,
+        },
+    );
     issuer.allow_http = i.allow_http;
     issuer.app_rule = match i.app_principal {
         schema::AppPrincipal::SubIsClientId => AppRule::SubIsClientId,
     };
     Ok(issuer)
+}
+
+fn dialect(d: schema::Dialect) -> Dialect {
+    match d {
+        schema::Dialect::Rfc7662 => Dialect::Rfc7662,
+        schema::Dialect::GoogleTokeninfo => Dialect::GoogleTokeninfo,
+        schema::Dialect::Github => Dialect::Github,
+    }
 }
 
 #[cfg(test)]
@@ -123,13 +156,56 @@ mod tests {
     #[test]
     fn keys_need_a_source_and_a_token_prefix_needs_introspection() {
         let e = error("{ id: a, issuer: https://a, audiences: [x], discovery: false }");
-        assert!(e.contains("set `jwks_uri` or leave `discovery` on"), "{e}");
+        assert!(e.contains("set `jwks_uri`, leave `discovery` on"), "{e}");
         let e = error("{ id: a, issuer: https://a, audiences: [x], token_prefix: \"1000.\" }");
-        assert!(e.contains("`token_prefix` routes opaque tokens"), "{e}");
+        assert!(e.contains("`token_prefix` and `token_pattern` route opaque"), "{e}");
+        let e = error("{ id: a, issuer: https://a, audiences: [x], token_pattern: \"gho_.*\" }");
+        assert!(e.contains("`token_prefix` and `token_pattern` route opaque"), "{e}");
         let e = error(
             "{ id: a, issuer: https://a, audiences: [x], discovery: false, jwks_uri: http://k, introspection: { client_id: c, client_secret: s } }",
         );
         assert!(e.contains("set `introspection.endpoint`"), "{e}");
+    }
+
+    #[test]
+    fn dialects_say_what_they_need() {
+        // RFC 7662 and GitHub authenticate the gateway (or the app); Google's tokeninfo not.
+        for dialect in ["rfc7662", "github"] {
+            let e = error(&format!(
+                "{{ id: a, issuer: https://a, audiences: [x], discovery: false, introspection: {{ dialect: {dialect}, endpoint: https://i }} }}"
+            ));
+            assert!(e.contains("needs `client_id` and `client_secret`"), "{dialect}: {e}");
+        }
+        let ok = |issuer: &str| {
+            let yaml = format!(
+                "server: {{ listen: 127.0.0.1:1 }}\nupstreams: {{}}\nroutes: []\nissuers:\n  - {issuer}"
+            );
+            compile(&crate::config::parse(&yaml, "t").unwrap(), "t").unwrap()
+        };
+        // Provider dialects need neither keys nor an endpoint: they have their own.
+        let google = ok(
+            "{ id: g, issuer: https://accounts.google.com, audiences: [c1], discovery: false, introspection: { dialect: google_tokeninfo }, token_prefix: ya29. }",
+        );
+        assert!(!google[0].has_keys());
+        assert_eq!(
+            google[0].introspection_endpoint(&Default::default()),
+            Some("https://oauth2.googleapis.com/tokeninfo")
+        );
+        let github = ok(
+            "{ id: gh, issuer: https://github.com, audiences: [api], discovery: false, introspection: { dialect: github, client_id: Iv1.abc, client_secret: s }, token_pattern: \"gh[ou]_[A-Za-z0-9]{36}\" }",
+        );
+        assert!(github[0].asks_membership());
+        let tokens = &github[0].opaque_tokens;
+        assert!(tokens.claims("gho_16C7e42F292c6912E7710c838347Ae178B4a"));
+        assert!(
+            !tokens.claims("xgho_16C7e42F292c6912E7710c838347Ae178B4a"),
+            "the whole token must match"
+        );
+        assert!(!tokens.claims("ghp_16C7e42F292c6912E7710c838347Ae178B4a"));
+        let e = error(
+            "{ id: a, issuer: https://a, audiences: [x], introspection: { client_id: c, client_secret: s }, token_pattern: \"(\" }",
+        );
+        assert!(e.contains("`token_pattern` is not a regular expression"), "{e}");
     }
 
     #[test]

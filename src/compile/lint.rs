@@ -57,6 +57,23 @@ pub fn lint(file: &File) -> Vec<String> {
     }
 
     // Kept on purpose during a migration, but worth saying: they only produce 401s now.
+    // Each opaque token would be sent to every one of them in turn: one provider would see
+    // another's tokens.
+    let unrouted: Vec<&str> = file
+        .issuers
+        .iter()
+        .filter(|i| {
+            i.introspection.is_some() && i.token_prefix.is_none() && i.token_pattern.is_none()
+        })
+        .map(|i| i.id.as_str())
+        .collect();
+    if unrouted.len() > 1 {
+        warnings.push(format!(
+            "issuers `{}` introspect opaque tokens without `token_prefix` or `token_pattern`: each such token is sent to all of them in turn, so one provider sees the others' tokens",
+            unrouted.join("`, `")
+        ));
+    }
+
     let now = crate::clock::unix_now();
     for c in &file.credentials {
         if c.not_after.is_some_and(|t| t.0 <= now) {
@@ -109,6 +126,38 @@ mod tests {
         );
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("scope `admin`"), "{w:?}");
+    }
+
+    #[test]
+    fn introspecting_issuers_that_do_not_route_their_tokens_are_reported() {
+        let issuer = |id: &str, routed: &str| {
+            format!(
+                "  - {{ id: {id}, issuer: https://{id}, audiences: [x], introspection: {{ endpoint: https://{id}/i, client_id: c, client_secret: s }}{routed} }}\n"
+            )
+        };
+        let route = "  - { name: h, match: { path: /h }, upstream: api, auth: none }\n";
+        let w = warnings(
+            route,
+            &format!("issuers:\n{}{}", issuer("a", ""), issuer("b", "")),
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("issuers `a`, `b` introspect opaque tokens"), "{w:?}");
+        // One of them routed by prefix, the other by pattern: nothing to say.
+        let w = warnings(
+            route,
+            &format!(
+                "issuers:\n{}{}",
+                issuer("a", ", token_prefix: \"1000.\""),
+                issuer("b", ", token_pattern: \"gh[ou]_.*\"")
+            ),
+        );
+        assert!(w.is_empty(), "{w:?}");
+        // A single unrouted one is asked about every opaque token: that is its job.
+        let w = warnings(
+            route,
+            &format!("issuers:\n{}{}", issuer("a", ""), issuer("b", ", token_prefix: x")),
+        );
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

@@ -69,6 +69,14 @@ impl Decided {
             need: None,
         }
     }
+
+    /// Refused until the network did what `need` says.
+    fn needs(route: usize, need: Need) -> Decided {
+        Decided {
+            need: Some(need),
+            ..Decided::refuse(Some(route), need.refusal())
+        }
+    }
 }
 
 /// The network side of a decision, provided by the sync tasks.
@@ -82,6 +90,14 @@ pub trait Backend {
         token: &str,
         client: Option<std::net::IpAddr>,
     ) -> impl Future<Output = Option<Cached>> + Send;
+    /// Asks `issuer` whether the token's user is a member of `org`, and remembers the answer
+    /// in the state's memberships; nothing is remembered when the issuer could not answer.
+    fn membership(
+        &self,
+        token: &str,
+        issuer: usize,
+        org: &str,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// A request that passed the stages before authentication.
@@ -129,13 +145,25 @@ impl Gateway {
                         let client = head.conn.peer.map(|p| p.ip());
                         Found::Introspection(backend.introspect(&begun.cred.token, client).await)
                     }
+                    Need::Membership { .. } => unreachable!("asked after authentication"),
                 };
                 let ctx = self.context(head.conn, unix_now());
                 authn::resume(&begun.cred, need, found, &ctx)
             }
             done => done,
         };
-        self.finish(begun, authn)
+        let Authn::Authenticated(principal) = authn else {
+            return self.finish(begun, authn);
+        };
+        let decided = self.authorize(&begun, principal.clone());
+        // The organization stage asked the issuer's API for a membership: ask once, then
+        // decide again (what is still unknown is a 503).
+        if let Some(Need::Membership { issuer }) = decided.need {
+            let org = begun.org.as_deref().unwrap_or_default();
+            backend.membership(&begun.cred.token, issuer, org).await;
+            return self.authorize(&begun, principal);
+        }
+        decided
     }
 
     /// Ready to decide: every issuer's keys fetched and the organization policies read.
@@ -267,21 +295,21 @@ impl Gateway {
         }
     }
 
-    /// The stages after authentication: the route's issuers, its requirement, its
-    /// organization; then what is forwarded.
+    /// The stages after authentication.
     fn finish(&self, begun: Begun, authn: Authn) -> Decided {
         let index = begun.route;
+        match authn {
+            Authn::Authenticated(p) => self.authorize(&begun, p),
+            Authn::Refused(r) => Decided::refuse(Some(index), r),
+            Authn::Needs(need) => Decided::needs(index, need),
+        }
+    }
+
+    /// What an authenticated principal may do: the route's issuers, its requirement, its
+    /// organization; then what is forwarded.
+    fn authorize(&self, begun: &Begun, principal: Arc<Principal>) -> Decided {
+        let index = begun.route;
         let route = &self.rules.routes[index];
-        let principal = match authn {
-            Authn::Authenticated(p) => p,
-            Authn::Refused(r) => return Decided::refuse(Some(index), r),
-            Authn::Needs(need) => {
-                return Decided {
-                    need: Some(need),
-                    ..Decided::refuse(Some(index), need.refusal())
-                };
-            }
-        };
         if let Some(accepted) = &route.issuers
             && !principal.issuer.is_some_and(|i| accepted.contains(&i))
         {
@@ -302,7 +330,12 @@ impl Gateway {
         let org = match &route.org {
             None => None,
             Some(rule) => {
-                match organization::check(rule, begun.org.as_deref(), &self.state, &principal) {
+                let name = begun.org.as_deref();
+                let member = match self.asked_membership(rule, name, &principal, begun) {
+                    Ok(member) => member,
+                    Err(need) => return Decided::needs(index, need),
+                };
+                match organization::check(rule, name, &self.state, &principal, member) {
                     Ok(org) => org,
                     Err(refusal) => return Decided::refuse(Some(index), refusal),
                 }
@@ -328,6 +361,34 @@ impl Gateway {
                 max_body_bytes: route.max_body_bytes.unwrap_or(self.rules.max_body_bytes),
             }),
             need: None,
+        }
+    }
+}
+
+impl Gateway {
+    /// For a principal whose issuer answers membership per organization (GitHub) on a private
+    /// resource: the answer known for this token, or the [`Need`] to ask it. `Ok(None)`: the
+    /// token's claims say.
+    fn asked_membership(
+        &self,
+        rule: &OrgRule,
+        name: Option<&str>,
+        principal: &Principal,
+        begun: &Begun,
+    ) -> Result<Option<bool>, Need> {
+        let Some(issuer) = principal.issuer else {
+            return Ok(None);
+        };
+        let (Some(name), true) = (name, rule.private) else {
+            return Ok(None);
+        };
+        if !self.rules.issuers[issuer].asks_membership() {
+            return Ok(None);
+        }
+        let token = crate::token::hash(&begun.cred.token);
+        match self.state.memberships.get(&token, name) {
+            Some(member) => Ok(Some(member)),
+            None => Err(Need::Membership { issuer }),
         }
     }
 }

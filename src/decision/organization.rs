@@ -31,11 +31,14 @@ pub fn named(
 
 /// Checks the organization `name` of the request; returns the value forwarded as
 /// `X-Auth-Org`, set only for an organization whose policy was checked (a private resource).
+/// `member` is the membership the issuer's API answered, when it is asked (GitHub); `None`:
+/// the token's claims say.
 pub fn check(
     rule: &OrgRule,
     name: Option<&str>,
     state: &State,
     principal: &Principal,
+    member: Option<bool>,
 ) -> Result<Option<http::HeaderValue>, Refusal> {
     let name = name.ok_or(Refusal::MissingOrganization)?;
     if !rule.private {
@@ -44,7 +47,7 @@ pub fn check(
     // Policies from a URL not read yet: nothing private is decided without them.
     let orgs = state.organizations.load();
     let orgs = orgs.as_deref().ok_or(Refusal::Unavailable)?;
-    orgs.check_private(name, principal)
+    orgs.check_private(name, principal, member)
         .map_err(Refusal::Organization)?;
     Ok(http::HeaderValue::from_str(name).ok())
 }

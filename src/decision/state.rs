@@ -6,7 +6,7 @@
 use super::rules::Rules;
 use crate::authn::AuthnMetrics;
 use crate::policy::Organizations;
-use crate::token::{IssuerState, Revocations, TokenCache};
+use crate::token::{IssuerState, Memberships, Revocations, TokenCache};
 use arc_swap::ArcSwapOption;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,8 @@ pub struct State {
     pub organizations: Arc<ArcSwapOption<Organizations>>,
     /// Per issuer, in the order of `Rules::issuers`.
     pub issuers: Arc<[IssuerState]>,
+    /// Organization memberships asked of an issuer's API (GitHub), per token.
+    pub memberships: Arc<Memberships>,
     pub metrics: AuthnMetrics,
 }
 
@@ -52,11 +54,8 @@ impl State {
             )),
             revocations: Arc::default(),
             organizations: Arc::new(ArcSwapOption::from_pointee(organizations)),
-            issuers: rules
-                .issuers
-                .iter()
-                .map(|_| IssuerState::default())
-                .collect(),
+            issuers: rules.issuers.iter().map(IssuerState::for_issuer).collect(),
+            memberships: Arc::new(Memberships::new(cache.max_entries)),
             metrics,
         }
     }

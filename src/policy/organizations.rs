@@ -99,9 +99,16 @@ impl Organizations {
     }
 
     /// Checks access to a private resource of `org` (public resources are not checked).
-    pub fn check_private(&self, org: &str, p: &Principal) -> Result<(), OrgDenial> {
+    /// Membership is `member` when the issuer was asked, else the principal's `orgs`.
+    pub fn check_private(
+        &self,
+        org: &str,
+        p: &Principal,
+        member: Option<bool>,
+    ) -> Result<(), OrgDenial> {
         let policy = self.by_name.get(&canonical(org)).unwrap_or(&self.default);
-        if !p.orgs.iter().any(|o| self.same(o, org)) {
+        let member = member.unwrap_or_else(|| p.orgs.iter().any(|o| self.same(o, org)));
+        if !member {
             return Err(OrgDenial::NotAMember(org.to_string()));
         }
         if policy.restrict_third_party_apps {
@@ -182,7 +189,7 @@ mod tests {
     #[test]
     fn members_reach_private_resources_of_unrestricted_organizations() {
         assert_eq!(
-            github().check_private("widgets", &caller("any-app", &["widgets"], &[])),
+            github().check_private("widgets", &caller("any-app", &["widgets"], &[]), None),
             Ok(())
         );
     }
@@ -190,7 +197,7 @@ mod tests {
     #[test]
     fn non_members_are_refused_with_the_organization_named() {
         let e = github()
-            .check_private("widgets", &caller("app", &["acme"], &[]))
+            .check_private("widgets", &caller("app", &["acme"], &[]), None)
             .unwrap_err();
         assert_eq!(e, OrgDenial::NotAMember("widgets".into()));
         assert!(e.description().contains("widgets"));
@@ -200,11 +207,11 @@ mod tests {
     fn a_restricting_organization_admits_only_approved_clients() {
         let o = github();
         assert_eq!(
-            o.check_private("acme", &caller("ci-bot", &["acme"], &[])),
+            o.check_private("acme", &caller("ci-bot", &["acme"], &[]), None),
             Ok(())
         );
         let e = o
-            .check_private("acme", &caller("random-app", &["acme"], &[]))
+            .check_private("acme", &caller("random-app", &["acme"], &[]), None)
             .unwrap_err();
         assert_eq!(e.error(), "organization_restricted");
         assert!(
@@ -217,11 +224,11 @@ mod tests {
     fn sso_is_required_where_configured() {
         let o = github();
         assert_eq!(
-            o.check_private("Secure", &caller("a", &["Secure"], &["Secure"])),
+            o.check_private("Secure", &caller("a", &["Secure"], &["Secure"]), None),
             Ok(())
         );
         assert_eq!(
-            o.check_private("Secure", &caller("a", &["Secure"], &[]))
+            o.check_private("Secure", &caller("a", &["Secure"], &[]), None)
                 .unwrap_err()
                 .error(),
             "sso_required"
@@ -232,11 +239,11 @@ mod tests {
     fn membership_is_compared_exactly() {
         assert!(
             github()
-                .check_private("Widgets", &caller("a", &["widgets"], &[]))
+                .check_private("Widgets", &caller("a", &["widgets"], &[]), None)
                 .is_err()
         );
         assert_eq!(
-            github().check_private("acme", &caller("ci-bot", &["Acme"], &[])),
+            github().check_private("acme", &caller("ci-bot", &["Acme"], &[]), None),
             Err(OrgDenial::NotAMember("acme".into()))
         );
     }
@@ -246,14 +253,14 @@ mod tests {
         let o = github();
         for name in ["ACME", "Acme", "acme.", "acme ", "acme.."] {
             assert_eq!(
-                o.check_private(name, &caller("random-app", &[name], &[])),
+                o.check_private(name, &caller("random-app", &[name], &[]), None),
                 Err(OrgDenial::Restricted(name.into())),
                 "{name:?}"
             );
         }
         // `secure` is the SSO-requiring `Secure` too, even under exact comparison.
         assert_eq!(
-            o.check_private("secure", &caller("a", &["secure"], &[]))
+            o.check_private("secure", &caller("a", &["secure"], &[]), None)
                 .map_err(|e| e.error()),
             Err("sso_required")
         );
@@ -283,13 +290,13 @@ mod tests {
             false,
         );
         assert_eq!(
-            o.check_private("acme", &caller("a", &["acme"], &["acme"]))
+            o.check_private("acme", &caller("a", &["acme"], &["acme"]), None)
                 .unwrap_err()
                 .error(),
             "organization_restricted"
         );
         assert_eq!(
-            o.check_private("acme", &caller("b", &["acme"], &[]))
+            o.check_private("acme", &caller("b", &["acme"], &[]), None)
                 .unwrap_err()
                 .error(),
             "sso_required"
@@ -300,23 +307,23 @@ mod tests {
     fn case_insensitive_comparison_applies_to_membership_policy_and_sso() {
         let o = Organizations::new(policies(), true);
         assert_eq!(
-            o.check_private("ACME", &caller("ci-bot", &["Acme"], &[])),
+            o.check_private("ACME", &caller("ci-bot", &["Acme"], &[]), None),
             Ok(())
         );
         assert_eq!(
-            o.check_private("acme", &caller("other", &["ACME"], &[]))
+            o.check_private("acme", &caller("other", &["ACME"], &[]), None)
                 .unwrap_err()
                 .error(),
             "organization_restricted"
         );
         assert_eq!(
-            o.check_private("secure", &caller("a", &["SECURE"], &[]))
+            o.check_private("secure", &caller("a", &["SECURE"], &[]), None)
                 .unwrap_err()
                 .error(),
             "sso_required"
         );
         assert_eq!(
-            o.check_private("secure", &caller("a", &["SECURE"], &["Secure"])),
+            o.check_private("secure", &caller("a", &["SECURE"], &["Secure"]), None),
             Ok(())
         );
     }
@@ -335,11 +342,11 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            o.check_private("acme", &caller("random-app", &["acme"], &[])),
+            o.check_private("acme", &caller("random-app", &["acme"], &[]), None),
             Ok(())
         );
         assert_eq!(
-            o.check_private("widgets", &caller("random-app", &["widgets"], &[]))
+            o.check_private("widgets", &caller("random-app", &["widgets"], &[]), None)
                 .unwrap_err()
                 .error(),
             "organization_restricted"

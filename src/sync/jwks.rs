@@ -182,7 +182,8 @@ impl KeySync {
     pub async fn run(self: Arc<Self>, mut requests: mpsc::Receiver<Request>) {
         // Owned by this task: stopping it (a reloaded configuration) stops the refreshes.
         let mut periodic = tokio::task::JoinSet::new();
-        for i in 0..self.issuers.len() {
+        // An issuer that only vouches for opaque tokens has no keys to fetch.
+        for i in (0..self.issuers.len()).filter(|&i| self.issuers[i].has_keys()) {
             let me = self.clone();
             periodic.spawn(async move { me.periodic(i).await });
         }
@@ -215,6 +216,9 @@ impl KeySync {
     /// behind a fetch started after it asked is answered by that fetch; otherwise at most one
     /// on-demand fetch per [`MIN_REFRESH_INTERVAL`].
     async fn refresh_on_demand(&self, issuer: usize, asked: Instant) {
+        if !self.issuers[issuer].has_keys() {
+            return;
+        }
         let mut state = self.fetches[issuer].lock().await;
         if state.last_attempt.is_some_and(|t| t >= asked) {
             return;
@@ -231,7 +235,7 @@ impl KeySync {
 
     /// Fetches every issuer's keys once (for one-shot commands such as `explain`).
     pub async fn fetch_all_once(&self) {
-        for issuer in 0..self.issuers.len() {
+        for issuer in (0..self.issuers.len()).filter(|&i| self.issuers[i].has_keys()) {
             let mut state = self.fetches[issuer].lock().await;
             self.refresh(issuer, &mut state).await;
         }

@@ -53,4 +53,8 @@ impl Backend for Network {
     async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
         self.introspector.introspect(token, client).await
     }
+
+    async fn membership(&self, token: &str, issuer: usize, org: &str) {
+        self.introspector.membership(token, issuer, org).await
+    }
 }

@@ -1,6 +1,7 @@
 //! An issuer: its rules from the configuration ([`Issuer`], immutable), and what the gateway
 //! learnt from it while running ([`IssuerState`]: its keys, its discovered endpoints).
 
+use super::introspection::Dialect;
 use super::keys::KeySet;
 use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, Validation};
@@ -24,8 +25,8 @@ pub struct Issuer {
     pub jwks_refresh: Duration,
     /// Introspection of opaque tokens, when configured.
     pub introspection: Option<IntrospectionRules>,
-    /// Opaque tokens with this prefix belong to this issuer.
-    pub token_prefix: Option<String>,
+    /// Which opaque tokens are this issuer's (and only this issuer's).
+    pub opaque_tokens: OpaqueTokens,
     /// How an application's own token is told from a user's.
     pub app_rule: AppRule,
     /// URLs of this issuer (also discovered ones) may be `http://` beyond loopback.
@@ -43,10 +44,34 @@ pub enum AppRule {
     SubIsClientId,
 }
 
+/// Opaque tokens an issuer claims by their shape: they go to its introspection only, before
+/// any guess that a dotted token is a JWT.
+#[derive(Debug, Clone, Default)]
+pub struct OpaqueTokens {
+    pub prefix: Option<String>,
+    /// Matched against the whole token.
+    pub pattern: Option<regex::Regex>,
+}
+
+impl OpaqueTokens {
+    /// Whether a prefix or pattern is set (otherwise the issuer is asked about any opaque
+    /// token no other issuer claims).
+    pub fn is_set(&self) -> bool {
+        self.prefix.is_some() || self.pattern.is_some()
+    }
+
+    pub fn claims(&self, token: &str) -> bool {
+        self.prefix.as_deref().is_some_and(|p| token.starts_with(p))
+            || self.pattern.as_ref().is_some_and(|r| r.is_match(token))
+    }
+}
+
 /// How an issuer's introspection endpoint is called and read.
 #[derive(Debug, Clone)]
 pub struct IntrospectionRules {
-    /// Configured endpoint; otherwise the discovered `introspection_endpoint` is used.
+    pub dialect: Dialect,
+    /// Configured endpoint (for GitHub: the API root); otherwise the dialect's, or for RFC
+    /// 7662 the discovered `introspection_endpoint`.
     pub endpoint: Option<String>,
     pub client_id: String,
     pub client_secret: String,
@@ -56,6 +81,25 @@ pub struct IntrospectionRules {
     pub connect_timeout: Duration,
     /// Non-standard lifetime in seconds from now, used when there is no `exp`.
     pub expires_in_field: Option<String>,
+    /// How long an organization-membership answer is trusted (dialects that ask for it).
+    pub membership_ttl: Duration,
+}
+
+impl IntrospectionRules {
+    #[cfg(test)]
+    pub fn for_tests(dialect: Dialect) -> IntrospectionRules {
+        IntrospectionRules {
+            dialect,
+            endpoint: Some("http://127.0.0.1:1/introspect".into()),
+            client_id: "gw".into(),
+            client_secret: "s".into(),
+            post_credentials: false,
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            expires_in_field: None,
+            membership_ttl: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What the gateway learnt from an issuer while running: its current keys and the endpoints
@@ -117,29 +161,45 @@ impl Issuer {
             jwks_refresh,
             validations,
             introspection: None,
-            token_prefix: None,
+            opaque_tokens: OpaqueTokens::default(),
             app_rule: AppRule::default(),
             allow_http: false,
         }
     }
 
-    /// Adds introspection of opaque tokens.
+    /// Adds introspection of opaque tokens, and which ones are this issuer's alone.
     pub fn with_introspection(
         mut self,
         rules: Option<IntrospectionRules>,
-        token_prefix: Option<String>,
+        opaque_tokens: OpaqueTokens,
     ) -> Issuer {
         self.introspection = rules;
-        self.token_prefix = token_prefix;
+        self.opaque_tokens = opaque_tokens;
         self
     }
 
-    /// Where to introspect: the configured endpoint, else the one discovery found.
+    /// Whether the issuer publishes keys (an issuer that only vouches for opaque tokens, such
+    /// as GitHub, has none: its JWKS is never fetched).
+    pub fn has_keys(&self) -> bool {
+        self.discovery || self.jwks_uri.is_some()
+    }
+
+    /// Whether organization membership is asked of the issuer's API per organization,
+    /// instead of read from the token's claims.
+    pub fn asks_membership(&self) -> bool {
+        self.introspection
+            .as_ref()
+            .is_some_and(|r| r.dialect == Dialect::Github)
+    }
+
+    /// Where to introspect: the configured endpoint, else the dialect's, else the one
+    /// discovery found.
     pub fn introspection_endpoint<'a>(&'a self, state: &'a IssuerState) -> Option<&'a str> {
         let rules = self.introspection.as_ref()?;
         rules
             .endpoint
             .as_deref()
+            .or(rules.dialect.default_endpoint())
             .or_else(|| state.discovered_introspection.get().map(String::as_str))
     }
 
@@ -159,6 +219,15 @@ impl Issuer {
 }
 
 impl IssuerState {
+    /// The state of `issuer`: one without keys has nothing to fetch and counts as fetched.
+    pub fn for_issuer(issuer: &Issuer) -> IssuerState {
+        let state = IssuerState::default();
+        if !issuer.has_keys() {
+            state.fetched.store(true, Ordering::Release);
+        }
+        state
+    }
+
     /// Records the `introspection_endpoint` of the discovery document.
     pub fn set_discovered_introspection(&self, endpoint: String) {
         let _ = self.discovered_introspection.set(endpoint);

@@ -39,9 +39,25 @@ struct Peek {
     iss: Option<String>,
 }
 
-/// Whether the token has the shape of a JWS compact serialization.
+/// Whether the token has the shape of a JWS compact serialization: three parts, the first a
+/// base64url JSON object with an `alg`. A dotted opaque token (Zoho's `1000.x.y`, Google's
+/// `ya29.…`) is not one, and goes to introspection.
 pub fn looks_like_jwt(token: &str) -> bool {
-    token.bytes().filter(|&b| b == b'.').count() == 2
+    #[derive(Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        alg: Option<std::borrow::Cow<'a, str>>,
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(json) = URL_SAFE_NO_PAD.decode(h) else {
+        return false;
+    };
+    serde_json::from_slice::<Header>(&json).is_ok_and(|h| h.alg.is_some())
 }
 
 fn decode_part<'a, T: Deserialize<'a>>(part: &str, buf: &'a mut Vec<u8>) -> Result<T, TokenError> {
@@ -147,6 +163,26 @@ mod tests {
     use super::*;
     use crate::token::testing::{self, AUD, ISS, Signer};
     use serde_json::json;
+
+    #[test]
+    fn only_a_token_whose_first_part_is_a_jws_header_looks_like_a_jwt() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"at+jwt"}"#);
+        assert!(looks_like_jwt(&format!("{header}.e30.c2ln")));
+        // Zoho: `1000.` + 32 hex + `.` + 32 hex; Google: `ya29.` + base64url with a dot.
+        for opaque in [
+            "1000.8cb99d4c2f4e4a3b9be93a1d2e3f4a5b.9b8e7d6c5b4a39281706f5e4d3c2b1a0",
+            "ya29.a0AfB_byC1xyz.ZfG2kLmNoPq",
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+        ] {
+            assert!(!looks_like_jwt(opaque), "{opaque}");
+        }
+        // Three parts whose first is JSON but not a header, or not JSON at all.
+        let no_alg = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT"}"#);
+        assert!(!looks_like_jwt(&format!("{no_alg}.e30.c2ln")));
+        assert!(!looks_like_jwt("a.b.c"));
+        assert!(!looks_like_jwt(&format!("{header}.e30")));
+        assert!(!looks_like_jwt(&format!("{header}.e30.c2ln.x")));
+    }
 
     /// jsonwebtoken checks `exp` and `nbf` against the system clock: tests use it too.
     fn now() -> u64 {

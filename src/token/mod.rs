@@ -10,6 +10,7 @@ mod issuer;
 mod json;
 mod jwt;
 mod keys;
+mod membership;
 mod revocation;
 pub mod set;
 #[cfg(test)]
@@ -18,8 +19,12 @@ pub(crate) mod testing;
 pub use cache::{Cached, TokenCache, TokenHash, hash};
 pub use claims::Principals;
 pub use error::TokenError;
-pub use introspection::judge as judge_introspection;
-pub use issuer::{AppRule, ClaimNames, IntrospectionRules, Issuer, IssuerState};
+pub use introspection::{
+    Dialect, GITHUB_API, GOOGLE_TOKENINFO, Status as IntrospectionStatus, judge as judge_introspection,
+    membership_path, membership_state,
+};
+pub use issuer::{AppRule, ClaimNames, IntrospectionRules, Issuer, IssuerState, OpaqueTokens};
+pub use membership::Memberships;
 pub use jwt::{VerifiedClaims, VerifyError, looks_like_jwt, verify};
 pub use keys::{Key, KeySet};
 pub use revocation::{Revocations, Revoked};

@@ -30,10 +30,13 @@ pub struct Issuer {
     pub jwks_refresh: Dur,
     /// Scopes this issuer can grant, when known; `check` warns about route scopes outside them.
     pub scopes_supported: Option<Vec<String>>,
-    /// RFC 7662 introspection of this issuer's opaque (non-JWT) tokens.
+    /// Introspection of this issuer's opaque (non-JWT) tokens, in the issuer's dialect.
     pub introspection: Option<Introspection>,
-    /// Opaque tokens that start with this prefix (e.g. `1000.`) go to this issuer only.
+    /// Opaque tokens that start with this prefix (e.g. `1000.`) go to this issuer only,
+    /// before any guess that a dotted token is a JWT.
     pub token_prefix: Option<String>,
+    /// The same with a regular expression the whole token must match (e.g. `gh[ou]_\w{36}`).
+    pub token_pattern: Option<String>,
     /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
     /// fetched in clear text: only on a network you trust).
     #[serde(default)]
@@ -43,10 +46,16 @@ pub struct Issuer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Introspection {
-    /// Optional when discovery finds `introspection_endpoint`.
+    /// How the endpoint is asked and its answer read.
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Optional when discovery finds `introspection_endpoint` (RFC 7662), or for the
+    /// providers' dialects (their public endpoint; for GitHub the API root).
     pub endpoint: Option<EnvString>,
-    pub client_id: EnvString,
-    pub client_secret: EnvString,
+    /// The gateway's client (RFC 7662), or the OAuth app whose tokens are accepted (GitHub);
+    /// not used by Google's tokeninfo.
+    pub client_id: Option<EnvString>,
+    pub client_secret: Option<EnvString>,
     #[serde(default)]
     pub auth: ClientAuth,
     /// Total time allowed for one introspection call.
@@ -57,6 +66,22 @@ pub struct Introspection {
     /// A non-standard lifetime field in seconds from now (e.g. `expires_in`), used when the
     /// answer has no `exp`.
     pub expires_in_field: Option<String>,
+    /// How long an organization-membership answer is trusted (`dialect: github`).
+    #[serde(default = "default_membership_ttl")]
+    pub membership_ttl: Dur,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    #[default]
+    Rfc7662,
+    GoogleTokeninfo,
+    Github,
+}
+
+fn default_membership_ttl() -> Dur {
+    Dur(Duration::from_secs(300))
 }
 
 fn default_introspection_timeout() -> Dur {

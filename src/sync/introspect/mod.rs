@@ -1,25 +1,32 @@
-//! RFC 7662 introspection calls: one HTTP client per issuer with its timeouts, and request
-//! coalescing, so that any number of concurrent requests carrying the same new token cause one
-//! call to the authorization server. Answers go into the gateway's token cache; a failure of
-//! the authorization server is never cached.
+//! Introspection calls: one HTTP client per issuer with its timeouts, in the issuer's dialect
+//! (`dialect.rs`: RFC 7662, Google's tokeninfo, GitHub's token check; `membership.rs`:
+//! GitHub's organization membership), and request coalescing, so that any number of
+//! concurrent requests carrying the same new token cause one call to the authorization
+//! server. Answers go into the gateway's token cache; a failure of the authorization server
+//! is never cached.
+
+mod coalesce;
+mod dialect;
+mod membership;
 
 use super::breaker::Breaker;
 use super::budget::{Budget, Spent};
+use coalesce::Coalescer;
 use crate::clock::unix_now;
 use crate::compile::IntrospectionLimits;
 use crate::metrics::{must, register};
 use crate::token::{
-    self, Cached, Issuer, IssuerState, Principals, TokenCache, TokenError, TokenHash,
+    self, Cached, Dialect, IntrospectionStatus, Issuer, IssuerState, Memberships, Principals,
+    TokenCache, TokenError, TokenHash,
 };
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 /// The answer for a token, or `None` when no authorization server could give one.
 type Introspected = Option<Cached>;
@@ -33,6 +40,7 @@ pub struct IntrospectionMetrics {
     seconds: HistogramVec,
     coalesced: IntCounter,
     circuit_open: IntGaugeVec,
+    memberships: IntCounterVec,
 }
 
 impl IntrospectionMetrics {
@@ -72,9 +80,17 @@ impl IntrospectionMetrics {
             ),
             &["issuer"],
         ));
+        let memberships = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_membership_requests_total",
+                "Organization-membership calls by issuer and result (member, not_member, error)",
+            ),
+            &["issuer", "result"],
+        ));
         register(
             registry,
             [
+                Box::new(memberships.clone()),
                 Box::new(calls.clone()),
                 Box::new(refused.clone()),
                 Box::new(seconds.clone()),
@@ -88,6 +104,7 @@ impl IntrospectionMetrics {
             seconds,
             coalesced,
             circuit_open,
+            memberships,
         }
     }
 }
@@ -99,10 +116,14 @@ pub struct Introspector {
     principals: Arc<Principals>,
     /// Where answers go.
     cache: Arc<TokenCache>,
+    /// Where membership answers go.
+    memberships: Arc<Memberships>,
     metrics: IntrospectionMetrics,
     /// One client per issuer (index), `None` for issuers without introspection.
     clients: Vec<Option<reqwest::Client>>,
-    in_flight: Mutex<HashMap<TokenHash, Arc<OnceCell<Introspected>>>>,
+    in_flight: Coalescer<TokenHash, Introspected>,
+    /// Membership calls in flight, by token and organization (lowercase).
+    memberships_in_flight: Coalescer<(TokenHash, String), ()>,
     breakers: Vec<Mutex<Breaker>>,
     /// Calls in flight per issuer, bounded.
     slots: Vec<Semaphore>,
@@ -110,27 +131,6 @@ pub struct Introspector {
     throttled_until: Vec<Mutex<Option<Instant>>>,
     /// Calls new tokens may cause, per client address and in total.
     budget: Budget,
-}
-
-/// Removes a token's coalescing entry when the request that created it is done, also when
-/// it is dropped half-way (the client went away): the entry never outlives every waiter.
-struct InFlight<'a> {
-    map: &'a Mutex<HashMap<TokenHash, Arc<OnceCell<Introspected>>>>,
-    key: TokenHash,
-    cell: Arc<OnceCell<Introspected>>,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the entry this guard stands for: a later one for the same token stays.
-        if map
-            .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
-        {
-            map.remove(&self.key);
-        }
-    }
 }
 
 /// Why one call gave no answer.
@@ -145,20 +145,6 @@ enum CallError {
 /// Longest pause a 429's `Retry-After` can ask for (and the pause when it gives none: 1 s).
 const MAX_THROTTLE: Duration = Duration::from_secs(60);
 
-/// `application/x-www-form-urlencoded` encoding of one value (RFC 6749 §2.3.1 asks the same
-/// for the client id and secret in HTTP Basic).
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 impl Introspector {
     /// The introspector of `gateway`'s issuers, answers going into its cache.
     pub fn for_gateway(
@@ -171,17 +157,18 @@ impl Introspector {
             rules.issuers.clone(),
             state.issuers.clone(),
             rules.principals.clone(),
-            state.cache.clone(),
+            (state.cache.clone(), state.memberships.clone()),
             IntrospectionMetrics::new(registry),
             limits,
         )
     }
 
+    /// `answers`: where token and membership answers go.
     pub fn new(
         issuers: Arc<[Issuer]>,
         issuer_states: Arc<[IssuerState]>,
         principals: Arc<Principals>,
-        cache: Arc<TokenCache>,
+        answers: (Arc<TokenCache>, Arc<Memberships>),
         metrics: IntrospectionMetrics,
         limits: IntrospectionLimits,
     ) -> Introspector {
@@ -193,6 +180,8 @@ impl Introspector {
                         .connect_timeout(r.connect_timeout)
                         .timeout(r.timeout)
                         .redirect(reqwest::redirect::Policy::none())
+                        // GitHub's API refuses requests without one.
+                        .user_agent(concat!("scopegate/", env!("CARGO_PKG_VERSION")))
                         .build()
                         .expect("HTTP client")
                 })
@@ -209,10 +198,12 @@ impl Introspector {
             issuers,
             issuer_states,
             principals,
-            cache,
+            cache: answers.0,
+            memberships: answers.1,
             metrics,
             clients,
-            in_flight: Mutex::default(),
+            in_flight: Coalescer::default(),
+            memberships_in_flight: Coalescer::default(),
         }
     }
 
@@ -220,53 +211,29 @@ impl Introspector {
     /// concurrent callers; `None` when no issuer could answer.
     pub async fn introspect(&self, token: &str, client: Option<IpAddr>) -> Introspected {
         let key = token::hash(token);
-        let (cell, guard) = {
-            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&key) {
-                Some(cell) => {
-                    self.metrics.coalesced.inc();
-                    (cell.clone(), None)
-                }
-                None => {
-                    let cell = Arc::new(OnceCell::new());
-                    map.insert(key, cell.clone());
-                    let guard = InFlight {
-                        map: &self.in_flight,
-                        key,
-                        cell: cell.clone(),
-                    };
-                    (cell, Some(guard))
-                }
-            }
-        };
-        // A waiter whose leader was dropped takes over the call (OnceCell hands it on).
-        let answer = cell
-            .get_or_init(|| self.ask(token, key, client))
+        self.in_flight
+            .run(
+                key,
+                || self.ask(token, key, client),
+                || self.metrics.coalesced.inc(),
+            )
             .await
-            .clone();
-        drop(guard);
-        answer
     }
 
-    /// Issuers that may own an opaque token: those whose prefix it has, else those without a
-    /// prefix, in configuration order.
+    /// Issuers that may own an opaque token: those whose prefix or pattern it has, else
+    /// those with neither, in configuration order.
     fn candidates(&self, token: &str) -> Vec<usize> {
         let issuers = &self.issuers;
         let with_introspection =
             || (0..issuers.len()).filter(|&i| issuers[i].introspection.is_some());
-        let prefixed: Vec<usize> = with_introspection()
-            .filter(|&i| {
-                issuers[i]
-                    .token_prefix
-                    .as_deref()
-                    .is_some_and(|p| token.starts_with(p))
-            })
+        let claimed: Vec<usize> = with_introspection()
+            .filter(|&i| issuers[i].opaque_tokens.claims(token))
             .collect();
-        if !prefixed.is_empty() {
-            return prefixed;
+        if !claimed.is_empty() {
+            return claimed;
         }
         with_introspection()
-            .filter(|&i| issuers[i].token_prefix.is_none())
+            .filter(|&i| !issuers[i].opaque_tokens.is_set())
             .collect()
     }
 
@@ -286,7 +253,9 @@ impl Introspector {
         for i in self.candidates(token) {
             let now = unix_now();
             match self.call(i, token).await {
-                Ok(answer) => {
+                // The provider does not know the token.
+                Ok(None) => {}
+                Ok(Some(answer)) => {
                     let max_ttl = self.cache.max_ttl().as_secs();
                     match token::judge_introspection(
                         &answer,
@@ -316,7 +285,13 @@ impl Introspector {
         Some(Cached::Invalid(refusal))
     }
 
-    async fn call(&self, issuer: usize, token: &str) -> Result<Map<String, Value>, CallError> {
+    /// One call in the issuer's dialect: its answer, `None` when the provider does not know
+    /// the token, or why there is no answer.
+    async fn call(
+        &self,
+        issuer: usize,
+        token: &str,
+    ) -> Result<Option<Map<String, Value>>, CallError> {
         let i = &self.issuers[issuer];
         let rules = i.introspection.as_ref().ok_or(CallError::Failed)?;
         let client = self.clients[issuer].as_ref().ok_or(CallError::Failed)?;
@@ -346,48 +321,39 @@ impl Introspector {
             tracing::warn!(issuer = %i.id, "no introspection endpoint (not configured, not discovered yet)");
             return Err(CallError::Failed);
         };
-        let mut form = format!("token={}&token_type_hint=access_token", form_encode(token));
-        let mut req = client
-            .post(endpoint)
-            .header(http::header::ACCEPT, "application/json");
-        if rules.post_credentials {
-            form.push_str(&format!(
-                "&client_id={}&client_secret={}",
-                form_encode(&rules.client_id),
-                form_encode(&rules.client_secret)
-            ));
-        } else {
-            req = req.basic_auth(
-                form_encode(&rules.client_id),
-                Some(form_encode(&rules.client_secret)),
-            );
-        }
         let start = Instant::now();
-        let req = req.header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
+        let req = dialect::request(client, rules, endpoint, token);
         let retry = req.try_clone();
-        let mut sent = req.body(form.clone()).send().await;
+        let mut sent = req.send().await;
         // A pooled connection that the server closed while idle fails before anything was
-        // answered: retried once (introspection is safe to repeat).
+        // answered: retried once (asking about a token is safe to repeat).
         if let (Err(e), Some(again)) = (&sent, retry)
             && !e.is_timeout()
             && (e.is_connect() || e.is_request())
         {
-            sent = again.body(form).send().await;
+            sent = again.send().await;
         }
         let result = match sent {
-            // Read up to the same cap as every other answer of an authorization server.
-            Ok(resp) if resp.status().is_success() => match super::read_body(resp).await {
-                Ok(body) => serde_json::from_slice::<Map<String, Value>>(&body)
-                    .map_err(|_| CallError::Failed),
-                Err(e) => {
-                    tracing::warn!(issuer = %i.id, "introspection answer: {e}");
-                    Err(CallError::Failed)
+            Ok(resp) if resp.status() != http::StatusCode::TOO_MANY_REQUESTS => {
+                match rules.dialect.status(resp.status().as_u16()) {
+                    // Read up to the same cap as every other answer of an authorization server.
+                    IntrospectionStatus::Answer => match super::read_body(resp).await {
+                        Ok(body) => serde_json::from_slice::<Map<String, Value>>(&body)
+                            .map(Some)
+                            .map_err(|_| CallError::Failed),
+                        Err(e) => {
+                            tracing::warn!(issuer = %i.id, "introspection answer: {e}");
+                            Err(CallError::Failed)
+                        }
+                    },
+                    IntrospectionStatus::Inactive => Ok(None),
+                    IntrospectionStatus::Failed => {
+                        tracing::warn!(issuer = %i.id, status = %resp.status(), "introspection refused");
+                        Err(CallError::Failed)
+                    }
                 }
-            },
-            Ok(resp) if resp.status() == http::StatusCode::TOO_MANY_REQUESTS => {
+            }
+            Ok(resp) => {
                 let pause = resp
                     .headers()
                     .get(http::header::RETRY_AFTER)
@@ -400,10 +366,6 @@ impl Introspector {
                     .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + pause);
                 Err(CallError::Throttled)
             }
-            Ok(resp) => {
-                tracing::warn!(issuer = %i.id, status = %resp.status(), "introspection refused");
-                Err(CallError::Failed)
-            }
             Err(e) if e.is_timeout() => Err(CallError::Timeout),
             Err(e) => {
                 tracing::warn!(issuer = %i.id, "introspection failed: {e}");
@@ -415,7 +377,12 @@ impl Introspector {
             .with_label_values(&[&i.id])
             .observe(start.elapsed().as_secs_f64());
         match &result {
-            Ok(a) if a.get("active") == Some(&Value::Bool(true)) => count("active"),
+            Ok(Some(a))
+                if rules.dialect != Dialect::Rfc7662
+                    || a.get("active") == Some(&Value::Bool(true)) =>
+            {
+                count("active")
+            }
             Ok(_) => count("inactive"),
             Err(CallError::Timeout) => count("timeout"),
             Err(CallError::Failed) => count("error"),

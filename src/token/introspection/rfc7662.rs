@@ -1,13 +1,13 @@
-//! RFC 7662 introspection answers, judged like a JWT's claims. Pure: the HTTP call lives in
-//! `sync::introspect`; this module says what an answer means.
+//! RFC 7662 introspection answers, judged like a JWT's claims. The other dialects translate
+//! their answers into this one.
 
-use super::claims::Principals;
-use super::error::TokenError;
-use super::issuer::Issuer;
+use crate::token::claims::Principals;
+use crate::token::error::TokenError;
+use crate::token::issuer::Issuer;
 use crate::principal::Principal;
 use serde_json::{Map, Value};
 
-fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenError> {
+pub(super) fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_f64().map(Some).ok_or(TokenError::Malformed),
@@ -89,25 +89,20 @@ mod tests {
     //! What an RFC 7662 answer means, refusal by refusal.
     use super::*;
     use crate::scope::ScopeUniverse;
-    use crate::token::issuer::IntrospectionRules;
+    use crate::token::issuer::{IntrospectionRules, OpaqueTokens};
+    use crate::token::introspection::Dialect;
     use crate::token::testing::{self, AUD, ISS};
     use serde_json::json;
-    use std::time::Duration;
 
     const NOW: u64 = 1_000_000;
 
     fn judged(answer: Value, expires_in_field: Option<&str>) -> Result<Principal, TokenError> {
         let issuer = testing::issuer().with_introspection(
             Some(IntrospectionRules {
-                endpoint: Some("http://127.0.0.1:1/introspect".into()),
-                client_id: "gw".into(),
-                client_secret: "s".into(),
-                post_credentials: false,
-                timeout: Duration::from_secs(1),
-                connect_timeout: Duration::from_secs(1),
                 expires_in_field: expires_in_field.map(String::from),
+                ..IntrospectionRules::for_tests(Dialect::Rfc7662)
             }),
-            None,
+            OpaqueTokens::default(),
         );
         let principals = Principals::new(
             ScopeUniverse::build(&Default::default(), ["read"]),

@@ -1,0 +1,98 @@
+//! Organization membership asked of the issuer's API with the user's own token (GitHub's
+//! "Get an organization membership for the authenticated user"). Coalesced per token and
+//! organization, bounded by the issuer's call slots and breaker like introspection; an
+//! answer is kept for the issuer's `membership_ttl`, a failure is not kept (503).
+
+use super::Introspector;
+use super::dialect::GITHUB_API_VERSION;
+use crate::token::{self, membership_path, membership_state};
+use http::header::ACCEPT;
+use http::StatusCode;
+use std::time::Instant;
+
+impl Introspector {
+    /// Asks `issuer` whether the user of `token` is a member of `org`, and remembers the
+    /// answer; remembers nothing when the issuer could not answer.
+    pub async fn membership(&self, token: &str, issuer: usize, org: &str) {
+        let key = (token::hash(token), org.to_ascii_lowercase());
+        self.memberships_in_flight
+            .run(key, || self.ask_membership(token, issuer, org), || {})
+            .await
+    }
+
+    async fn ask_membership(&self, token: &str, issuer: usize, org: &str) {
+        let i = &self.issuers[issuer];
+        let (Some(rules), Some(client)) = (i.introspection.as_ref(), &self.clients[issuer])
+        else {
+            return;
+        };
+        let key = token::hash(token);
+        let count = |result: &str| {
+            self.metrics
+                .memberships
+                .with_label_values(&[&i.id, result])
+                .inc()
+        };
+        let remember = |member: bool| {
+            count(if member { "member" } else { "not_member" });
+            self.memberships
+                .insert(key, org, member, rules.membership_ttl);
+        };
+        // A name that is no GitHub login is nobody's organization, and never reaches a URL.
+        let Some(path) = membership_path(org) else {
+            return remember(false);
+        };
+        if !self.breakers[issuer]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allows(Instant::now())
+        {
+            return count("circuit_open");
+        }
+        let Ok(_slot) = self.slots[issuer].try_acquire() else {
+            self.metrics
+                .refused
+                .with_label_values(&["concurrency"])
+                .inc();
+            return;
+        };
+        let Some(api) = i.introspection_endpoint(&self.issuer_states[issuer]) else {
+            return count("error");
+        };
+        let sent = client
+            .get(format!("{}{path}", api.trim_end_matches('/')))
+            .bearer_auth(token)
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", GITHUB_API_VERSION)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) if resp.status() == StatusCode::OK => match super::super::read_body(resp)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                Some(answer) => remember(membership_state(&answer)),
+                None => count("error"),
+            },
+            // Not a member, or not one the token may see (it needs `read:org`), or the token
+            // is no longer valid: refused either way.
+            Ok(resp)
+                if matches!(
+                    resp.status(),
+                    StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED
+                ) =>
+            {
+                remember(false)
+            }
+            Ok(resp) => {
+                tracing::warn!(issuer = %i.id, status = %resp.status(), "membership check refused");
+                count("error")
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %i.id, "membership check failed: {e}");
+                count("error")
+            }
+        }
+    }
+}

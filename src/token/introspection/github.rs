@@ -1,0 +1,80 @@
+//! GitHub's "Check a token" (docs.github.com/en/rest/apps/oauth-applications#check-a-token):
+//! `POST /applications/{client_id}/token` with the OAuth app's `client_id:client_secret` as
+//! HTTP Basic and `{"access_token": "…"}`; 200 with `scopes` (array), `app.client_id`,
+//! `user.login`, `expires_at` (RFC 3339 or null) and the token itself (never kept); 404 for a
+//! token that is not one of the app's, 422 for a malformed request.
+//!
+//! Membership: "Get an organization membership for the authenticated user"
+//! (docs.github.com/en/rest/orgs/members#get-an-organization-membership-for-the-authenticated-user):
+//! `GET /user/memberships/orgs/{org}` with the user's token; 200 with `state` `active` or
+//! `pending` (invited, not yet a member), 404 or 403 when not a member or not visible to the
+//! token (it needs `read:org`).
+
+use crate::token::error::TokenError;
+use crate::token::issuer::Issuer;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub const GITHUB_API: &str = "https://api.github.com";
+
+/// The RFC 7662 answer a check-token answer stands for: the user's login is the subject, the
+/// app's client id the client, `scopes` the scopes, `expires_at` the expiry.
+pub(super) fn translate(
+    answer: &Map<String, Value>,
+    issuer: &Issuer,
+) -> Result<Map<String, Value>, TokenError> {
+    let field = |outer: &str, inner: &str| {
+        answer
+            .get(outer)
+            .and_then(|o| o.get(inner))
+            .and_then(Value::as_str)
+    };
+    let login = field("user", "login").ok_or(TokenError::MissingClaim("sub"))?;
+    let client = field("app", "client_id").ok_or(TokenError::Malformed)?;
+    let ours = issuer.introspection.as_ref().map(|r| r.client_id.as_str());
+    if ours.is_some_and(|c| c != client) {
+        return Err(TokenError::WrongAudience);
+    }
+    let scopes: Vec<&str> = match answer.get("scopes") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| s.as_str().ok_or(TokenError::Malformed))
+            .collect::<Result<_, _>>()?,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => return Err(TokenError::Malformed),
+    };
+    let mut out = Map::new();
+    out.insert("active".into(), Value::Bool(true));
+    out.insert("sub".into(), login.into());
+    out.insert(issuer.claims.client_id.clone(), client.into());
+    out.insert(issuer.claims.scope.clone(), scopes.join(" ").into());
+    match answer.get("expires_at") {
+        // A token that does not expire: the cache's `max_ttl` bounds how long it is trusted.
+        None | Some(Value::Null) => {}
+        Some(Value::String(at)) => {
+            let at = OffsetDateTime::parse(at, &Rfc3339).map_err(|_| TokenError::Malformed)?;
+            out.insert("exp".into(), Value::from(at.unix_timestamp().max(0)));
+        }
+        Some(_) => return Err(TokenError::Malformed),
+    }
+    Ok(out)
+}
+
+/// The API path that tells whether the token's user is a member of `org`; `None` for a name
+/// that is no GitHub login (letters, digits and single inner hyphens, at most 39), which is
+/// never a member and never reaches the URL.
+pub fn membership_path(org: &str) -> Option<String> {
+    let valid = (1..=39).contains(&org.len())
+        && org.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !org.starts_with('-')
+        && !org.ends_with('-')
+        && !org.contains("--");
+    valid.then(|| format!("/user/memberships/orgs/{org}"))
+}
+
+/// Whether a membership answer (status 200) says the user is a member: `state: active`, not
+/// `pending` (an invitation not accepted yet).
+pub fn membership_state(answer: &Map<String, Value>) -> bool {
+    answer.get("state").and_then(Value::as_str) == Some("active")
+}

@@ -1,0 +1,75 @@
+//! Organization memberships asked of an issuer's API (GitHub), per token and organization.
+//! Each answer is trusted for the issuer's `membership_ttl`; the token itself is never
+//! stored, only its digest.
+
+use super::cache::TokenHash;
+use moka::sync::Cache;
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+struct Entry {
+    member: bool,
+    ttl: Duration,
+}
+
+struct Lifetime;
+
+impl moka::Expiry<(TokenHash, String), Entry> for Lifetime {
+    fn expire_after_create(&self, _: &(TokenHash, String), e: &Entry, _: Instant) -> Option<Duration> {
+        Some(e.ttl)
+    }
+}
+
+pub struct Memberships {
+    inner: Cache<(TokenHash, String), Entry>,
+}
+
+impl Memberships {
+    pub fn new(max_entries: u64) -> Memberships {
+        Memberships {
+            inner: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(Lifetime)
+                .build(),
+        }
+    }
+
+    /// Whether the token's user is a member of `org` (compared in ASCII lowercase, as GitHub
+    /// compares logins), if known.
+    pub fn get(&self, token: &TokenHash, org: &str) -> Option<bool> {
+        self.inner
+            .get(&(*token, org.to_ascii_lowercase()))
+            .map(|e| e.member)
+    }
+
+    pub fn insert(&self, token: TokenHash, org: &str, member: bool, ttl: Duration) {
+        self.inner
+            .insert((token, org.to_ascii_lowercase()), Entry { member, ttl });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_kept_per_token_and_organization_whatever_the_case() {
+        let m = Memberships::new(100);
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        m.insert(a, "Acme", true, Duration::from_secs(60));
+        m.insert(a, "widgets", false, Duration::from_secs(60));
+        assert_eq!(m.get(&a, "acme"), Some(true));
+        assert_eq!(m.get(&a, "ACME"), Some(true));
+        assert_eq!(m.get(&a, "widgets"), Some(false));
+        assert_eq!(m.get(&b, "acme"), None, "another token knows nothing");
+        assert_eq!(m.get(&a, "other"), None);
+    }
+
+    #[test]
+    fn an_answer_is_forgotten_after_its_ttl() {
+        let m = Memberships::new(100);
+        m.insert([1; 32], "acme", true, Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(m.get(&[1; 32], "acme"), None);
+    }
+}
