@@ -123,7 +123,7 @@ fn a_github_check_token_answer_is_the_user_with_the_apps_scopes() {
     assert_eq!(p.kind, Kind::User);
     assert_eq!(p.client_id.as_ref().unwrap(), "Iv1.8a61f9b3a7aba766");
     assert_eq!(p.expires_at, NOW + 60);
-    assert!(p.grant.token_scopes == "repo read:org");
+    assert!(p.grant.token_scopes == "repo, read:org");
     // A token that never expires is trusted no longer than the cache's max_ttl.
     let p = judged(Dialect::Github, github(json!({"expires_at": null}))).unwrap();
     assert_eq!(p.expires_at, NOW + 300);
