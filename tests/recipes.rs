@@ -417,12 +417,31 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
             upstream_env(&upstream),
             ("REPORTS_NOT_AFTER", rfc3339(in_a_day)),
             ("MAILER_NOT_AFTER", rfc3339(in_a_day)),
+            ("ZOHO_INTROSPECTION_CLIENT_ID", "gateway".into()),
+            ("ZOHO_INTROSPECTION_CLIENT_SECRET", "gateway-secret".into()),
         ],
     );
     let oauth = auth.client_token("zoho-crm-client", "ZohoCRM.modules.ALL", ZOHO_API);
     let zoho_scheme = [("authorization", format!("Zoho-oauthtoken {oauth}"))];
     let zoho_scheme: Vec<(&'static str, &str)> =
         zoho_scheme.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // An access token in Zoho's own shape (`1000.` + 32 hex + `.` + 32 hex, as in Zoho's
+    // OAuth documentation, www.zoho.com/crm/developer/docs/api/v8/access-refresh.html),
+    // issued and introspected by the real provider.
+    let zoho_token = auth.opaque_user_token(
+        "lead-manager@example.com",
+        "zoho-crm-client",
+        "ZohoCRM.modules.ALL",
+        ZOHO_API,
+        "1000.8cb99d4c2f4e4a3b9be93a1d2e3f4a5b.9b8e7d6c5b4a39281706f5e4d3c2b1a0",
+    );
+    let zoho_opaque = [("authorization", format!("Zoho-oauthtoken {zoho_token}"))];
+    let unknown_zoho = [(
+        "authorization",
+        "Zoho-oauthtoken 1000.00000000000000000000000000000000.11111111111111111111111111111111"
+            .to_string(),
+    )];
+    let before = auth.introspections();
     let refused = |status, error, says| Expect::Refused {
         status,
         error,
@@ -441,6 +460,23 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
                 Expect::Allowed(vec![]),
             ),
             allow("GET", "/crm/v2/Leads", &oauth, &[]),
+            // Zoho's dotted opaque token under Zoho's scheme: introspected, not taken for a JWT.
+            case(
+                "POST",
+                "/crm/v2/Leads",
+                &[(zoho_opaque[0].0, zoho_opaque[0].1.as_str())],
+                Expect::Allowed(vec![
+                    ("x-auth-subject", "lead-manager@example.com"),
+                    ("x-auth-client-id", "zoho-crm-client"),
+                ]),
+            ),
+            // One the provider never issued: inactive.
+            case(
+                "GET",
+                "/crm/v2/Leads",
+                &[(unknown_zoho[0].0, unknown_zoho[0].1.as_str())],
+                refused(401, "invalid_token", "not active"),
+            ),
             // A legacy authtoken in the query, before its not_after: the parameter is not forwarded.
             case(
                 "GET",
@@ -489,7 +525,12 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
             ),
         ],
     );
-    assert_eq!(seen[2]["query"], "page=2");
+    assert_eq!(seen[3]["query"], "page=2");
+    assert_eq!(
+        auth.introspections() - before,
+        2,
+        "each Zoho-shaped token was introspected, once"
+    );
 
     let metrics = gw.metrics();
     for line in [
@@ -508,6 +549,8 @@ fn zoho_migration_recipe_accepts_authtokens_until_not_after_then_points_to_oauth
             ("ZOHO_ISSUER", auth.url.clone()),
             upstream_env(&upstream),
             ("REPORTS_NOT_AFTER", rfc3339(in_a_day - 25 * 3600)),
+            ("ZOHO_INTROSPECTION_CLIENT_ID", "gateway".into()),
+            ("ZOHO_INTROSPECTION_CLIENT_SECRET", "gateway-secret".into()),
         ],
     );
     play(

@@ -139,15 +139,20 @@ provider.use(async (ctx, next) => {
     const grant = new provider.Grant({ accountId: body.sub, clientId: client.clientId });
     grant.addResourceScope(body.resource, body.scope);
     const grantId = await grant.save();
+    const opaque = body.resource === OPAQUE_API || body.format === 'opaque';
     const info = {
       scope: body.scope, audience: body.resource, accessTokenTTL: 3600,
-      accessTokenFormat: body.resource === OPAQUE_API ? 'opaque' : 'jwt',
+      accessTokenFormat: opaque ? 'opaque' : 'jwt',
       jwt: { sign: { alg: 'RS256', kid: active } },
     };
+    // `value`: an opaque token in a provider's own shape (its id is the token).
     const token = new provider.AccessToken({
       accountId: body.sub, client, grantId, scope: body.scope,
       resourceServer: new provider.ResourceServer(body.resource, info),
+      ...(body.value ? { jti: body.value } : {}),
     });
+    // A given id skips the provider's id generation, which is where the format is set.
+    if (body.value) token.format = 'opaque';
     ctx.body = { access_token: await token.save() };
     return;
   }
