@@ -375,7 +375,7 @@ impl Gateway {
         name: Option<&str>,
         principal: &Principal,
         begun: &Begun,
-    ) -> Result<Option<bool>, Need> {
+    ) -> Result<Option<crate::token::Membership>, Need> {
         let Some(issuer) = principal.issuer else {
             return Ok(None);
         };

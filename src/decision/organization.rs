@@ -5,6 +5,7 @@ use super::rules::{OrgRule, OrgSource};
 use super::state::State;
 use crate::answer::Refusal;
 use crate::principal::Principal;
+use crate::token::Membership;
 use http::HeaderMap;
 
 /// The organization a request names under `rule`: a path parameter, a header (given once),
@@ -38,7 +39,7 @@ pub fn check(
     name: Option<&str>,
     state: &State,
     principal: &Principal,
-    member: Option<bool>,
+    member: Option<Membership>,
 ) -> Result<Option<http::HeaderValue>, Refusal> {
     let name = name.ok_or(Refusal::MissingOrganization)?;
     if !rule.private {

@@ -8,6 +8,7 @@
 //! compare the name with the token's claims.
 
 use crate::principal::Principal;
+use crate::token::Membership;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,15 +100,27 @@ impl Organizations {
     }
 
     /// Checks access to a private resource of `org` (public resources are not checked).
-    /// Membership is `member` when the issuer was asked, else the principal's `orgs`.
+    /// Membership is what the issuer's API answered when it was asked (GitHub), else the
+    /// principal's `orgs`.
     pub fn check_private(
         &self,
         org: &str,
         p: &Principal,
-        member: Option<bool>,
+        asked: Option<Membership>,
     ) -> Result<(), OrgDenial> {
         let policy = self.by_name.get(&canonical(org)).unwrap_or(&self.default);
-        let member = member.unwrap_or_else(|| p.orgs.iter().any(|o| self.same(o, org)));
+        let member = match asked {
+            None => p.orgs.iter().any(|o| self.same(o, org)),
+            Some(Membership::Member) => true,
+            Some(Membership::NotMember) => false,
+            // What the organization itself refused, whatever this configuration says.
+            Some(Membership::AppNotApproved) => {
+                return Err(OrgDenial::Restricted(org.to_string()));
+            }
+            Some(Membership::SsoRequired) => {
+                return Err(OrgDenial::SsoRequired(org.to_string()));
+            }
+        };
         if !member {
             return Err(OrgDenial::NotAMember(org.to_string()));
         }
@@ -184,6 +197,30 @@ mod tests {
 
     fn github() -> Organizations {
         Organizations::new(policies(), false)
+    }
+
+    #[test]
+    fn a_membership_asked_of_the_issuer_replaces_the_claims() {
+        let no_claims = caller("any-app", &[], &[]);
+        let o = github();
+        assert_eq!(
+            o.check_private("widgets", &no_claims, Some(Membership::Member)),
+            Ok(())
+        );
+        let claims_say_member = caller("any-app", &["widgets"], &[]);
+        assert_eq!(
+            o.check_private("widgets", &claims_say_member, Some(Membership::NotMember)),
+            Err(OrgDenial::NotAMember("widgets".into()))
+        );
+        // The organization's own refusals, whatever the configured policy says.
+        assert_eq!(
+            o.check_private("widgets", &no_claims, Some(Membership::AppNotApproved)),
+            Err(OrgDenial::Restricted("widgets".into()))
+        );
+        assert_eq!(
+            o.check_private("widgets", &no_claims, Some(Membership::SsoRequired)),
+            Err(OrgDenial::SsoRequired("widgets".into()))
+        );
     }
 
     #[test]

@@ -6,9 +6,21 @@ use super::cache::TokenHash;
 use moka::sync::Cache;
 use std::time::{Duration, Instant};
 
+/// What the issuer's API answered about the token's user and an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    Member,
+    /// Not a member, an invitation not accepted, or not visible to the token.
+    NotMember,
+    /// The organization restricts third-party applications and has not approved this one.
+    AppNotApproved,
+    /// The organization requires single sign-on, and the token is not authorized for it.
+    SsoRequired,
+}
+
 #[derive(Clone)]
 struct Entry {
-    member: bool,
+    member: Membership,
     ttl: Duration,
 }
 
@@ -36,13 +48,13 @@ impl Memberships {
 
     /// Whether the token's user is a member of `org` (compared in ASCII lowercase, as GitHub
     /// compares logins), if known.
-    pub fn get(&self, token: &TokenHash, org: &str) -> Option<bool> {
+    pub fn get(&self, token: &TokenHash, org: &str) -> Option<Membership> {
         self.inner
             .get(&(*token, org.to_ascii_lowercase()))
             .map(|e| e.member)
     }
 
-    pub fn insert(&self, token: TokenHash, org: &str, member: bool, ttl: Duration) {
+    pub fn insert(&self, token: TokenHash, org: &str, member: Membership, ttl: Duration) {
         self.inner
             .insert((token, org.to_ascii_lowercase()), Entry { member, ttl });
     }
@@ -51,16 +63,17 @@ impl Memberships {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Membership::{Member, NotMember};
 
     #[test]
     fn an_answer_is_kept_per_token_and_organization_whatever_the_case() {
         let m = Memberships::new(100);
         let (a, b) = ([1u8; 32], [2u8; 32]);
-        m.insert(a, "Acme", true, Duration::from_secs(60));
-        m.insert(a, "widgets", false, Duration::from_secs(60));
-        assert_eq!(m.get(&a, "acme"), Some(true));
-        assert_eq!(m.get(&a, "ACME"), Some(true));
-        assert_eq!(m.get(&a, "widgets"), Some(false));
+        m.insert(a, "Acme", Member, Duration::from_secs(60));
+        m.insert(a, "widgets", NotMember, Duration::from_secs(60));
+        assert_eq!(m.get(&a, "acme"), Some(Member));
+        assert_eq!(m.get(&a, "ACME"), Some(Member));
+        assert_eq!(m.get(&a, "widgets"), Some(NotMember));
         assert_eq!(m.get(&b, "acme"), None, "another token knows nothing");
         assert_eq!(m.get(&a, "other"), None);
     }
@@ -68,7 +81,7 @@ mod tests {
     #[test]
     fn an_answer_is_forgotten_after_its_ttl() {
         let m = Memberships::new(100);
-        m.insert([1; 32], "acme", true, Duration::from_millis(50));
+        m.insert([1; 32], "acme", Member, Duration::from_millis(50));
         std::thread::sleep(Duration::from_millis(120));
         assert_eq!(m.get(&[1; 32], "acme"), None);
     }

@@ -5,9 +5,8 @@
 
 use super::Introspector;
 use super::dialect::GITHUB_API_VERSION;
-use crate::token::{self, membership_path, membership_state};
+use crate::token::{self, Membership, membership_path, read_membership};
 use http::header::ACCEPT;
-use http::StatusCode;
 use std::time::Instant;
 
 impl Introspector {
@@ -33,14 +32,19 @@ impl Introspector {
                 .with_label_values(&[&i.id, result])
                 .inc()
         };
-        let remember = |member: bool| {
-            count(if member { "member" } else { "not_member" });
+        let remember = |member: Membership| {
+            count(match member {
+                Membership::Member => "member",
+                Membership::NotMember => "not_member",
+                Membership::AppNotApproved => "app_not_approved",
+                Membership::SsoRequired => "sso_required",
+            });
             self.memberships
                 .insert(key, org, member, rules.membership_ttl);
         };
         // A name that is no GitHub login is nobody's organization, and never reaches a URL.
         let Some(path) = membership_path(org) else {
-            return remember(false);
+            return remember(Membership::NotMember);
         };
         if !self.breakers[issuer]
             .lock()
@@ -66,31 +70,24 @@ impl Introspector {
             .header("x-github-api-version", GITHUB_API_VERSION)
             .send()
             .await;
-        match sent {
-            Ok(resp) if resp.status() == StatusCode::OK => match super::super::read_body(resp)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-            {
-                Some(answer) => remember(membership_state(&answer)),
-                None => count("error"),
-            },
-            // Not a member, or not one the token may see (it needs `read:org`), or the token
-            // is no longer valid: refused either way.
-            Ok(resp)
-                if matches!(
-                    resp.status(),
-                    StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED
-                ) =>
-            {
-                remember(false)
-            }
-            Ok(resp) => {
-                tracing::warn!(issuer = %i.id, status = %resp.status(), "membership check refused");
-                count("error")
-            }
+        let resp = match sent {
+            Ok(resp) => resp,
             Err(e) => {
                 tracing::warn!(issuer = %i.id, "membership check failed: {e}");
+                return count("error");
+            }
+        };
+        let status = resp.status().as_u16();
+        let sso = resp
+            .headers()
+            .get("x-github-sso")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = super::super::read_body(resp).await.unwrap_or_default();
+        match read_membership(status, sso.as_deref(), &body) {
+            Some(member) => remember(member),
+            None => {
+                tracing::warn!(issuer = %i.id, status, "membership check: no answer");
                 count("error")
             }
         }

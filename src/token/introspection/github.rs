@@ -12,6 +12,7 @@
 
 use crate::token::error::TokenError;
 use crate::token::issuer::Issuer;
+use crate::token::membership::Membership;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -73,8 +74,36 @@ pub fn membership_path(org: &str) -> Option<String> {
     valid.then(|| format!("/user/memberships/orgs/{org}"))
 }
 
-/// Whether a membership answer (status 200) says the user is a member: `state: active`, not
-/// `pending` (an invitation not accepted yet).
-pub fn membership_state(answer: &Map<String, Value>) -> bool {
-    answer.get("state").and_then(Value::as_str) == Some("active")
+/// What a membership answer says: `status`, GitHub's `X-GitHub-SSO` header, the JSON body.
+/// `None`: no answer (a failure of GitHub, not remembered).
+///
+/// - 200 `state: active` is a member; `pending` (an invitation not accepted) is not.
+/// - 403 with `X-GitHub-SSO: required; url=…`: the organization enforces SAML SSO and the
+///   token is not authorized for it (docs.github.com/en/rest/authentication/authenticating-to-the-rest-api#saml-sso).
+/// - 403 whose message names "OAuth App access restrictions": the organization has not
+///   approved the app (docs.github.com/en/organizations/managing-oauth-access-to-your-organizations-data).
+/// - any other 403, 404 or 401: not a member, or not one this token may see.
+pub fn read_membership(status: u16, sso: Option<&str>, body: &[u8]) -> Option<Membership> {
+    let answer: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
+    let text = |name: &str| {
+        answer
+            .as_ref()
+            .and_then(|a| a.get(name))
+            .and_then(Value::as_str)
+    };
+    match status {
+        200 => match text("state") {
+            Some("active") => Some(Membership::Member),
+            Some(_) => Some(Membership::NotMember),
+            None => None,
+        },
+        403 if sso.is_some_and(|h| h.trim_start().starts_with("required")) => {
+            Some(Membership::SsoRequired)
+        }
+        403 if text("message").is_some_and(|m| m.contains("OAuth App access restrictions")) => {
+            Some(Membership::AppNotApproved)
+        }
+        401 | 403 | 404 => Some(Membership::NotMember),
+        _ => None,
+    }
 }

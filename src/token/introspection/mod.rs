@@ -12,7 +12,7 @@ use super::issuer::Issuer;
 use crate::principal::Principal;
 use serde_json::{Map, Value};
 
-pub use github::{GITHUB_API, membership_path, membership_state};
+pub use github::{GITHUB_API, membership_path, read_membership};
 pub use google::GOOGLE_TOKENINFO;
 
 /// How an issuer's endpoint is asked about a token, and how its answer reads.

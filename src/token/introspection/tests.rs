@@ -163,6 +163,26 @@ fn only_github_logins_reach_the_membership_url() {
     for bad in ["", "acme/../admin", "acme?x", "-acme", "acme-", "a--b", "ac%2fme", &"a".repeat(40)] {
         assert_eq!(membership_path(bad), None, "{bad}");
     }
-    assert!(membership_state(json!({"state": "active"}).as_object().unwrap()));
-    assert!(!membership_state(json!({"state": "pending"}).as_object().unwrap()));
+}
+
+#[test]
+fn a_membership_answer_reads_as_github_documents_it() {
+    use crate::token::Membership::*;
+    let read = |status, sso, body: serde_json::Value| {
+        read_membership(status, sso, body.to_string().as_bytes())
+    };
+    assert_eq!(read(200, None, json!({"state": "active", "role": "member"})), Some(Member));
+    assert_eq!(read(200, None, json!({"state": "pending"})), Some(NotMember));
+    assert_eq!(read(404, None, json!({"message": "Not Found"})), Some(NotMember));
+    assert_eq!(
+        read(403, Some("required; url=https://github.com/orgs/acme/sso?authorization_request=x"), json!({})),
+        Some(SsoRequired)
+    );
+    assert_eq!(
+        read(403, None, json!({"message": "Although you appear to have the correct authorization credentials, the `acme` organization has enabled OAuth App access restrictions, meaning that data access to third-parties is limited."})),
+        Some(AppNotApproved)
+    );
+    assert_eq!(read(403, None, json!({"message": "Must have admin rights"})), Some(NotMember));
+    assert_eq!(read(500, None, json!({})), None, "a failure is not an answer");
+    assert_eq!(read(200, None, json!({})), None);
 }
