@@ -133,6 +133,14 @@ fn github_orgs_recipe_enforces_membership_app_restrictions_sso_and_scope_hierarc
     );
 }
 
+/// A Google scope by its short name.
+fn google(scope: &str) -> String {
+    format!("https://www.googleapis.com/auth/{scope}")
+}
+
+/// What spaces.get accepts, as the 403 lists it.
+const ACCEPTED_FOR_GET_SPACE: &str = "https://www.googleapis.com/auth/chat.spaces.readonly, https://www.googleapis.com/auth/chat.admin.spaces.readonly, https://www.googleapis.com/auth/chat.bot, https://www.googleapis.com/auth/chat.app.spaces";
+
 #[test]
 fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
     let auth = AuthServer::start();
@@ -141,8 +149,9 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
         "config/examples/google-chat.yaml",
         &[("CHAT_ISSUER", auth.url.clone()), upstream_env(&upstream)],
     );
-    let user = |scope| auth.user_token("alice", "chat-web", scope, CHAT_API);
-    let app = |scope| auth.client_token("chat-bot", scope, CHAT_API);
+    // Google's scopes are URLs: `chat.bot` here is https://www.googleapis.com/auth/chat.bot.
+    let user = |scope: &str| auth.user_token("alice", "chat-web", &google(scope), CHAT_API);
+    let app = |scope: &str| auth.client_token("chat-bot", &google(scope), CHAT_API);
     let bot = app("chat.bot");
     play(
         &gw,
@@ -169,6 +178,7 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
                 &[],
             ),
             allow("GET", "/v1/spaces", &bot, &[]),
+            allow("GET", "/v1/spaces/AAA", &app("chat.app.spaces"), &[]),
             // create message: chat.messages.create | chat.messages | chat.import (user), chat.bot (app).
             allow(
                 "POST",
@@ -199,7 +209,7 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
             )
             .with_headers(&[(
                 "x-accepted-oauth-scopes",
-                "chat.spaces.readonly, chat.spaces, chat.bot, chat.admin.spaces.readonly",
+                ACCEPTED_FOR_GET_SPACE,
             )]),
             refuse(
                 "GET",
@@ -218,7 +228,10 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
                 "insufficient_scope",
                 "",
             )
-            .with_headers(&[("x-oauth-scopes", "chat.messages.readonly")]),
+            .with_headers(&[(
+                "x-oauth-scopes",
+                "https://www.googleapis.com/auth/chat.messages.readonly",
+            )]),
             refuse(
                 "DELETE",
                 "/v1/spaces/AAA",
@@ -427,9 +440,11 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
             upstream_env(&upstream),
         ],
     );
-    let scopes = "metrics_read dashboards_read";
+    let scopes = "timeseries_query metrics_read dashboards_read";
     let us1_token = us1.client_token("dd-integration", scopes, US1_API);
     let eu1_token = eu1.client_token("dd-integration", scopes, EU1_API);
+    // Datadog's scopes imply nothing: listing metrics is not querying them.
+    let metrics_only = us1.client_token("dd-integration", "metrics_read", US1_API);
     let api_key = [("dd-api-key", "dd-api-key-us1-0c4e7a")];
     let api_key_refused = Expect::Refused {
         status: 401,
@@ -445,7 +460,7 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
     let foreign = stranger.sign(
         "at+jwt",
         &json!({"iss": "https://auth.ap1.example", "aud": US1_API, "sub": "x",
-                "client_id": "x", "iat": now, "exp": now + 600, "scope": "metrics_read"}),
+                "client_id": "x", "iat": now, "exp": now + 600, "scope": "timeseries_query"}),
     );
     play(
         &gw,
@@ -464,8 +479,18 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
                 &eu1_token,
                 &[("x-auth-issuer", "eu1")],
             ),
-            allow("GET", "/us1/api/v1/dashboards/d1", &us1_token, &[]),
-            allow("GET", "/eu1/api/v1/dashboards/d1", &eu1_token, &[]),
+            allow("GET", "/api/v1/metrics", &metrics_only, &[]),
+            refuse(
+                "GET",
+                "/api/v1/query",
+                &metrics_only,
+                403,
+                "insufficient_scope",
+                "",
+            )
+            .with_headers(&[("x-accepted-oauth-scopes", "timeseries_query")]),
+            allow("GET", "/us1/api/v1/dashboard/d1", &us1_token, &[]),
+            allow("GET", "/eu1/api/v1/dashboard/d1", &eu1_token, &[]),
             case(
                 "GET",
                 "/api/v1/query",
@@ -477,14 +502,14 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
             ),
             case(
                 "GET",
-                "/us1/api/v1/dashboards/d1",
+                "/us1/api/v1/dashboard/d1",
                 &api_key,
                 Expect::Allowed(vec![]),
             ),
             // A site's credentials on the other site's route.
             refuse(
                 "GET",
-                "/us1/api/v1/dashboards/d1",
+                "/us1/api/v1/dashboard/d1",
                 &eu1_token,
                 401,
                 "invalid_token",
@@ -492,7 +517,7 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
             ),
             refuse(
                 "GET",
-                "/eu1/api/v1/dashboards/d1",
+                "/eu1/api/v1/dashboard/d1",
                 &us1_token,
                 401,
                 "invalid_token",
@@ -500,7 +525,7 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
             ),
             case(
                 "GET",
-                "/eu1/api/v1/dashboards/d1",
+                "/eu1/api/v1/dashboard/d1",
                 &api_key,
                 api_key_refused,
             ),

@@ -24,7 +24,12 @@ pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
 
 fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     let here = |msg: &str| ConfigError::new(origin, format!("issuer `{}`: {msg}", i.id));
-    if i.audiences.is_empty() {
+    // GitHub answers only for the app's own tokens: there is no audience to check.
+    let github = i
+        .introspection
+        .as_ref()
+        .is_some_and(|x| x.dialect == schema::Dialect::Github);
+    if i.audiences.is_empty() && !github {
         return Err(here("`audiences` must name at least one audience"));
     }
     if i.introspection.as_ref().is_some_and(|x| {

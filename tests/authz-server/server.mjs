@@ -48,12 +48,15 @@ let published = new Set(['k1']);
 let introspections = 0;
 
 const OPAQUE_API = 'https://opaque.scopegate.test';
+// Google's scopes are URLs.
+const GOOGLE = 'https://www.googleapis.com/auth/';
 const ALL_SCOPES = [
   'repo', 'repo:status', 'public_repo', 'read:org', 'write:org', 'admin:org', 'read:audit_log',
-  'chat.bot', 'chat.spaces', 'chat.spaces.readonly', 'chat.messages', 'chat.messages.create',
-  'chat.messages.readonly', 'chat.import', 'chat.delete', 'chat.app.delete',
-  'chat.admin.spaces.readonly', 'ZohoCRM.modules.ALL', 'ZohoCRM.modules.READ',
-  'metrics_read', 'dashboards_read',
+  ...['chat.bot', 'chat.spaces', 'chat.spaces.readonly', 'chat.messages', 'chat.messages.create',
+    'chat.messages.readonly', 'chat.import', 'chat.delete', 'chat.app.delete', 'chat.app.spaces',
+    'chat.admin.spaces.readonly'].map((s) => `${GOOGLE}${s}`),
+  'ZohoCRM.modules.ALL', 'ZohoCRM.modules.READ',
+  'metrics_read', 'dashboards_read', 'timeseries_query',
 ];
 // Organizations each subject (user or client) belongs to, as an extra claim.
 const ORGS = { alice: ['acme', 'widgets'], bob: ['widgets'], carol: ['secure'], dave: ['secure'] };
@@ -71,9 +74,10 @@ const clients = [
   ['ci-dashboard', 'repo read:org admin:org'],        // approved by the restricting organization
   ['random-app', 'repo read:org'],                    // a third-party app nobody approved
   ['chat-web', ''],                                   // user tokens only
-  ['chat-bot', 'chat.bot chat.app.delete chat.spaces.readonly'], // an app (service account)
+  // an app (service account)
+  ['chat-bot', ['chat.bot', 'chat.app.delete', 'chat.app.spaces', 'chat.spaces.readonly'].map((s) => `${GOOGLE}${s}`).join(' ')],
   ['zoho-crm-client', 'ZohoCRM.modules.ALL ZohoCRM.modules.READ'],
-  ['dd-integration', 'metrics_read dashboards_read'], // a marketplace integration
+  ['dd-integration', 'metrics_read dashboards_read timeseries_query'], // a marketplace integration
 ].map(([id, scope]) => ({
   client_id: id,
   client_secret: `${id}-secret`,

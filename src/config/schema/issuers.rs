@@ -13,6 +13,9 @@ pub struct Issuer {
     #[serde(default = "yes")]
     pub discovery: bool,
     pub jwks_uri: Option<EnvString>,
+    /// Accepted `aud` values; for Google's tokeninfo the OAuth client ids whose tokens are
+    /// accepted; none for GitHub (it answers only for the app's own tokens).
+    #[serde(default)]
     pub audiences: Vec<EnvString>,
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,

@@ -43,7 +43,7 @@ impl Introspector {
                 .insert(key, org, member, rules.membership_ttl);
         };
         // A name that is no GitHub login is nobody's organization, and never reaches a URL.
-        let Some(path) = membership_path(org) else {
+        let Some(path) = membership_path(&org.to_ascii_lowercase()) else {
             return remember(Membership::NotMember);
         };
         if !self.breakers[issuer]
