@@ -207,10 +207,7 @@ fn google_chat_recipe_accepts_each_methods_alternatives_per_principal_kind() {
                 "insufficient_scope",
                 "",
             )
-            .with_headers(&[(
-                "x-accepted-oauth-scopes",
-                ACCEPTED_FOR_GET_SPACE,
-            )]),
+            .with_headers(&[("x-accepted-oauth-scopes", ACCEPTED_FOR_GET_SPACE)]),
             refuse(
                 "GET",
                 "/v1/spaces/AAA",
@@ -523,12 +520,7 @@ fn multi_site_recipe_dispatches_by_issuer_restricts_routes_and_handles_an_uninst
                 "invalid_token",
                 "issuer",
             ),
-            case(
-                "GET",
-                "/eu1/api/v1/dashboard/d1",
-                &api_key,
-                api_key_refused,
-            ),
+            case("GET", "/eu1/api/v1/dashboard/d1", &api_key, api_key_refused),
             refuse(
                 "GET",
                 "/api/v1/query",

@@ -32,9 +32,10 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     if i.audiences.is_empty() && !github {
         return Err(here("`audiences` must name at least one audience"));
     }
-    if i.introspection.as_ref().is_some_and(|x| {
-        x.endpoint.is_none() && dialect(x.dialect).default_endpoint().is_none()
-    }) && !i.discovery
+    if i.introspection
+        .as_ref()
+        .is_some_and(|x| x.endpoint.is_none() && dialect(x.dialect).default_endpoint().is_none())
+        && !i.discovery
     {
         return Err(here("set `introspection.endpoint` or leave `discovery` on"));
     }
@@ -59,9 +60,10 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     }
     let pattern = match &i.token_pattern {
         None => None,
-        Some(p) => Some(regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-            here(&format!("`token_pattern` is not a regular expression: {e}"))
-        })?),
+        Some(p) => Some(
+            regex::Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| here(&format!("`token_pattern` is not a regular expression: {e}")))?,
+        ),
     };
     let what = |field: &str| format!("issuer `{}`: {field}", i.id);
     if i.discovery {
@@ -78,7 +80,8 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
         .iter()
         .map(|a| algorithm(origin, &format!("issuer `{}`", i.id), a))
         .collect::<Result<Vec<_>, _>>()?;
-    let text = |v: &Option<crate::config::EnvString>| v.as_ref().map(|v| v.0.clone()).unwrap_or_default();
+    let text =
+        |v: &Option<crate::config::EnvString>| v.as_ref().map(|v| v.0.clone()).unwrap_or_default();
     let introspection = i.introspection.as_ref().map(|x| IntrospectionRules {
         dialect: dialect(x.dialect),
         endpoint: x.endpoint.as_ref().map(|e| e.0.clone()),
@@ -163,9 +166,15 @@ mod tests {
         let e = error("{ id: a, issuer: https://a, audiences: [x], discovery: false }");
         assert!(e.contains("set `jwks_uri`, leave `discovery` on"), "{e}");
         let e = error("{ id: a, issuer: https://a, audiences: [x], token_prefix: \"1000.\" }");
-        assert!(e.contains("`token_prefix` and `token_pattern` route opaque"), "{e}");
+        assert!(
+            e.contains("`token_prefix` and `token_pattern` route opaque"),
+            "{e}"
+        );
         let e = error("{ id: a, issuer: https://a, audiences: [x], token_pattern: \"gho_.*\" }");
-        assert!(e.contains("`token_prefix` and `token_pattern` route opaque"), "{e}");
+        assert!(
+            e.contains("`token_prefix` and `token_pattern` route opaque"),
+            "{e}"
+        );
         let e = error(
             "{ id: a, issuer: https://a, audiences: [x], discovery: false, jwks_uri: http://k, introspection: { client_id: c, client_secret: s } }",
         );
@@ -179,7 +188,10 @@ mod tests {
             let e = error(&format!(
                 "{{ id: a, issuer: https://a, audiences: [x], discovery: false, introspection: {{ dialect: {dialect}, endpoint: https://i }} }}"
             ));
-            assert!(e.contains("needs `client_id` and `client_secret`"), "{dialect}: {e}");
+            assert!(
+                e.contains("needs `client_id` and `client_secret`"),
+                "{dialect}: {e}"
+            );
         }
         let ok = |issuer: &str| {
             let yaml = format!(
@@ -210,7 +222,10 @@ mod tests {
         let e = error(
             "{ id: a, issuer: https://a, audiences: [x], introspection: { client_id: c, client_secret: s }, token_pattern: \"(\" }",
         );
-        assert!(e.contains("`token_pattern` is not a regular expression"), "{e}");
+        assert!(
+            e.contains("`token_pattern` is not a regular expression"),
+            "{e}"
+        );
     }
 
     #[test]

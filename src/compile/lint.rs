@@ -141,7 +141,10 @@ mod tests {
             &format!("issuers:\n{}{}", issuer("a", ""), issuer("b", "")),
         );
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("issuers `a`, `b` introspect opaque tokens"), "{w:?}");
+        assert!(
+            w[0].contains("issuers `a`, `b` introspect opaque tokens"),
+            "{w:?}"
+        );
         // One of them routed by prefix, the other by pattern: nothing to say.
         let w = warnings(
             route,
@@ -155,7 +158,11 @@ mod tests {
         // A single unrouted one is asked about every opaque token: that is its job.
         let w = warnings(
             route,
-            &format!("issuers:\n{}{}", issuer("a", ""), issuer("b", ", token_prefix: x")),
+            &format!(
+                "issuers:\n{}{}",
+                issuer("a", ""),
+                issuer("b", ", token_prefix: x")
+            ),
         );
         assert!(w.is_empty(), "{w:?}");
     }

@@ -92,12 +92,7 @@ pub trait Backend {
     ) -> impl Future<Output = Option<Cached>> + Send;
     /// Asks `issuer` whether the token's user is a member of `org`, and remembers the answer
     /// in the state's memberships; nothing is remembered when the issuer could not answer.
-    fn membership(
-        &self,
-        token: &str,
-        issuer: usize,
-        org: &str,
-    ) -> impl Future<Output = ()> + Send;
+    fn membership(&self, token: &str, issuer: usize, org: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// A request that passed the stages before authentication.

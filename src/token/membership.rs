@@ -27,7 +27,12 @@ struct Entry {
 struct Lifetime;
 
 impl moka::Expiry<(TokenHash, String), Entry> for Lifetime {
-    fn expire_after_create(&self, _: &(TokenHash, String), e: &Entry, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &(TokenHash, String),
+        e: &Entry,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(e.ttl)
     }
 }

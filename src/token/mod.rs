@@ -20,12 +20,12 @@ pub use cache::{Cached, TokenCache, TokenHash, hash};
 pub use claims::Principals;
 pub use error::TokenError;
 pub use introspection::{
-    Dialect, GITHUB_API, GOOGLE_TOKENINFO, Status as IntrospectionStatus, judge as judge_introspection,
-    membership_path, read_membership,
+    Dialect, GITHUB_API, GOOGLE_TOKENINFO, Status as IntrospectionStatus,
+    judge as judge_introspection, membership_path, read_membership,
 };
 pub use issuer::{AppRule, ClaimNames, IntrospectionRules, Issuer, IssuerState, OpaqueTokens};
-pub use membership::{Membership, Memberships};
 pub use jwt::{VerifiedClaims, VerifyError, looks_like_jwt, verify};
 pub use keys::{Key, KeySet};
+pub use membership::{Membership, Memberships};
 pub use revocation::{Revocations, Revoked};
 pub use set::{PollRules, SetError, SetKeys, SetRules, VerifiedSet};

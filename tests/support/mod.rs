@@ -2,6 +2,7 @@
 //! on loopback that records what reaches it, and the gateway started in-process.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod providers;
 pub mod recipe;
 mod template;
 pub use template::Template;
@@ -166,14 +167,19 @@ impl AuthServer {
         let resp: Value = self
             .http
             .post(format!("{}/control/user-token", self.url))
-            .json(&serde_json::json!({"sub": sub, "client_id": client, "scope": scope,
-                "resource": resource, "format": "opaque", "value": value}))
+            .json(
+                &serde_json::json!({"sub": sub, "client_id": client, "scope": scope,
+                "resource": resource, "format": "opaque", "value": value}),
+            )
             .send()
             .unwrap()
             .json()
             .unwrap();
         let token = resp["access_token"].as_str().unwrap().to_string();
-        assert_eq!(token, value, "the provider issued the token in the shape asked");
+        assert_eq!(
+            token, value,
+            "the provider issued the token in the shape asked"
+        );
         token
     }
 

@@ -80,7 +80,13 @@ impl Providers {
 
     /// A Google access token (`ya29.` + base64url) of `client` for `sub` (a service account
     /// when `None`), with `scope`, valid for `seconds` more.
-    pub fn google_token(&self, client: &str, sub: Option<&str>, scope: &str, seconds: u64) -> String {
+    pub fn google_token(
+        &self,
+        client: &str,
+        sub: Option<&str>,
+        scope: &str,
+        seconds: u64,
+    ) -> String {
         let token = format!("ya29.a0Af{}", unique(&[client, sub.unwrap_or("sa"), scope]));
         let exp = scopegate::clock::unix_now() + seconds;
         let mut info = json!({
@@ -93,13 +99,48 @@ impl Providers {
             info["email"] = format!("{sub}@example.com").into();
             info["email_verified"] = "true".into();
         }
-        self.shared.known.lock().unwrap().google.insert(token.clone(), info);
+        self.shared
+            .known
+            .lock()
+            .unwrap()
+            .google
+            .insert(token.clone(), info);
         token
     }
 
-    /// A GitHub OAuth-app user token (`gho_` + 36 characters) of `app` for `login`.
+    /// A GitHub OAuth-app user token (`gho_` + 36 characters) of `app` for `login`; it does
+    /// not expire.
     pub fn github_token(&self, app: &str, login: &str, scopes: &[&str]) -> String {
-        let token = format!("gho_{}", &unique(&[app, login, &scopes.join(",")])[..36]);
+        self.github_token_with("gho_", app, login, scopes, None)
+    }
+
+    /// A GitHub App user-to-server token (`ghu_`), expiring in `seconds`.
+    pub fn github_app_user_token(&self, app: &str, login: &str, seconds: u64) -> String {
+        let at = time::OffsetDateTime::from_unix_timestamp(
+            (scopegate::clock::unix_now() + seconds) as i64,
+        )
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+        self.github_token_with("ghu_", app, login, &[], Some(at))
+    }
+
+    fn github_token_with(
+        &self,
+        prefix: &str,
+        app: &str,
+        login: &str,
+        scopes: &[&str],
+        expires_at: Option<String>,
+    ) -> String {
+        let seed = [
+            app,
+            login,
+            &scopes.join(","),
+            prefix,
+            expires_at.as_deref().unwrap_or(""),
+        ];
+        let token = format!("{prefix}{}", &unique(&seed)[..36]);
         let check = json!({
             "id": 1, "url": "https://api.github.com/authorizations/1",
             "scopes": scopes, "token": token, "token_last_eight": &token[token.len() - 8..],
@@ -107,10 +148,15 @@ impl Providers {
             "app": {"url": "http://my-github-app.com", "name": "my github app", "client_id": app},
             "note": null, "note_url": null, "fingerprint": null,
             "created_at": "2011-09-06T17:26:27Z", "updated_at": "2011-09-06T20:39:23Z",
-            "expires_at": null,
+            "expires_at": expires_at,
             "user": {"login": login, "id": 1, "type": "User", "site_admin": false},
         });
-        self.shared.known.lock().unwrap().github.insert(token.clone(), check);
+        self.shared
+            .known
+            .lock()
+            .unwrap()
+            .github
+            .insert(token.clone(), check);
         token
     }
 
@@ -128,7 +174,9 @@ impl Providers {
             ),
             "sso" => (
                 403,
-                Some(format!("required; url=https://github.com/orgs/{org}/sso?authorization_request=AZSCKtL4U8yX1H3sCQIVnVgmjmon5fWxks5YrqhJgah0b2tlbl9pZM4EuMz4")),
+                Some(format!(
+                    "required; url=https://github.com/orgs/{org}/sso?authorization_request=AZSCKtL4U8yX1H3sCQIVnVgmjmon5fWxks5YrqhJgah0b2tlbl9pZM4EuMz4"
+                )),
                 json!({"message": "Resource protected by organization SAML enforcement. You must grant your OAuth token access to this organization."}),
             ),
             "restricted" => (
@@ -162,18 +210,22 @@ impl Providers {
     }
 }
 
-/// Characters for a made-up token, distinct per input.
+/// Characters for a made-up token, distinct per call.
 fn unique(parts: &[&str]) -> String {
-    let digest = scopegate::token::hash(&parts.join("\n"));
-    let mut out = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-    out.retain(|c| c.is_ascii_alphanumeric());
-    out
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, Ordering::SeqCst).to_string();
+    let digest = scopegate::token::hash(&[parts.join("\n"), n].join("\n"));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Shared {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let body = String::from_utf8_lossy(&body).to_string();
         let path = parts.uri.path().to_string();
         let header = |name: &str| {
@@ -196,9 +248,13 @@ impl Shared {
             let token = param(parts.uri.query().unwrap_or(""), "access_token")
                 .or_else(|| param(&body, "access_token"))
                 .unwrap_or("");
+            let now = scopegate::clock::unix_now();
+            let live =
+                |info: &Value| info["exp"].as_str().and_then(|e| e.parse::<u64>().ok()) > Some(now);
             return match known(&|k| k.google.get(token).cloned()) {
-                Some(info) => answer(200, info),
-                None => answer(
+                // Expired tokens are answered like unknown ones.
+                Some(info) if live(&info) => answer(200, info),
+                _ => answer(
                     400,
                     json!({"error": "invalid_token", "error_description": "Invalid Value"}),
                 ),
@@ -208,7 +264,10 @@ impl Shared {
         // GitHub requires a User-Agent on every request
         // (docs.github.com/en/rest/using-the-rest-api/getting-started-with-the-rest-api#user-agent).
         if header("user-agent").is_none() {
-            return answer(403, json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"}));
+            return answer(
+                403,
+                json!({"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"}),
+            );
         }
 
         // GitHub, docs.github.com/en/rest/apps/oauth-applications#check-a-token:
@@ -228,8 +287,17 @@ impl Shared {
             }
             let token: Value = serde_json::from_str(&body).unwrap_or_default();
             let token = token["access_token"].as_str().unwrap_or("").to_string();
+            let expired = |check: &Value| {
+                check["expires_at"].as_str().is_some_and(|at| {
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .is_ok_and(|at| at.unix_timestamp() <= scopegate::clock::unix_now() as i64)
+                })
+            };
             return match known(&|k| k.github.get(&token).cloned()) {
-                Some(check) if check["app"]["client_id"] == client_id => answer(200, check),
+                // An expired token is an invalid one: 404.
+                Some(check) if check["app"]["client_id"] == client_id && !expired(&check) => {
+                    answer(200, check)
+                }
                 _ => answer(404, json!({"message": "Not Found"})),
             };
         }
@@ -261,6 +329,9 @@ impl Shared {
                 None => answer(404, json!({"message": "Not Found"})),
             };
         }
-        answer(StatusCode::NOT_FOUND.as_u16(), json!({"message": "Not Found"}))
+        answer(
+            StatusCode::NOT_FOUND.as_u16(),
+            json!({"message": "Not Found"}),
+        )
     }
 }

@@ -21,8 +21,7 @@ impl Introspector {
 
     async fn ask_membership(&self, token: &str, issuer: usize, org: &str) {
         let i = &self.issuers[issuer];
-        let (Some(rules), Some(client)) = (i.introspection.as_ref(), &self.clients[issuer])
-        else {
+        let (Some(rules), Some(client)) = (i.introspection.as_ref(), &self.clients[issuer]) else {
             return;
         };
         let key = token::hash(token);

@@ -11,7 +11,6 @@ mod membership;
 
 use super::breaker::Breaker;
 use super::budget::{Budget, Spent};
-use coalesce::Coalescer;
 use crate::clock::unix_now;
 use crate::compile::IntrospectionLimits;
 use crate::metrics::{must, register};
@@ -19,6 +18,7 @@ use crate::token::{
     self, Cached, Dialect, IntrospectionStatus, Issuer, IssuerState, Memberships, Principals,
     TokenCache, TokenError, TokenHash,
 };
+use coalesce::Coalescer;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
@@ -83,7 +83,7 @@ impl IntrospectionMetrics {
         let memberships = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_membership_requests_total",
-                "Organization-membership calls by issuer and result (member, not_member, error)",
+                "Organization-membership answers by issuer and result (member, not_member, app_not_approved, sso_required, error, circuit_open)",
             ),
             &["issuer", "result"],
         ));

@@ -1,10 +1,10 @@
 //! RFC 7662 introspection answers, judged like a JWT's claims. The other dialects translate
 //! their answers into this one.
 
+use crate::principal::Principal;
 use crate::token::claims::Principals;
 use crate::token::error::TokenError;
 use crate::token::issuer::Issuer;
-use crate::principal::Principal;
 use serde_json::{Map, Value};
 
 pub(super) fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, TokenError> {
@@ -89,8 +89,8 @@ mod tests {
     //! What an RFC 7662 answer means, refusal by refusal.
     use super::*;
     use crate::scope::ScopeUniverse;
-    use crate::token::issuer::{IntrospectionRules, OpaqueTokens};
     use crate::token::introspection::Dialect;
+    use crate::token::issuer::{IntrospectionRules, OpaqueTokens};
     use crate::token::testing::{self, AUD, ISS};
     use serde_json::json;
 

@@ -29,7 +29,14 @@ fn judged(dialect: Dialect, answer: serde_json::Value) -> Result<Principal, Toke
         ScopeUniverse::build(&Default::default(), ["repo", "read:org", "email"]),
         std::slice::from_ref(&issuer),
     );
-    judge(answer.as_object().unwrap(), 0, &issuer, &principals, NOW, 300)
+    judge(
+        answer.as_object().unwrap(),
+        0,
+        &issuer,
+        &principals,
+        NOW,
+        300,
+    )
 }
 
 /// Google's documented answer for a user's access token (numbers as strings).
@@ -85,8 +92,11 @@ fn a_google_token_of_another_client_expired_or_in_error_is_refused() {
         TokenError::WrongAudience
     );
     assert_eq!(
-        judged(Dialect::GoogleTokeninfo, google(json!({"exp": (NOW - 60).to_string()})))
-            .unwrap_err(),
+        judged(
+            Dialect::GoogleTokeninfo,
+            google(json!({"exp": (NOW - 60).to_string()}))
+        )
+        .unwrap_err(),
         TokenError::Expired
     );
     assert_eq!(
@@ -132,12 +142,19 @@ fn a_github_check_token_answer_is_the_user_with_the_apps_scopes() {
 #[test]
 fn a_github_token_of_another_app_expired_or_malformed_is_refused() {
     assert_eq!(
-        judged(Dialect::Github, github(json!({"app": {"client_id": "Iv1.other"}}))).unwrap_err(),
+        judged(
+            Dialect::Github,
+            github(json!({"app": {"client_id": "Iv1.other"}}))
+        )
+        .unwrap_err(),
         TokenError::WrongAudience
     );
     assert_eq!(
-        judged(Dialect::Github, github(json!({"expires_at": "2023-11-14T22:00:00Z"})))
-            .unwrap_err(),
+        judged(
+            Dialect::Github,
+            github(json!({"expires_at": "2023-11-14T22:00:00Z"}))
+        )
+        .unwrap_err(),
         TokenError::Expired
     );
     assert_eq!(
@@ -150,7 +167,11 @@ fn a_github_token_of_another_app_expired_or_malformed_is_refused() {
     );
     assert_eq!(Dialect::Github.status(404), Status::Inactive);
     assert_eq!(Dialect::Github.status(422), Status::Inactive);
-    assert_eq!(Dialect::Github.status(401), Status::Failed, "our app's credentials");
+    assert_eq!(
+        Dialect::Github.status(401),
+        Status::Failed,
+        "our app's credentials"
+    );
     assert_eq!(Dialect::Rfc7662.status(404), Status::Failed);
 }
 
@@ -160,7 +181,16 @@ fn only_github_logins_reach_the_membership_url() {
         membership_path("acme-corp").as_deref(),
         Some("/user/memberships/orgs/acme-corp")
     );
-    for bad in ["", "acme/../admin", "acme?x", "-acme", "acme-", "a--b", "ac%2fme", &"a".repeat(40)] {
+    for bad in [
+        "",
+        "acme/../admin",
+        "acme?x",
+        "-acme",
+        "acme-",
+        "a--b",
+        "ac%2fme",
+        &"a".repeat(40),
+    ] {
         assert_eq!(membership_path(bad), None, "{bad}");
     }
 }
@@ -171,18 +201,42 @@ fn a_membership_answer_reads_as_github_documents_it() {
     let read = |status, sso, body: serde_json::Value| {
         read_membership(status, sso, body.to_string().as_bytes())
     };
-    assert_eq!(read(200, None, json!({"state": "active", "role": "member"})), Some(Member));
-    assert_eq!(read(200, None, json!({"state": "pending"})), Some(NotMember));
-    assert_eq!(read(404, None, json!({"message": "Not Found"})), Some(NotMember));
     assert_eq!(
-        read(403, Some("required; url=https://github.com/orgs/acme/sso?authorization_request=x"), json!({})),
+        read(200, None, json!({"state": "active", "role": "member"})),
+        Some(Member)
+    );
+    assert_eq!(
+        read(200, None, json!({"state": "pending"})),
+        Some(NotMember)
+    );
+    assert_eq!(
+        read(404, None, json!({"message": "Not Found"})),
+        Some(NotMember)
+    );
+    assert_eq!(
+        read(
+            403,
+            Some("required; url=https://github.com/orgs/acme/sso?authorization_request=x"),
+            json!({})
+        ),
         Some(SsoRequired)
     );
     assert_eq!(
-        read(403, None, json!({"message": "Although you appear to have the correct authorization credentials, the `acme` organization has enabled OAuth App access restrictions, meaning that data access to third-parties is limited."})),
+        read(
+            403,
+            None,
+            json!({"message": "Although you appear to have the correct authorization credentials, the `acme` organization has enabled OAuth App access restrictions, meaning that data access to third-parties is limited."})
+        ),
         Some(AppNotApproved)
     );
-    assert_eq!(read(403, None, json!({"message": "Must have admin rights"})), Some(NotMember));
-    assert_eq!(read(500, None, json!({})), None, "a failure is not an answer");
+    assert_eq!(
+        read(403, None, json!({"message": "Must have admin rights"})),
+        Some(NotMember)
+    );
+    assert_eq!(
+        read(500, None, json!({})),
+        None,
+        "a failure is not an answer"
+    );
     assert_eq!(read(200, None, json!({})), None);
 }
