@@ -137,7 +137,7 @@ fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() 
             refuse(
                 "GET",
                 "/whoami",
-                &never_issued,
+                never_issued,
                 401,
                 "invalid_token",
                 "not active",
