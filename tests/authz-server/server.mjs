@@ -52,6 +52,8 @@ const OPAQUE_API = 'https://opaque.scopegate.test';
 const GOOGLE = 'https://www.googleapis.com/auth/';
 const ALL_SCOPES = [
   'repo', 'repo:status', 'public_repo', 'read:org', 'write:org', 'admin:org', 'read:audit_log',
+  // Short names, for the tests' own configurations.
+  'chat.bot', 'chat.spaces', 'chat.spaces.readonly',
   ...['chat.bot', 'chat.spaces', 'chat.spaces.readonly', 'chat.messages', 'chat.messages.create',
     'chat.messages.readonly', 'chat.import', 'chat.delete', 'chat.app.delete', 'chat.app.spaces',
     'chat.admin.spaces.readonly'].map((s) => `${GOOGLE}${s}`),
