@@ -197,6 +197,33 @@ fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() 
 }
 
 #[test]
+fn a_github_app_secret_github_refuses_is_a_503_not_a_401() {
+    let gh = Providers::start();
+    let upstream = Upstream::start();
+    let gw = TestGateway::start_file(
+        "config/examples/github-token.yaml",
+        &[
+            ("GITHUB_API", gh.github_api.clone()),
+            ("GITHUB_CLIENT_ID", GITHUB_APP.0.into()),
+            ("GITHUB_CLIENT_SECRET", "rotated-away".into()),
+            upstream_env(&upstream),
+        ],
+    );
+    let alice = gh.github_token(GITHUB_APP.0, "alice", &["repo"]);
+    // GitHub answers 401 "Bad credentials" for the app: the token is not at fault.
+    play(
+        &gw,
+        &upstream,
+        &[case(
+            "GET",
+            "/whoami",
+            &[("authorization", &format!("Bearer {alice}"))],
+            refused(503, "temporarily_unavailable", ""),
+        )],
+    );
+}
+
+#[test]
 fn google_tokens_recipe_admits_tokens_of_the_client_and_refuses_the_rest() {
     let google = Providers::start();
     let upstream = Upstream::start();

@@ -134,16 +134,21 @@ impl Gateway {
                 let found = match need {
                     Need::Keys { issuer, .. } => {
                         backend.refresh_keys(issuer).await;
-                        Found::Keys
+                        Some(Found::Keys)
                     }
                     Need::Introspection => {
                         let client = head.conn.peer.map(|p| p.ip());
-                        Found::Introspection(backend.introspect(&begun.cred.token, client).await)
+                        let answer = backend.introspect(&begun.cred.token, client).await;
+                        Some(Found::Introspection(answer))
                     }
-                    Need::Membership { .. } => unreachable!("asked after authentication"),
+                    // Asked by the organization stage, never by authentication.
+                    Need::Membership { .. } => None,
                 };
                 let ctx = self.context(head.conn, unix_now());
-                authn::resume(&begun.cred, need, found, &ctx)
+                match found {
+                    Some(found) => authn::resume(&begun.cred, need, found, &ctx),
+                    None => Authn::Refused(need.refusal()),
+                }
             }
             done => done,
         };
