@@ -11,13 +11,14 @@ use support::providers::{GITHUB_APP, GOOGLE_CLIENT, OTHER_GOOGLE_CLIENT, Provide
 use support::recipe::*;
 use support::*;
 
-fn github_gateway(providers: &Providers, upstream: &Upstream) -> TestGateway {
+/// The github-token recipe as the app `GITHUB_APP.0` with `secret`.
+fn github_gateway(providers: &Providers, upstream: &Upstream, secret: &str) -> TestGateway {
     TestGateway::start_file(
         "config/examples/github-token.yaml",
         &[
             ("GITHUB_API", providers.github_api.clone()),
             ("GITHUB_CLIENT_ID", GITHUB_APP.0.into()),
-            ("GITHUB_CLIENT_SECRET", GITHUB_APP.1.into()),
+            ("GITHUB_CLIENT_SECRET", secret.into()),
             upstream_env(upstream),
         ],
     )
@@ -36,7 +37,7 @@ fn refused(status: u16, error: &'static str, says: &'static str) -> Expect {
 fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() {
     let gh = Providers::start();
     let upstream = Upstream::start();
-    let gw = github_gateway(&gh, &upstream);
+    let gw = github_gateway(&gh, &upstream, GITHUB_APP.1);
 
     let alice = gh.github_token(GITHUB_APP.0, "alice", &["repo", "read:org"]);
     let admin = gh.github_token(GITHUB_APP.0, "alice", &["admin:org", "read:org"]);
@@ -200,15 +201,7 @@ fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() 
 fn a_github_app_secret_github_refuses_is_a_503_not_a_401() {
     let gh = Providers::start();
     let upstream = Upstream::start();
-    let gw = TestGateway::start_file(
-        "config/examples/github-token.yaml",
-        &[
-            ("GITHUB_API", gh.github_api.clone()),
-            ("GITHUB_CLIENT_ID", GITHUB_APP.0.into()),
-            ("GITHUB_CLIENT_SECRET", "rotated-away".into()),
-            upstream_env(&upstream),
-        ],
-    );
+    let gw = github_gateway(&gh, &upstream, "rotated-away");
     let alice = gh.github_token(GITHUB_APP.0, "alice", &["repo"]);
     // GitHub answers 401 "Bad credentials" for the app: the token is not at fault.
     play(
