@@ -5,7 +5,7 @@
 
 use crate::compile::{Compiled, Serving};
 use crate::decision::Gateway;
-use crate::metrics::{self, RequestMetrics};
+use crate::metrics::{self, DecisionMetrics, RequestMetrics};
 use crate::sync::{
     Introspector, KeySync, Network, OrgSourceSync, Poller, RevocationSink, SetMetrics, SetReceiver,
 };
@@ -21,6 +21,8 @@ pub struct Generation {
     /// Every metric of this generation (and the process-wide ones), for `/metrics`.
     pub registry: Registry,
     pub requests: RequestMetrics,
+    /// What the decision endpoint counts.
+    pub decisions: DecisionMetrics,
     /// The network half of decisions (key refresh, introspection), for the proxy.
     pub network: Network,
     /// The RFC 8935 receiver of `POST /events`, when push is configured.
@@ -98,7 +100,9 @@ impl Generation {
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
         let requests = RequestMetrics::new(&registry, &routes, &upstreams);
+        let decisions = DecisionMetrics::new(&registry, &routes);
         Generation {
+            decisions,
             network: Network {
                 keys,
                 introspector: Arc::new(introspector),

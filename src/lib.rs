@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod answer;
 pub mod authn;
+pub mod authz;
 pub mod clock;
 pub mod compile;
 pub mod config;

@@ -126,3 +126,53 @@ impl RequestMetrics {
         self.by_upstream[upstream].observe(seconds);
     }
 }
+
+/// What the decision endpoint counts: answers by front end, route and outcome, and the time
+/// to answer. Series appear as they are first counted (a configuration without the endpoint
+/// exposes none).
+pub struct DecisionMetrics {
+    answers: IntCounterVec,
+    routes: Vec<String>,
+    pub seconds: Histogram,
+}
+
+impl DecisionMetrics {
+    pub fn new(registry: &Registry, routes: &[&str]) -> DecisionMetrics {
+        let answers = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_decision_endpoint_requests_total",
+                "Decision-endpoint answers by front end (nginx, forward_auth, envoy_http, envoy_grpc), route and outcome",
+            ),
+            &["front_end", "route", "outcome"],
+        ));
+        let seconds = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "scopegate_decision_endpoint_duration_seconds",
+                "Time to answer a decision-endpoint call (network half included)",
+            )
+            .buckets(vec![
+                1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1.0,
+            ]),
+        ));
+        register(
+            registry,
+            [
+                Box::new(answers.clone()) as Box<dyn Collector>,
+                Box::new(seconds.clone()),
+            ],
+        );
+        DecisionMetrics {
+            answers,
+            routes: routes.iter().map(|r| r.to_string()).collect(),
+            seconds,
+        }
+    }
+
+    /// Counts one answer to `front_end`; `route` is `None` when nothing matched.
+    pub fn count(&self, front_end: &str, route: Option<usize>, outcome: Outcome) {
+        let route = route.map_or(NO_ROUTE, |r| self.routes[r].as_str());
+        self.answers
+            .with_label_values(&[front_end, route, outcome.label()])
+            .inc();
+    }
+}

@@ -62,7 +62,17 @@ fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
 pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
     let serving = compiled.serving.clone();
     let admin_listener = bind(serving.admin_listen, "admin.listen")?;
-    let proxy_listener = bind(serving.listen, "server.listen")?;
+    let listeners = crate::proxy::Listeners {
+        proxy: bind(serving.listen, "server.listen")?,
+        decision: match serving.decision.as_ref().and_then(|d| d.listen.as_ref()) {
+            Some(b) => Some(crate::proxy::Bound::bind(b)?),
+            None => None,
+        },
+        grpc: match serving.decision.as_ref().and_then(|d| d.grpc_listen) {
+            Some(a) => Some(bind(a, "decision.grpc_listen")?),
+            None => None,
+        },
+    };
 
     let sidecar_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -98,7 +108,7 @@ pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
     let proxy = std::thread::Builder::new()
         .name("scopegate-proxy".into())
         .spawn(move || {
-            if let Err(e) = crate::proxy::run(proxy_current, proxy_listener, proxy_stopped) {
+            if let Err(e) = crate::proxy::run(proxy_current, listeners, proxy_stopped) {
                 tracing::error!("proxy: {e}");
             }
         })
@@ -162,6 +172,7 @@ impl Running {
                 was.shutdown_grace != will.shutdown_grace,
             ),
             ("server.threads", was.threads != will.threads),
+            ("decision", was.decision != will.decision),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, changed)| *changed) {
             return Err(format!("{what} changed: that needs a restart"));

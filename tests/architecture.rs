@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["compile"],
     &["sync"],
     &["generation"],
+    &["authz"],
     &["proxy", "admin"],
     &["server"],
     &["dev", "explain"],

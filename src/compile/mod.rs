@@ -4,6 +4,7 @@
 //! ([`Inputs`]), so compiling itself does no I/O.
 
 mod credentials;
+mod decision;
 mod forwarding;
 mod inputs;
 mod issuers;
@@ -13,6 +14,7 @@ mod revocation;
 mod routes;
 mod upstreams;
 
+pub use decision::{Bind, DecisionServing};
 pub use inputs::Inputs;
 pub use lint::lint;
 pub use organizations::{OrgLocation, OrgSourceRules, org_policies};
@@ -53,6 +55,8 @@ pub struct Serving {
     pub max_connections: usize,
     /// How long requests in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The decision endpoint, when configured.
+    pub decision: Option<DecisionServing>,
 }
 
 /// `server.timeouts`.
@@ -143,6 +147,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         },
         max_connections: file.server.limits.max_connections.max(1),
         shutdown_grace: file.server.shutdown_grace.0,
+        decision: decision::compile(file, origin)?,
     };
     let upstreams = upstreams::compile(file, inputs, origin)?;
     let universe = routes::universe(file);

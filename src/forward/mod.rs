@@ -151,6 +151,42 @@ impl ForwardPolicy {
             .any(|s| s.as_bytes().eq_ignore_ascii_case(scheme))
     }
 
+    /// The identity headers the gateway sets for `principal` and `org` (also what the
+    /// decision endpoint hands its caller to copy).
+    pub fn identity_headers(
+        &self,
+        principal: Option<&Principal>,
+        org: Option<&HeaderValue>,
+    ) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
+        let id = &self.identity;
+        let who = principal.into_iter().flat_map(move |p| {
+            [
+                Some((&id.subject, p.subject.clone())),
+                p.client_id.clone().map(|c| (&id.client_id, c)),
+                Some((&id.scopes, p.grant.effective.clone())),
+                Some((&id.principal, p.kind.header())),
+                Some((&id.issuer, p.issuer_id.clone())),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        who.chain(org.map(|o| (&id.org, o.clone())))
+    }
+
+    /// Every identity header's name: a caller of the decision endpoint removes the client's
+    /// copies of those the gateway did not set.
+    pub fn identity_names(&self) -> [&HeaderName; 6] {
+        let id = &self.identity;
+        [
+            &id.subject,
+            &id.client_id,
+            &id.scopes,
+            &id.org,
+            &id.principal,
+            &id.issuer,
+        ]
+    }
+
     /// The headers to send upstream, built in one pass over the client's; returns them and
     /// the request id used.
     pub fn rewrite(
@@ -228,17 +264,8 @@ impl ForwardPolicy {
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
         );
-        if let Some(p) = principal {
-            out.insert(self.identity.subject.clone(), p.subject.clone());
-            if let Some(c) = &p.client_id {
-                out.insert(self.identity.client_id.clone(), c.clone());
-            }
-            out.insert(self.identity.scopes.clone(), p.grant.effective.clone());
-            out.insert(self.identity.principal.clone(), p.kind.header());
-            out.insert(self.identity.issuer.clone(), p.issuer_id.clone());
-        }
-        if let Some(o) = org {
-            out.insert(self.identity.org.clone(), o.clone());
+        for (name, value) in self.identity_headers(principal, org) {
+            out.insert(name.clone(), value);
         }
         let id = match client_id {
             Some(v) if valid_request_id(&v) => v,

@@ -194,11 +194,20 @@ fn overloaded(stream: TcpStream, tls: bool) {
     tracing::debug!("connection refused: over server.limits.max_connections");
 }
 
-/// Runs the engine on the calling thread, accepting on `listener`, until `stop` fires.
+/// What the engine listens on, bound at start.
+pub struct Listeners {
+    pub proxy: std::net::TcpListener,
+    /// The decision endpoint's HTTP front ends.
+    pub decision: Option<super::Bound>,
+    /// Envoy `ext_authz` over gRPC.
+    pub grpc: Option<std::net::TcpListener>,
+}
+
+/// Runs the engine on the calling thread, accepting on `listeners`, until `stop` fires.
 /// Threads and TLS are those of the configuration at start (a reload cannot change them).
 pub fn run(
     current: Current,
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     stop: oneshot::Receiver<()>,
 ) -> Result<(), String> {
     let serving = current.load().serving.clone();
@@ -220,13 +229,39 @@ pub fn run(
     }
     .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let listener = TcpListener::from_std(listeners.proxy).map_err(|e| e.to_string())?;
+        // The decision endpoint stops accepting when the proxy does.
+        let (stopping, stop_seen) = tokio::sync::watch::channel(false);
+        let secret = serving.decision.as_ref().and_then(|d| d.secret.clone());
+        if let Some(bound) = listeners.decision {
+            tokio::spawn(super::decision::serve(
+                current.clone(),
+                bound,
+                secret.clone(),
+                serving.timeouts.header,
+                stop_seen.clone(),
+            ));
+        }
+        if let Some(grpc) = listeners.grpc {
+            let grpc = TcpListener::from_std(grpc).map_err(|e| e.to_string())?;
+            let service = crate::authz::grpc::Service::new(current.clone(), secret);
+            let mut stop_seen = stop_seen.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop_seen.changed().await;
+                };
+                if let Err(e) = service.serve(grpc, stopped).await {
+                    tracing::error!("{e}");
+                }
+            });
+        }
         let engine = Arc::new(Engine::new(
             current,
             tls.is_some(),
             serving.timeouts.upstream_connect,
         ));
         serve(engine, listener, tls, serving, stop).await;
+        let _ = stopping.send(true);
         Ok(())
     })
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod providers;
+pub mod proxies;
 pub mod recipe;
 mod template;
 pub use template::Template;

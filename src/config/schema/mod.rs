@@ -2,6 +2,7 @@
 //! keys; defaults are the safe choice. Compilation into the runtime form is `compile/`.
 
 mod credentials;
+mod decision;
 mod forward;
 mod issuers;
 mod organizations;
@@ -9,6 +10,7 @@ mod server;
 mod tokens;
 
 pub use credentials::*;
+pub use decision::*;
 pub use forward::*;
 pub use issuers::*;
 pub use organizations::*;
@@ -46,6 +48,8 @@ pub struct File {
     /// Static keys and legacy tokens, stored as SHA-256 only.
     #[serde(default)]
     pub credentials: Vec<Credential>,
+    /// The decision endpoint for nginx, Caddy, Traefik and Envoy.
+    pub decision: Option<Decision>,
 }
 
 #[derive(Debug, Deserialize)]
