@@ -118,6 +118,10 @@ pub fn explain(
             } else {
                 out.push_str("  public route: no credential checked\n");
             }
+            out.push_str(&format!(
+                "decision endpoint: 200 with these identity headers and x-scopegate-path: {}\n",
+                f.path_and_query
+            ));
             true
         }
         Verdict::Refuse(r) => {
@@ -129,10 +133,23 @@ pub fn explain(
                 }
             }
             out.push_str(&format!("  body: {}\n", String::from_utf8_lossy(&a.body)));
+            out.push_str(&format!(
+                "decision endpoint: the same answer; {}\n",
+                through_nginx(a.status)
+            ));
             false
         }
     };
     Ok((out, allowed))
+}
+
+/// What a refusal becomes through nginx `auth_request`, which passes only 401 and 403 (and
+/// 2xx) from the decision; Caddy, Traefik and Envoy pass the answer as it is.
+fn through_nginx(status: http::StatusCode) -> String {
+    match status.as_u16() {
+        401 | 403 => format!("nginx auth_request passes {status} and WWW-Authenticate"),
+        _ => format!("nginx auth_request turns {status} into 500 (it passes only 401 and 403)"),
+    }
 }
 
 /// The network half of one decision: keys were fetched up front; opaque tokens are

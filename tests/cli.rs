@@ -232,6 +232,12 @@ fn explain_decides_legacy_credentials_given_as_headers_or_in_the_query() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("subject: mailer@example.com"), "{out}");
     assert!(!out.contains("zoho-mailer-authtoken-33d0"), "{out}");
+    assert!(
+        out.contains(
+            "decision endpoint: 200 with these identity headers and x-scopegate-path: /crm/v2/Leads"
+        ),
+        "{out}"
+    );
     let (ok, out, _) = scopegate(&[
         "explain",
         "--config",
@@ -242,6 +248,10 @@ fn explain_decides_legacy_credentials_given_as_headers_or_in_the_query() {
     assert!(!ok);
     assert!(
         out.contains("401") && out.contains("use an OAuth 2.0 access token"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nginx auth_request passes 401 Unauthorized and WWW-Authenticate"),
         "{out}"
     );
 }

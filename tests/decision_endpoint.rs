@@ -498,3 +498,35 @@ mod grpc {
         ));
     }
 }
+
+#[test]
+fn the_decision_endpoint_listens_on_a_unix_socket_without_a_secret() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let socket = std::env::temp_dir().join(format!("scopegate-decision-{}.sock", free_port()));
+    let yaml = Template::corp(&[API])
+        .section(&format!("decision:\n  listen: \"unix:{}\"", socket.display()))
+        .routes(
+            "  - name: repos\n    match: { path: \"/orgs/{org}/repos\" }\n    upstream: api\n    require: { scopes: repo }",
+        );
+    let _gw = TestGateway::start(&config(&yaml.yaml(), &auth, &upstream));
+    let token = auth.user_token("alice", "full", "repo", API);
+    let ask = |auth: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        write!(
+            s,
+            "GET /nginx HTTP/1.1\r\nHost: decision\r\nX-Original-URI: /orgs/acme/repos\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let allowed = ask(&format!("Authorization: Bearer {token}\r\n"));
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(allowed.contains("x-auth-subject: alice"), "{allowed}");
+    let refused = ask("");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let _ = std::fs::remove_file(&socket);
+}
