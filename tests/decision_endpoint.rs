@@ -296,6 +296,15 @@ fn each_callers_conventions_name_the_original_request() {
     );
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-auth-org"), "acme");
+    // The legacy key sets no client: Envoy gets it empty, overwriting a client's copy.
+    let r = call(
+        &w,
+        "/envoy/orgs/acme/repos",
+        &[secret, ("x-api-key", LEGACY_KEY)],
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-auth-client-id"), "");
+    assert_eq!(header(&r, "x-auth-subject"), "legacy-bot");
     let r = call(
         &w,
         "/envoy/orgs/widgets/members",
@@ -529,4 +538,47 @@ fn the_decision_endpoint_listens_on_a_unix_socket_without_a_secret() {
     let refused = ask("");
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     let _ = std::fs::remove_file(&socket);
+}
+
+#[test]
+fn the_shipped_nginx_and_caddy_configurations_are_valid_for_their_servers() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = std::env::temp_dir().join(format!("scopegate-proxies-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("nginx.conf");
+    std::fs::write(
+        &wrapper,
+        format!("events {{}}\nhttp {{\n  include {root}/config/proxies/nginx.conf;\n}}\n"),
+    )
+    .unwrap();
+    let nginx = std::process::Command::new("nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&wrapper)
+        .output()
+        .unwrap();
+    assert!(
+        nginx.status.success(),
+        "{}",
+        String::from_utf8_lossy(&nginx.stderr)
+    );
+    let caddy = std::process::Command::new("caddy")
+        .args(["adapt", "--validate", "--adapter", "caddyfile", "--config"])
+        .arg(format!("{root}/config/proxies/Caddyfile"))
+        .env("SCOPEGATE_DECISION_SECRET", SECRET)
+        .env("HOME", &dir)
+        .env("XDG_DATA_HOME", &dir)
+        .env("XDG_CONFIG_HOME", &dir)
+        .output()
+        .unwrap();
+    assert!(
+        caddy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&caddy.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

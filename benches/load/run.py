@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side load benchmark: direct to upstream, nginx (plain reverse proxy), Apache with
-mod_oauth2 (a gateway doing the same job), and scopegate, in one run, alternating targets
+mod_oauth2 (a gateway doing the same job), scopegate, and nginx asking scopegate's decision
+endpoint by auth_request, in one run, alternating targets
 round by round so that machine noise hits all of them alike.
 
 Needs wrk, nginx, apache2 + libapache2-mod-oauth2 and openssl (apt), and a release build
@@ -126,7 +127,7 @@ def main():
         return p
 
     try:
-        ports = {k: free_port() for k in ["up", "nginx", "iss", "apache"]}
+        ports = {k: free_port() for k in ["up", "nginx", "nginx_auth", "decision", "iss", "apache"]}
         key = Key(work)
         iss = f"http://127.0.0.1:{ports['iss']}"
         www = os.path.join(work, "www")
@@ -161,12 +162,28 @@ http {{
   server {{ listen 127.0.0.1:{ports['nginx']};
     location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
   server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json; }}
+  # nginx in front, asking scopegate's decision endpoint (the README's configuration).
+  upstream decide {{ server 127.0.0.1:{ports['decision']}; keepalive 64; keepalive_requests 1000000; }}
+  server {{ listen 127.0.0.1:{ports['nginx_auth']};
+    location / {{
+      auth_request /_scopegate;
+      auth_request_set $auth_subject $upstream_http_x_auth_subject;
+      auth_request_set $auth_scopes $upstream_http_x_auth_scopes;
+      proxy_set_header X-Auth-Subject $auth_subject;
+      proxy_set_header X-Auth-Scopes $auth_scopes;
+      proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location = /_scopegate {{ internal;
+      proxy_pass http://decide/nginx; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass_request_body off; proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Original-Method $request_method; }} }}
 }}
 """)
         nginx = start(["nginx", "-c", nginx_conf, "-p", work])
         wait_port(ports["nginx"]); wait_port(ports["iss"])
 
         targets = []  # (name, port, path, tokens file, pids function)
+        # The CPU of these processes is also reported alone for a target (the decision part).
+        also = {}
         targets.append(("direct", ports["up"], "/orgs/acme/repos", files["t100"], lambda: []))
         targets.append(("nginx", ports["nginx"], "/orgs/acme/repos", files["t100"], lambda: family(nginx.pid)))
 
@@ -215,7 +232,9 @@ MaxKeepAliveRequests 0
         for label, binary in instances:
             ports[label], ports[label + "_admin"] = free_port(), free_port()
             conf = os.path.join(work, f"{label}.yaml")
+            decision = f'decision: {{ listen: "127.0.0.1:{ports["decision"]}" }}' if label == "scopegate" else ""
             open(conf, "w").write(f"""
+{decision}
 server: {{ listen: "127.0.0.1:{ports[label]}", threads: 1 }}
 admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
@@ -236,6 +255,11 @@ routes:
             targets.append((f"{label} (1000 JWTs)", ports[label], "/orgs/acme/repos", files["t1000"], lambda g=g: [g.pid]))
             targets.append((f"{label} 401", ports[label], "/orgs/acme/repos", "", lambda g=g: [g.pid]))
             targets.append((f"{label} 403", ports[label], "/orgs/acme/repos", files["t403"], lambda g=g: [g.pid]))
+            if label == "scopegate":
+                name = "nginx + auth_request → scopegate decision (100 JWTs)"
+                targets.append((name, ports["nginx_auth"], "/orgs/acme/repos", files["t100"],
+                                lambda g=g: family(nginx.pid) + [g.pid]))
+                also[name] = lambda g=g: [g.pid]
 
         def wrk(port, path, tokens, duration):
             env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path}
@@ -259,6 +283,7 @@ routes:
             wrk(port, path, tokens, 2)
 
         results = {name: [] for name, *_ in targets}
+        alone = {}
         for r in range(args.rounds):
             for name, port, path, tokens, pids in targets:
                 ps = pids()
@@ -267,7 +292,12 @@ routes:
                     perf = subprocess.Popen(["perf", "record", "-g", "-o", "perf.data", "-p", str(ps[0])],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 before = cpu_ticks(ps)
+                part = also[name]() if name in also else []
+                part_before = cpu_ticks(part)
                 reqs, rps, p50, p99, non2xx = wrk(port, path, tokens, args.duration)
+                if part:
+                    decided_us = (cpu_ticks(part) - part_before) / TICK * 1e6 / reqs
+                    alone.setdefault(name, []).append(decided_us)
                 if perf:
                     perf.send_signal(signal.SIGINT)
                     perf.wait()
@@ -288,6 +318,11 @@ routes:
         for name, (rps, p50, p99, us, bad) in med.items():
             ratio = "" if name == "direct" else f"{us / ng[3]:.2f}"
             print(f"| {name} | {rps:.0f} | {p50:.0f} | {p99:.0f} | {'' if name == 'direct' else f'{us:.1f}'} | {ratio} | {rps / ng[0]:.2f} | {p99 - direct[2]:.0f} | {bad:.0%} |")
+        for name, values in alone.items():
+            proxied = med.get("scopegate (100 JWTs)")
+            print(f"\n{name}: CPU of nginx and scopegate together above; scopegate alone "
+                  f"{statistics.median(values):.1f} µs per decision"
+                  + (f" vs {proxied[3]:.1f} µs per request it proxies itself (scopegate (100 JWTs))" if proxied else ""))
     finally:
         for p in procs:
             try:

@@ -81,11 +81,21 @@ async fn handle(
         };
     let generation = current.load_full();
     match authz::decide(&generation, front_end, &original).await {
-        Answer::Allow { set, path, .. } => {
+        Answer::Allow {
+            set, remove, path, ..
+        } => {
             let mut resp = Response::new(Full::new(Bytes::new()));
             let h = resp.headers_mut();
             for (name, value) in set {
                 h.insert(name, value);
+            }
+            // Envoy copies `allowed_upstream_headers` that the answer has and leaves the
+            // client's others alone: an empty value overwrites a spoofed copy. (nginx removes
+            // a header set empty; Traefik and Caddy delete what they copy first.)
+            if front_end == authz::FrontEnd::EnvoyHttp {
+                for name in remove {
+                    h.insert(name, HeaderValue::from_static(""));
+                }
             }
             if let Ok(v) = HeaderValue::from_str(&path) {
                 h.insert(X_SCOPEGATE_PATH.clone(), v);
