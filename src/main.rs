@@ -107,24 +107,29 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: log collectors would store escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match Cli::parse().command {
         Command::Run { config } => run(&config),
         Command::Dev => scopegate::dev::run(),
         Command::HashCredential => hash_credential(),
-        Command::Check { config } => load(&config).map(|(file, _)| {
-            let warnings = compile::lint(&file);
-            for w in &warnings {
-                eprintln!("{}: warning: {w}", config.display());
-            }
-            println!(
-                "{}: ok ({} routes, {} issuers, {} warnings)",
-                config.display(),
-                file.routes.len(),
-                file.issuers.len(),
-                warnings.len()
-            );
-        }),
+        Command::Check { config } => {
+            compile::check(&config)
+                .map_err(|e| e.to_string())
+                .map(|(file, warnings)| {
+                    for w in &warnings {
+                        eprintln!("{}: warning: {w}", config.display());
+                    }
+                    println!(
+                        "{}: ok ({} routes, {} issuers, {} warnings)",
+                        config.display(),
+                        file.routes.len(),
+                        file.issuers.len(),
+                        warnings.len()
+                    );
+                })
+        }
         Command::Explain {
             config,
             token,

@@ -35,6 +35,8 @@ fn check_accepts_the_shipped_configs() {
         "config/examples/google-chat.yaml",
         "config/examples/zoho-migration.yaml",
         "config/examples/multi-site.yaml",
+        "config/examples/github-token.yaml",
+        "config/examples/google-tokens.yaml",
     ] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let (ok, out, err) = scopegate(&["check", "--config", &path]);
@@ -106,6 +108,58 @@ fn check_warns_about_a_shadowed_route_but_succeeds() {
         "{err}"
     );
     assert!(out.contains("1 warnings"), "{out}");
+}
+
+#[test]
+fn check_only_warns_about_upstream_names_that_resolve_where_the_gateway_runs_and_run_refuses_them()
+{
+    // A service name of the cluster the configuration is for.
+    let path = write(
+        "cluster.yaml",
+        "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://orders.shop.svc.cluster.invalid:8080 } }\nroutes:\n  - { name: h, match: { path: /h }, upstream: api, auth: none }\n",
+    );
+    let (ok, out, err) = scopegate(&["check", "--config", &path]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("upstreams.api.url `http://orders.shop.svc.cluster.invalid:8080`: the host does not resolve here"),
+        "{err}"
+    );
+    assert!(out.contains("1 warnings"), "{out}");
+    // Starting resolves them: a gateway with nowhere to forward does not start.
+    let (ok, _, err) = scopegate(&["run", "--config", &path]);
+    assert!(!ok);
+    assert!(err.contains("the host does not resolve"), "{err}");
+}
+
+#[test]
+fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    let port = |l: std::net::TcpListener| l.local_addr().unwrap().port();
+    let free = || port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let path = write(
+        "plain.yaml",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{} }}\nadmin: {{ listen: 127.0.0.1:{} }}\nupstreams: {{ api: {{ url: http://127.0.0.1:2 }} }}\nroutes:\n  - {{ name: h, match: {{ path: /h }}, upstream: api, auth: none }}\n",
+            free(),
+            free()
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["run", "--config", &path])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first log line, as a collector reading the pipe would store it.
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("INFO") && line.contains("serving"),
+        "{line:?}"
+    );
+    assert!(!line.contains('\u{1b}'), "colour codes in {line:?}");
 }
 
 /// `scopegate dev` on its fixed ports; its curl lines must answer as announced.

@@ -37,27 +37,50 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
     Some((uri.host()?.to_string(), port))
 }
 
+/// What a host name that does not resolve is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unresolved {
+    /// An error (starting, reloading: the gateway would have nowhere to forward).
+    Refuse,
+    /// A warning (`scopegate check` on a machine outside the cluster the names belong to).
+    Warn,
+}
+
 impl Inputs {
     /// Resolves the upstreams' host names and reads a policy file (named in errors).
     pub fn gather(file: &File, origin: &str) -> Result<Inputs, ConfigError> {
+        Inputs::gather_with(file, origin, Unresolved::Refuse).map(|(inputs, _)| inputs)
+    }
+
+    /// [`Inputs::gather`], with host names that do not resolve refused or only warned about
+    /// (they are then given an unspecified address and the warnings say so).
+    pub fn gather_with(
+        file: &File,
+        origin: &str,
+        unresolved: Unresolved,
+    ) -> Result<(Inputs, Vec<String>), ConfigError> {
         let mut inputs = Inputs::default();
+        let mut warnings = Vec::new();
         for (name, u) in &file.upstreams {
             let Some((host, port)) = host_port(&u.url) else {
                 continue;
             };
             // Resolved once at load: upstream addresses are part of the configuration.
-            let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            let resolved = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
                 .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        origin,
-                        format!(
-                            "upstreams.{name}.url `{}`: the host does not resolve",
-                            u.url.0
-                        ),
-                    )
-                })?;
+                .and_then(|mut a| a.next());
+            let why = format!(
+                "upstreams.{name}.url `{}`: the host does not resolve",
+                u.url.0
+            );
+            let addr = match (resolved, unresolved) {
+                (Some(a), _) => a,
+                (None, Unresolved::Refuse) => return Err(ConfigError::new(origin, why)),
+                (None, Unresolved::Warn) => {
+                    warnings.push(format!("{why} here (it must where the gateway runs)"));
+                    SocketAddr::from(([0, 0, 0, 0], port))
+                }
+            };
             inputs.addresses.insert((host, port), addr);
         }
         if let Some(path) = file
@@ -75,6 +98,6 @@ impl Inputs {
                 read_at: unix_now(),
             });
         }
-        Ok(inputs)
+        Ok((inputs, warnings))
     }
 }

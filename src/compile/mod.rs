@@ -15,7 +15,7 @@ mod routes;
 mod upstreams;
 
 pub use decision::{Bind, DecisionServing};
-pub use inputs::Inputs;
+pub use inputs::{Inputs, Unresolved};
 pub use lint::lint;
 pub use organizations::{OrgLocation, OrgSourceRules, org_policies};
 
@@ -113,6 +113,18 @@ pub fn load(path: &Path) -> Result<(File, Compiled), ConfigError> {
     let inputs = Inputs::gather(&file, &origin)?;
     let compiled = compile(&file, &inputs, &origin)?;
     Ok((file, compiled))
+}
+
+/// What `scopegate check` does: [`load`], with upstream host names that do not resolve here
+/// reported as warnings (a configuration for a cluster names its services), beside the
+/// [`lint`] warnings.
+pub fn check(path: &Path) -> Result<(File, Vec<String>), ConfigError> {
+    let origin = path.display().to_string();
+    let file = crate::config::load(path)?;
+    let (inputs, mut warnings) = Inputs::gather_with(&file, &origin, Unresolved::Warn)?;
+    compile(&file, &inputs, &origin)?;
+    warnings.extend(lint(&file));
+    Ok((file, warnings))
 }
 
 /// Parses, gathers the inputs of and compiles a configuration given as text (the embedded
