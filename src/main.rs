@@ -82,17 +82,30 @@ fn run(config: &Path) -> Result<(), String> {
     // Installed first: a SIGHUP during the start must not end the process.
     let mut signals = server::Signals::install()?;
     let (_, compiled) = load(config)?;
+    let mut file = server::ConfigFile::new(config);
     let mut running = server::start(compiled, Default::default())?;
     tracing::info!("scopegate serving with {}", config.display());
-    while signals.wait() == Signal::Reload {
+    loop {
+        let every = running.current().serving.watch_config;
+        let why = match signals.wait_or_change(every, || file.changed()) {
+            Signal::Stop => break,
+            Signal::Reload => {
+                // What SIGHUP reads now is not a change to read again.
+                file.changed();
+                "SIGHUP"
+            }
+            Signal::Changed => "the file changed",
+        };
         match load(config).and_then(|(_, next)| running.reload(next)) {
             Ok(()) => {
                 CONFIG_RELOADS.with_label_values(&["ok"]).inc();
-                tracing::info!("configuration reloaded from {}", config.display());
+                tracing::info!("configuration reloaded from {} ({why})", config.display());
             }
             Err(e) => {
                 CONFIG_RELOADS.with_label_values(&["error"]).inc();
-                tracing::error!("configuration not reloaded, the previous one keeps serving: {e}");
+                tracing::error!(
+                    "configuration not reloaded ({why}), the previous one keeps serving: {e}"
+                );
             }
         }
     }

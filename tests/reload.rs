@@ -1,6 +1,7 @@
-//! Configuration reload on SIGHUP: a good file is put in force without a restart and without
-//! forgetting what the gateway learnt (revocations, keys); a bad one is refused and the
-//! configuration in force keeps serving.
+//! Configuration reload on SIGHUP and on a change of the file (also a Kubernetes-style symlink
+//! swap): a good file is put in force without a restart and without forgetting what the
+//! gateway learnt (revocations, keys); a bad one is refused and the configuration in force
+//! keeps serving.
 
 mod support;
 
@@ -127,4 +128,59 @@ fn a_revocation_pushed_during_a_reload_survives_the_swap() {
     assert_eq!(status(&w, &repo), 401);
     eventually("the reload done", || reloads(&w, "ok"));
     assert_eq!(status(&w, &repo), 401, "the swap forgot a revocation");
+}
+
+#[test]
+fn a_configmap_symlink_swap_is_put_in_force_and_a_bad_one_keeps_the_previous() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let version = |scope: &str| {
+        let t = Template::corp(&[API])
+            .server("reload: { check_every: 200ms }")
+            .routes(&format!(
+                "  - name: repos\n    match: {{ path: \"/orgs/{{org}}/repos\" }}\n    upstream: api\n    require: {{ scopes: {scope} }}"
+            ))
+            .yaml()
+            .replace("{listen}", "${SCOPEGATE_LISTEN}")
+            .replace("{admin}", "${SCOPEGATE_ADMIN_LISTEN}");
+        config(&t, &auth, &upstream)
+    };
+    // A ConfigMap as the kubelet mounts it: scopegate.yaml -> ..data/scopegate.yaml,
+    // ..data -> ..<timestamp>/, swapped by renaming a new ..data link over the old one.
+    let dir = std::env::temp_dir().join(format!("scopegate-configmap-{}", free_port()));
+    let publish = |name: &str, yaml: &str| {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("scopegate.yaml"), yaml).unwrap();
+        let tmp = dir.join("..data_tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(name, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    };
+    publish("..2026_12_03_v1", &version("repo"));
+    std::os::unix::fs::symlink("..data/scopegate.yaml", dir.join("scopegate.yaml")).unwrap();
+    let gw = TestGateway::start_file(dir.join("scopegate.yaml").to_str().unwrap(), &[]);
+    let read_org = auth.client_token("full", "read:org", API);
+    let status = |t: &str| get(&format!("{}/orgs/acme/repos", gw.url), Some(t)).status();
+    assert_eq!(status(&read_org), 403);
+
+    publish("..2026_12_03_v2", &version("read:org"));
+    eventually("the swapped configuration in force", || {
+        status(&read_org) == 200
+    });
+    let counted = |result: &str| {
+        gw.metrics().contains(&format!(
+            "scopegate_config_reloads_total{{result=\"{result}\"}} 1"
+        ))
+    };
+    assert!(counted("ok"), "{}", gw.metrics());
+
+    publish("..2026_12_03_v3", "server: [this is not a configuration\n");
+    eventually("the bad swap refused and counted", || counted("error"));
+    assert_eq!(
+        status(&read_org),
+        200,
+        "the previous configuration keeps serving"
+    );
+    assert!(counted("ok"), "one good reload only: {}", gw.metrics());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -57,6 +57,8 @@ pub struct Serving {
     pub shutdown_grace: Duration,
     /// The decision endpoint, when configured.
     pub decision: Option<DecisionServing>,
+    /// How often the configuration file is looked at for changes; `None`: only SIGHUP.
+    pub watch_config: Option<Duration>,
 }
 
 /// `server.timeouts`.
@@ -160,6 +162,10 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         max_connections: file.server.limits.max_connections.max(1),
         shutdown_grace: file.server.shutdown_grace.0,
         decision: decision::compile(file, origin)?,
+        watch_config: {
+            let r = &file.server.reload;
+            (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)
+        },
     };
     let upstreams = upstreams::compile(file, inputs, origin)?;
     let universe = routes::universe(file);

@@ -533,6 +533,8 @@ pub const GATEWAY_AUD: &str = "https://gateway.scopegate.test";
 /// with pushed SETs accepted from the test's transmitter (`{jwks}`: its keys).
 pub fn push_config() -> String {
     Template::corp(&[API, OPAQUE_API])
+        // Reloads only on SIGHUP: the tests that rewrite this file count each reload.
+        .server("reload: { on_file_change: false }")
         .issuer("introspection: { client_id: gateway, client_secret: gateway-secret }")
         .section(
             "tokens:\n  revocation:\n    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n      audience: \"https://gateway.scopegate.test\"",

@@ -24,6 +24,37 @@ pub struct Server {
     /// to finish before the process exits.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: Dur,
+    #[serde(default)]
+    pub reload: Reload,
+}
+
+/// When the configuration is read again besides SIGHUP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reload {
+    /// When the file changes, also by a symlink swap (a Kubernetes ConfigMap update).
+    #[serde(default = "yes")]
+    pub on_file_change: bool,
+    /// How often the file is looked at.
+    #[serde(default = "default_check_every")]
+    pub check_every: Dur,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Reload {
+            on_file_change: true,
+            check_every: default_check_every(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_check_every() -> Dur {
+    Dur(Duration::from_secs(2))
 }
 
 fn default_shutdown_grace() -> Dur {

@@ -7,6 +7,10 @@
 //! generation they started with. A generation that does not get ready is dropped and the
 //! current one keeps serving.
 
+mod watch;
+
+pub use watch::ConfigFile;
+
 use crate::admin::{self, Extension};
 use crate::compile::Compiled;
 use crate::generation::{Current, Generation};
@@ -226,6 +230,8 @@ pub enum Signal {
     Stop,
     /// SIGHUP: read the configuration again.
     Reload,
+    /// The configuration file changed (`server.reload.on_file_change`).
+    Changed,
 }
 
 /// The process's signal handlers, installed once so that no signal falls between two waits.
@@ -255,12 +261,35 @@ impl Signals {
 
     /// Blocks until SIGINT, SIGTERM or SIGHUP.
     pub fn wait(&mut self) -> Signal {
+        self.wait_or_change(None, || false)
+    }
+
+    /// Blocks until SIGINT, SIGTERM or SIGHUP, or, looked at `every` so often, until
+    /// `changed` says the configuration file changed (then `Signal::Changed`).
+    pub fn wait_or_change(
+        &mut self,
+        every: Option<Duration>,
+        mut changed: impl FnMut() -> bool,
+    ) -> Signal {
         let Signals { rt, term, hup, int } = self;
         rt.block_on(async {
-            tokio::select! {
-                _ = int.recv() => Signal::Stop,
-                _ = term.recv() => Signal::Stop,
-                _ = hup.recv() => Signal::Reload,
+            let mut tick =
+                every.map(|e| tokio::time::interval_at(tokio::time::Instant::now() + e, e));
+            loop {
+                let ticked = async {
+                    match tick.as_mut() {
+                        Some(t) => {
+                            t.tick().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = int.recv() => return Signal::Stop,
+                    _ = term.recv() => return Signal::Stop,
+                    _ = hup.recv() => return Signal::Reload,
+                    _ = ticked => if changed() { return Signal::Changed },
+                }
             }
         })
     }
