@@ -27,6 +27,7 @@ pub mod policy;
 pub mod principal;
 pub mod proxy;
 pub mod request;
+pub mod requestlog;
 pub mod route;
 pub mod scope;
 pub mod server;

@@ -15,9 +15,17 @@ pub static CONFIG_RELOADS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyL
     must(IntCounterVec::new(
         Opts::new(
             "scopegate_config_reloads_total",
-            "Configuration reloads (SIGHUP) by result: ok, error (the previous one kept serving)",
+            "Configuration reloads (SIGHUP or a changed file) by result: ok, error (the previous one kept serving)",
         ),
         &["result"],
+    ))
+});
+
+/// Request log lines dropped because its writer fell behind: process-wide, like the writer.
+pub static REQUEST_LOG_DROPPED: std::sync::LazyLock<IntCounter> = std::sync::LazyLock::new(|| {
+    must(IntCounter::new(
+        "scopegate_request_log_dropped_total",
+        "Request log lines dropped because the writer fell behind (the request was not held up)",
     ))
 });
 
@@ -38,6 +46,7 @@ pub fn register<const N: usize>(registry: &Registry, collectors: [Box<dyn Collec
 pub fn registry() -> Registry {
     let r = Registry::new();
     must(r.register(Box::new(CONFIG_RELOADS.clone())));
+    must(r.register(Box::new(REQUEST_LOG_DROPPED.clone())));
     r
 }
 

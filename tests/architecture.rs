@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["token"],
     &["policy"],
     &["answer", "metrics"],
+    &["requestlog"],
     &["authn", "forward"],
     &["decision"],
     &["compile"],

@@ -207,6 +207,32 @@ impl Refusal {
         Outcome::Status(self.status().as_u16())
     }
 
+    /// The `error` code of the answer's JSON body, for logs: why, in one word.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::BadPath(_)
+            | Refusal::BadFraming(_)
+            | Refusal::MissingOrganization
+            | Refusal::AmbiguousOrganization => "invalid_request",
+            Refusal::InvalidRequest(e) if e.is_unsupported_method() => "unauthorized",
+            Refusal::InvalidRequest(_) => "invalid_request",
+            Refusal::NotFound => "not_found",
+            Refusal::MethodNotAllowed(_) => "method_not_allowed",
+            Refusal::NoCredential => "unauthorized",
+            Refusal::InvalidToken(_) | Refusal::RetiredCredential | Refusal::IssuerNotAccepted => {
+                "invalid_token"
+            }
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
+            Refusal::Organization(d) => d.error(),
+            Refusal::Unavailable => "temporarily_unavailable",
+            Refusal::BadGateway => "bad_gateway",
+            Refusal::GatewayTimeout => "gateway_timeout",
+            Refusal::PayloadTooLarge => "payload_too_large",
+            Refusal::BodyTimeout => "request_timeout",
+            Refusal::Overloaded => "overloaded",
+        }
+    }
+
     pub fn render(&self) -> Rendered {
         let mut headers = Vec::new();
         let mut close = false;
@@ -329,158 +355,4 @@ impl Refusal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn header<'a>(a: &'a Rendered, name: &str) -> Option<&'a str> {
-        a.headers
-            .iter()
-            .find(|(n, _)| n.as_str() == name)
-            .map(|(_, v)| v.to_str().unwrap())
-    }
-
-    fn body(a: &Rendered) -> serde_json::Value {
-        serde_json::from_slice(&a.body).unwrap()
-    }
-
-    #[test]
-    fn no_credential_is_401_with_a_bare_challenge() {
-        let a = Refusal::NoCredential.render();
-        assert_eq!(a.status, 401);
-        assert_eq!(
-            header(&a, "www-authenticate"),
-            Some("Bearer realm=\"scopegate\"")
-        );
-        assert_eq!(body(&a)["error"], "unauthorized");
-    }
-
-    #[test]
-    fn invalid_token_is_401_with_error_and_description() {
-        let a = Refusal::InvalidToken(TokenError::Expired).render();
-        assert_eq!(a.status, 401);
-        assert_eq!(
-            header(&a, "www-authenticate"),
-            Some(
-                "Bearer realm=\"scopegate\", error=\"invalid_token\", error_description=\"the token has expired\""
-            )
-        );
-        assert_eq!(body(&a)["error_description"], "the token has expired");
-    }
-
-    #[test]
-    fn retired_credentials_and_other_issuers_are_401_invalid_token_saying_why() {
-        let a = Refusal::RetiredCredential.render();
-        assert_eq!(a.status, 401);
-        let w = header(&a, "www-authenticate").unwrap();
-        assert!(w.contains("error=\"invalid_token\""), "{w}");
-        assert!(w.contains("use an OAuth 2.0 access token"), "{w}");
-        let a = Refusal::IssuerNotAccepted.render();
-        assert_eq!(a.status, 401);
-        assert_eq!(
-            body(&a)["error_description"],
-            "the token's issuer is not accepted for this resource"
-        );
-    }
-
-    #[test]
-    fn an_unsupported_authentication_method_is_401_with_the_bare_challenge() {
-        for e in [
-            CredentialError::QueryParameterDisabled,
-            CredentialError::NoScheme,
-        ] {
-            let a = Refusal::InvalidRequest(e).render();
-            assert_eq!(a.status, 401);
-            assert_eq!(
-                header(&a, "www-authenticate"),
-                Some("Bearer realm=\"scopegate\"")
-            );
-            assert_eq!(body(&a)["error_description"], e.description());
-        }
-    }
-
-    #[test]
-    fn malformed_request_is_400_invalid_request() {
-        let a = Refusal::InvalidRequest(CredentialError::TwoAuthorizationHeaders).render();
-        assert_eq!(a.status, 400);
-        assert!(
-            header(&a, "www-authenticate")
-                .unwrap()
-                .contains("error=\"invalid_request\"")
-        );
-    }
-
-    #[test]
-    fn insufficient_scope_is_403_with_scope_and_github_headers() {
-        let a = Refusal::InsufficientScope {
-            forbidden: Arc::new(Forbidden::new(
-                "repo public_repo",
-                "repo, public_repo",
-                "a token with repo or public_repo",
-            )),
-            granted: HeaderValue::from_static("read:org"),
-        }
-        .render();
-        assert_eq!(a.status, 403);
-        let w = header(&a, "www-authenticate").unwrap();
-        assert!(w.contains("error=\"insufficient_scope\""), "{w}");
-        assert!(w.ends_with("scope=\"repo public_repo\""), "{w}");
-        assert_eq!(
-            header(&a, "x-accepted-oauth-scopes"),
-            Some("repo, public_repo")
-        );
-        assert_eq!(header(&a, "x-oauth-scopes"), Some("read:org"));
-        assert_eq!(body(&a)["error"], "insufficient_scope");
-    }
-
-    #[test]
-    fn routing_refusals_have_their_status_and_allow() {
-        assert_eq!(Refusal::NotFound.render().status, 404);
-        let allow = MethodSet::parse(&["GET".into()]).unwrap();
-        let a = Refusal::MethodNotAllowed(allow).render();
-        assert_eq!(a.status, 405);
-        assert_eq!(header(&a, "allow"), Some("GET, HEAD"));
-        assert_eq!(
-            Refusal::BadPath(PathError::EncodedSlash).render().status,
-            400
-        );
-    }
-
-    #[test]
-    fn hostile_framing_is_400_and_closes_the_connection() {
-        let a = Refusal::BadFraming(FramingError::ContentLengthAndTransferEncoding).render();
-        assert_eq!(a.status, 400);
-        assert!(a.close);
-        assert_eq!(
-            Refusal::BadFraming(FramingError::UriTooLong)
-                .render()
-                .status,
-            414
-        );
-        assert_eq!(
-            Refusal::BadFraming(FramingError::HeadersTooLarge)
-                .render()
-                .status,
-            431
-        );
-    }
-
-    #[test]
-    fn unavailable_is_503_with_retry_after() {
-        let a = Refusal::Unavailable.render();
-        assert_eq!(a.status, 503);
-        assert_eq!(header(&a, "retry-after"), Some("5"));
-    }
-
-    #[test]
-    fn every_answer_is_json() {
-        for r in [
-            Refusal::NotFound,
-            Refusal::BadGateway,
-            Refusal::NoCredential,
-        ] {
-            let a = r.render();
-            assert_eq!(header(&a, "content-type"), Some("application/json"));
-            body(&a);
-        }
-    }
-}
+mod tests;

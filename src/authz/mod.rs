@@ -17,6 +17,7 @@ use crate::answer::{Outcome, Rendered};
 use crate::decision::Verdict;
 use crate::generation::Generation;
 use crate::request::{Connection, Head};
+use crate::requestlog::{self, Entry};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use std::net::{IpAddr, SocketAddr};
 
@@ -268,8 +269,23 @@ pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Ori
         .gateway
         .decide_with(&head, &generation.network)
         .await;
+    let mut entry = Entry {
+        time: Some(std::time::SystemTime::now()),
+        front_end: front_end.label(),
+        trace_id: Entry::trace_id_of(original.headers.get("traceparent")),
+        route: decided
+            .route
+            .map(|r| generation.gateway.rules.routes[r].name.clone()),
+        method: Some(original.method.clone()),
+        path: Some(original.uri.path().chars().take(256).collect()),
+        status: 200,
+        client: original.conn.peer.map(|p| p.ip()),
+        ..Entry::default()
+    };
     let (answer, outcome) = match decided.verdict {
         Verdict::Forward(f) => {
+            entry.principal = f.principal.clone();
+            entry.org = f.org.clone();
             let policy = &generation.gateway.rules.forward;
             let set: Vec<(HeaderName, HeaderValue)> = policy
                 .identity_headers(f.principal.as_deref(), f.org.as_ref())
@@ -291,6 +307,7 @@ pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Ori
             (answer, outcome)
         }
         Verdict::Refuse(r) => {
+            entry.refused(&r);
             let outcome = r.outcome();
             (Answer::Deny(r.render()), outcome)
         }
@@ -298,6 +315,8 @@ pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Ori
     let metrics = &generation.decisions;
     metrics.count(front_end.label(), decided.route, outcome);
     metrics.seconds.observe(start.elapsed().as_secs_f64());
+    entry.duration = Some(start.elapsed());
+    requestlog::write(&generation.serving.log, &entry);
     answer
 }
 

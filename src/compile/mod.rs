@@ -14,6 +14,7 @@ mod revocation;
 mod routes;
 mod upstreams;
 
+use crate::requestlog::LogSettings;
 pub use decision::{Bind, DecisionServing};
 pub use inputs::{Inputs, Unresolved};
 pub use lint::lint;
@@ -59,6 +60,8 @@ pub struct Serving {
     pub decision: Option<DecisionServing>,
     /// How often the configuration file is looked at for changes; `None`: only SIGHUP.
     pub watch_config: Option<Duration>,
+    /// The request and decision log.
+    pub log: LogSettings,
 }
 
 /// `server.timeouts`.
@@ -162,6 +165,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         max_connections: file.server.limits.max_connections.max(1),
         shutdown_grace: file.server.shutdown_grace.0,
         decision: decision::compile(file, origin)?,
+        log: log_settings(file, origin)?,
         watch_config: {
             let r = &file.server.reload;
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)
@@ -224,6 +228,36 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
 fn header_name(origin: &str, what: &str, s: &str) -> Result<HeaderName, ConfigError> {
     HeaderName::from_bytes(s.as_bytes())
         .map_err(|_| ConfigError::new(origin, format!("{what}: `{s}` is not a valid header name")))
+}
+
+fn log_settings(file: &File, origin: &str) -> Result<LogSettings, ConfigError> {
+    use crate::requestlog::{Format, Subject};
+    let l = &file.log;
+    let here = |msg: String| ConfigError::new(origin, format!("log: {msg}"));
+    let format = match l.requests.as_str() {
+        "json" => Format::Json,
+        "text" => Format::Text,
+        "off" => Format::Off,
+        other => return Err(here(format!("`requests: {other}`: use json, text or off"))),
+    };
+    let subject = match l.subject.as_str() {
+        "plain" => Subject::Plain,
+        "sha256" => Subject::Sha256,
+        "redact" => Subject::Redact,
+        other => {
+            return Err(here(format!(
+                "`subject: {other}`: use plain, sha256 or redact"
+            )));
+        }
+    };
+    if !(0.0..=1.0).contains(&l.sample_allowed) {
+        return Err(here("`sample_allowed` is a fraction from 0 to 1".into()));
+    }
+    Ok(LogSettings {
+        format,
+        sample_allowed: l.sample_allowed,
+        subject,
+    })
 }
 
 fn socket_addr(origin: &str, what: &str, s: &str) -> Result<SocketAddr, ConfigError> {

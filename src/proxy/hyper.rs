@@ -6,9 +6,10 @@ use super::wire::{self, BodyFault, Watched};
 use crate::answer::{Outcome, Refusal};
 use crate::decision::Verdict;
 use crate::forward::Settled;
-use crate::generation::Current;
+use crate::generation::{Current, Generation};
 use crate::request::FramingError;
 use crate::request::{Connection, Head};
+use crate::requestlog::{self, Entry};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::uri::{PathAndQuery, Scheme};
@@ -84,25 +85,66 @@ enum UpstreamError {
 }
 use UpstreamError::{Failed, Timeout};
 
+/// What a request's log line needs from the request itself: its method, path (without the
+/// query), declared length, trace id and client, before the request is taken apart.
+fn entry_for(req: &Request<Incoming>, peer: SocketAddr) -> Entry {
+    let path = req.uri().path();
+    Entry {
+        time: Some(std::time::SystemTime::now()),
+        front_end: "proxy",
+        method: Some(req.method().clone()),
+        // At most 256 bytes of what the client sent; the normalized path once decided.
+        path: Some(path.chars().take(256).collect()),
+        trace_id: Entry::trace_id_of(req.headers().get("traceparent")),
+        bytes_in: req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+        client: Some(peer.ip()),
+        ..Entry::default()
+    }
+}
+
 impl Engine {
+    /// Answers one request and writes its log line.
     pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        wire: &wire::Connection,
+    ) -> Response<Body> {
+        let start = Instant::now();
+        let mut entry = entry_for(&req, peer);
+        let generation = self.current.load_full();
+        let resp = self.respond(req, peer, wire, &generation, &mut entry).await;
+        entry.status = resp.status().as_u16();
+        entry.duration = Some(start.elapsed());
+        entry.bytes_out = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        requestlog::write(&generation.serving.log, &entry);
+        resp
+    }
+
+    async fn respond(
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
         wire: &wire::Connection,
+        // Held to the end of the request: a reload meanwhile does not change its rules.
+        generation: &Generation,
+        entry: &mut Entry,
     ) -> Response<Body> {
         let start = Instant::now();
         let _busy = wire.busy();
         if let Some(e) = wire.next_request() {
             // The stand-in of a head the wire check refused: nothing of it is forwarded.
-            self.current
-                .load()
-                .requests
-                .count(None, Refusal::BadFraming(e).outcome());
-            return answer(&Refusal::BadFraming(e));
+            let refusal = Refusal::BadFraming(e);
+            generation.requests.count(None, refusal.outcome());
+            entry.refused(&refusal);
+            return answer(&refusal);
         }
-        // Held to the end of the request: a reload meanwhile does not change its rules.
-        let generation = self.current.load_full();
         let gw = &generation.gateway;
         let metrics = &generation.requests;
         let conn = Connection {
@@ -123,13 +165,19 @@ impl Engine {
         metrics
             .decision_seconds
             .observe(start.elapsed().as_secs_f64());
+        entry.route = decided.route.map(|r| gw.rules.routes[r].name.clone());
         let forward = match decided.verdict {
             Verdict::Refuse(r) => {
                 metrics.count(decided.route, r.outcome());
+                entry.refused(&r);
                 return answer(&r);
             }
             Verdict::Forward(f) => f,
         };
+        entry.principal = forward.principal.clone();
+        entry.org = forward.org.clone();
+        let path = forward.path_and_query.split('?').next().unwrap_or_default();
+        entry.path = Some(path.to_string());
 
         // HTTP/2 clients send `:authority` instead of Host; HTTP/1 upstreams need a Host.
         if !req.headers().contains_key(HOST)
@@ -142,7 +190,8 @@ impl Engine {
         }
         let (mut parts, body) = req.into_parts();
         let client_headers = std::mem::take(&mut parts.headers);
-        (parts.headers, _) = gw.rules.forward.rewrite(
+        let request_id;
+        (parts.headers, request_id) = gw.rules.forward.rewrite(
             client_headers,
             &conn,
             Settled {
@@ -151,6 +200,7 @@ impl Engine {
                 strip_credentials: forward.strip_credentials,
             },
         );
+        entry.request_id = Some(request_id);
         parts.version = http::Version::HTTP_11;
         let upstream = &gw.rules.upstreams[forward.upstream];
         let mut uri = http::uri::Parts::default();
@@ -165,6 +215,7 @@ impl Engine {
             Ok(u) => u,
             Err(_) => {
                 metrics.count(decided.route, Outcome::Status(502));
+                entry.refused(&Refusal::BadGateway);
                 return answer(&Refusal::BadGateway);
             }
         };
@@ -192,6 +243,8 @@ impl Engine {
             Ok(resp) => {
                 metrics.count(decided.route, Outcome::Allowed);
                 metrics.observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
+                entry.upstream_status = Some(resp.status().as_u16());
+                entry.upstream_duration = Some(sent.elapsed());
                 let (mut parts, body) = resp.into_parts();
                 for name in HOP_BY_HOP {
                     parts.headers.remove(HeaderName::from_static(name));
@@ -211,6 +264,7 @@ impl Engine {
                     }
                 };
                 metrics.count(decided.route, refusal.outcome());
+                entry.refused(&refusal);
                 answer(&refusal)
             }
         }

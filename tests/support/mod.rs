@@ -302,6 +302,10 @@ impl Upstream {
     }
 }
 
+/// Given in the environment of [`TestGateway::start_file`]: the file that receives the
+/// gateway's stdout (its request log).
+pub const REQUEST_LOG_TO: &str = "SCOPEGATE_TEST_REQUEST_LOG";
+
 /// The real `scopegate run` binary on free ports, killed when dropped.
 pub struct TestGateway {
     child: Child,
@@ -397,12 +401,16 @@ impl TestGateway {
         admin: SocketAddr,
         env: &[(&str, String)],
     ) -> TestGateway {
+        let stdout = match env.iter().find(|(k, _)| *k == REQUEST_LOG_TO) {
+            Some((_, path)) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
             .args(["run", "--config"])
             .arg(config)
             .env("SCOPEGATE_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .spawn()
             .unwrap();
         TestGateway {

@@ -5,6 +5,7 @@ mod credentials;
 mod decision;
 mod forward;
 mod issuers;
+mod log;
 mod organizations;
 mod server;
 mod tokens;
@@ -13,6 +14,7 @@ pub use credentials::*;
 pub use decision::*;
 pub use forward::*;
 pub use issuers::*;
+pub use log::*;
 pub use organizations::*;
 pub use server::*;
 pub use tokens::*;
@@ -50,6 +52,9 @@ pub struct File {
     pub credentials: Vec<Credential>,
     /// The decision endpoint for nginx, Caddy, Traefik and Envoy.
     pub decision: Option<Decision>,
+    /// The request and decision log.
+    #[serde(default)]
+    pub log: Log,
 }
 
 #[derive(Debug, Deserialize)]

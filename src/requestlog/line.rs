@@ -1,0 +1,233 @@
+//! One request's facts, and its line in JSON or text.
+
+use super::Subject;
+use crate::answer::Refusal;
+use crate::principal::Principal;
+use http::{HeaderValue, Method};
+use serde_json::{Map, Value, json};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What the front end knew of one request when it answered.
+#[derive(Default)]
+pub struct Entry {
+    pub time: Option<SystemTime>,
+    /// `proxy`, or the decision endpoint's caller (`nginx`, `forward_auth`, …).
+    pub front_end: &'static str,
+    pub request_id: Option<HeaderValue>,
+    /// From a valid W3C `traceparent`, when the request carried one.
+    pub trace_id: Option<String>,
+    pub route: Option<String>,
+    pub method: Option<Method>,
+    /// The normalized path (never the query: it may carry a credential).
+    pub path: Option<String>,
+    pub status: u16,
+    /// `None`: allowed.
+    pub refusal: Option<&'static str>,
+    pub principal: Option<Arc<Principal>>,
+    pub org: Option<HeaderValue>,
+    pub client: Option<IpAddr>,
+    pub upstream_status: Option<u16>,
+    pub upstream_duration: Option<Duration>,
+    pub duration: Option<Duration>,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+}
+
+fn text(v: &HeaderValue) -> &str {
+    v.to_str().unwrap_or("?")
+}
+
+fn subject(p: &Principal, how: Subject) -> Option<String> {
+    let s = text(&p.subject);
+    match how {
+        Subject::Plain => Some(s.to_string()),
+        Subject::Sha256 => Some(
+            crate::token::hash(s)[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ),
+        Subject::Redact => None,
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Entry {
+    pub fn allowed(&self) -> bool {
+        self.refusal.is_none()
+    }
+
+    /// Records a refusal (its status and reason).
+    pub fn refused(&mut self, r: &Refusal) {
+        self.status = r.status().as_u16();
+        self.refusal = Some(r.reason());
+    }
+
+    /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if valid.
+    pub fn trace_id_of(traceparent: Option<&HeaderValue>) -> Option<String> {
+        let v = traceparent?.to_str().ok()?;
+        let mut parts = v.split('-');
+        let (Some("00"), Some(trace), Some(span), Some(flags), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex(trace, 32) && hex(span, 16) && hex(flags, 2) && trace != "0".repeat(32))
+            .then(|| trace.to_ascii_lowercase())
+    }
+
+    fn fields(&self, how: Subject) -> Map<String, Value> {
+        let mut f = Map::new();
+        let mut put = |k: &str, v: Value| {
+            if !v.is_null() {
+                f.insert(k.to_string(), v);
+            }
+        };
+        let time = self.time.unwrap_or_else(SystemTime::now);
+        let time = time::OffsetDateTime::from(time)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        put("timestamp", json!(time));
+        put("trace_id", json!(self.trace_id));
+        put(
+            "scopegate.request_id",
+            json!(self.request_id.as_ref().map(text)),
+        );
+        put("scopegate.front_end", json!(self.front_end));
+        put("scopegate.route", json!(self.route));
+        put(
+            "http.request.method",
+            json!(self.method.as_ref().map(Method::as_str)),
+        );
+        put("url.path", json!(self.path));
+        put("http.response.status_code", json!(self.status));
+        put(
+            "scopegate.decision",
+            json!(if self.allowed() { "allowed" } else { "refused" }),
+        );
+        put("scopegate.reason", json!(self.refusal));
+        if let Some(p) = &self.principal {
+            put("scopegate.principal", json!(text(&p.kind.header())));
+            put("user.id", json!(subject(p, how)));
+            put("scopegate.client_id", json!(p.client_id.as_ref().map(text)));
+            put("scopegate.issuer", json!(text(&p.issuer_id)));
+        }
+        put("scopegate.org", json!(self.org.as_ref().map(text)));
+        put("client.address", json!(self.client.map(|c| c.to_string())));
+        put(
+            "scopegate.upstream.status_code",
+            json!(self.upstream_status),
+        );
+        put(
+            "scopegate.upstream.duration_ms",
+            json!(self.upstream_duration.map(millis)),
+        );
+        put("scopegate.duration_ms", json!(self.duration.map(millis)));
+        put("http.request.body.size", json!(self.bytes_in));
+        put("http.response.body.size", json!(self.bytes_out));
+        f
+    }
+
+    /// One JSON object and a line break.
+    pub fn json(&self, how: Subject) -> String {
+        let mut line = Value::Object(self.fields(how)).to_string();
+        line.push('\n');
+        line
+    }
+
+    /// `key=value` pairs, for a terminal: the decision first.
+    pub fn text(&self, how: Subject) -> String {
+        const FIRST: [&str; 8] = [
+            "timestamp",
+            "scopegate.decision",
+            "http.response.status_code",
+            "scopegate.reason",
+            "http.request.method",
+            "url.path",
+            "scopegate.route",
+            "user.id",
+        ];
+        let mut f = self.fields(how);
+        let mut ordered: Vec<(String, Value)> = FIRST
+            .iter()
+            .filter_map(|k| f.remove(*k).map(|v| (k.to_string(), v)))
+            .collect();
+        ordered.extend(f);
+        let mut line = String::new();
+        for (k, v) in &ordered {
+            let k = k.trim_start_matches("scopegate.");
+            let v = match v {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&format!("{k}={v}"));
+        }
+        line.push('\n');
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_has_the_facts_and_the_subject_as_asked() {
+        let mut p = Principal::for_tests();
+        p.subject = HeaderValue::from_static("alice");
+        let e = Entry {
+            front_end: "proxy",
+            route: Some("repos".into()),
+            method: Some(Method::GET),
+            path: Some("/orgs/acme/repos".into()),
+            status: 403,
+            refusal: Some("insufficient_scope"),
+            principal: Some(Arc::new(p)),
+            ..Entry::default()
+        };
+        let line: Value = serde_json::from_str(&e.json(Subject::Plain)).unwrap();
+        assert_eq!(line["user.id"], "alice");
+        assert_eq!(line["scopegate.reason"], "insufficient_scope");
+        assert_eq!(line["scopegate.decision"], "refused");
+        assert_eq!(line["http.response.status_code"], 403);
+        let hashed: Value = serde_json::from_str(&e.json(Subject::Sha256)).unwrap();
+        assert_eq!(hashed["user.id"].as_str().unwrap().len(), 16);
+        assert_ne!(hashed["user.id"], "alice");
+        let redacted: Value = serde_json::from_str(&e.json(Subject::Redact)).unwrap();
+        assert!(redacted.get("user.id").is_none());
+        assert!(e.text(Subject::Plain).contains("reason=insufficient_scope"));
+    }
+
+    #[test]
+    fn only_a_valid_traceparent_gives_a_trace_id() {
+        let v = |s: &'static str| Some(HeaderValue::from_static(s));
+        assert_eq!(
+            Entry::trace_id_of(
+                v("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_ref()
+            )
+            .as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert_eq!(Entry::trace_id_of(v(bad).as_ref()), None, "{bad}");
+        }
+    }
+}
