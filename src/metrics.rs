@@ -66,6 +66,8 @@ pub const NO_ROUTE: &str = "-";
 pub struct RequestMetrics {
     /// `[route][outcome]`; the last row is for requests that matched no route.
     by_route: Vec<Vec<IntCounter>>,
+    /// Refusals by reason (the answer's `error` code).
+    refusals: IntCounterVec,
     pub decision_seconds: Histogram,
     by_upstream: Vec<Histogram>,
 }
@@ -110,16 +112,25 @@ impl RequestMetrics {
             .iter()
             .map(|u| upstream_seconds.with_label_values(&[u]))
             .collect();
+        let refusals = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_refusals_total",
+                "Refused requests by reason (the answer's error code: insufficient_scope, not_a_member, …)",
+            ),
+            &["reason"],
+        ));
         register(
             registry,
             [
-                Box::new(requests) as Box<dyn Collector>,
+                Box::new(refusals.clone()) as Box<dyn Collector>,
+                Box::new(requests),
                 Box::new(decision_seconds.clone()),
                 Box::new(upstream_seconds),
             ],
         );
         RequestMetrics {
             by_route,
+            refusals,
             decision_seconds,
             by_upstream,
         }
@@ -129,6 +140,12 @@ impl RequestMetrics {
     pub fn count(&self, route: Option<usize>, outcome: Outcome) {
         let row = route.unwrap_or(self.by_route.len() - 1);
         self.by_route[row][outcome.index()].inc();
+    }
+
+    /// Counts one refused request: by route and status, and by reason.
+    pub fn refused(&self, route: Option<usize>, refusal: &crate::answer::Refusal) {
+        self.count(route, refusal.outcome());
+        self.refusals.with_label_values(&[refusal.reason()]).inc();
     }
 
     pub fn observe_upstream(&self, upstream: usize, seconds: f64) {

@@ -109,6 +109,7 @@ def main():
     ap.add_argument("--only", help="measure only targets whose name contains this (plus direct and nginx)")
     ap.add_argument("--compare", metavar="BINARY", help="also measure this scopegate binary (A/B a change in one run)")
     ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
+    ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
     args = ap.parse_args()
     for tool in ["wrk", "nginx", "openssl"] + ([] if args.no_apache else ["apache2"]):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
@@ -120,8 +121,9 @@ def main():
     os.chmod(work, 0o755)  # nginx and Apache workers run as other users
     procs = []
 
-    def start(cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "a"),
+    def start(cmd, stdout_path=None, **kw):
+        out = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL
+        p = subprocess.Popen(cmd, stdout=out, stderr=open(os.path.join(work, "stderr.log"), "a"),
                              start_new_session=True, **kw)
         procs.append(p)
         return p
@@ -227,14 +229,18 @@ MaxKeepAliveRequests 0
 
         gateways = {}
         instances = [("scopegate", os.path.join(ROOT, "target/release/scopegate"))]
+        if args.log_cost:
+            instances.append(("scopegate, log off", os.path.join(ROOT, "target/release/scopegate")))
         if args.compare:
             instances.append(("compare", os.path.abspath(args.compare)))
         for label, binary in instances:
             ports[label], ports[label + "_admin"] = free_port(), free_port()
             conf = os.path.join(work, f"{label}.yaml")
             decision = f'decision: {{ listen: "127.0.0.1:{ports["decision"]}" }}' if label == "scopegate" else ""
+            log = "log: { requests: off }" if "log off" in label else ""
             open(conf, "w").write(f"""
 {decision}
+{log}
 server: {{ listen: "127.0.0.1:{ports[label]}", threads: 1 }}
 admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
@@ -246,8 +252,10 @@ routes:
     upstream: api
     require: {{ scopes: {{ any: [repo, public_repo] }} }}
 """)
+            # The request log (stdout) goes to a file, as a log collector would take it.
             gateways[label] = start([binary, "run", "--config", conf],
-                                     env={**os.environ, "SCOPEGATE_LOG": "error"})
+                                     env={**os.environ, "SCOPEGATE_LOG": "error"},
+                                     stdout_path=os.path.join(work, f"{label}.requests.log"))
             wait_port(ports[label])
             time.sleep(0.5)
             g = gateways[label]

@@ -72,6 +72,7 @@ impl Authenticator for LegacyKeys<'_> {
         };
         ctx.metrics.legacy_uses[m.index].inc();
         if m.retired {
+            ctx.metrics.legacy_retired_uses[m.index].inc();
             return Authn::Refused(Refusal::RetiredCredential);
         }
         Authn::Authenticated(self.table.entries[m.index].principal.clone())

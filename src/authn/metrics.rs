@@ -12,6 +12,8 @@ pub struct AuthnMetrics {
     pub cache_entries: IntGauge,
     /// Uses of each legacy credential (by index), accepted or refused as retired.
     pub legacy_uses: Vec<IntCounter>,
+    /// Uses of each legacy credential at or after its `not_after` (refused).
+    pub legacy_retired_uses: Vec<IntCounter>,
 }
 
 /// Token kinds, the index of `cache_hits` and `cache_misses`.
@@ -49,10 +51,18 @@ impl AuthnMetrics {
             ),
             &["id"],
         ));
+        let retired = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_legacy_credential_retired_requests_total",
+                "Requests presenting a legacy credential at or after its not_after (refused), by credential id",
+            ),
+            &["id"],
+        ));
         register(
             registry,
             [
-                Box::new(hits.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(retired.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(hits.clone()),
                 Box::new(misses.clone()),
                 Box::new(cache_evictions.clone()),
                 Box::new(cache_entries.clone()),
@@ -67,6 +77,10 @@ impl AuthnMetrics {
             legacy_uses: credentials
                 .iter()
                 .map(|id| legacy.with_label_values(&[id]))
+                .collect(),
+            legacy_retired_uses: credentials
+                .iter()
+                .map(|id| retired.with_label_values(&[id]))
                 .collect(),
         }
     }

@@ -141,7 +141,7 @@ impl Engine {
         if let Some(e) = wire.next_request() {
             // The stand-in of a head the wire check refused: nothing of it is forwarded.
             let refusal = Refusal::BadFraming(e);
-            generation.requests.count(None, refusal.outcome());
+            generation.requests.refused(None, &refusal);
             entry.refused(&refusal);
             return answer(&refusal);
         }
@@ -168,7 +168,7 @@ impl Engine {
         entry.route = decided.route.map(|r| gw.rules.routes[r].name.clone());
         let forward = match decided.verdict {
             Verdict::Refuse(r) => {
-                metrics.count(decided.route, r.outcome());
+                metrics.refused(decided.route, &r);
                 entry.refused(&r);
                 return answer(&r);
             }
@@ -214,7 +214,7 @@ impl Engine {
         parts.uri = match Uri::from_parts(uri) {
             Ok(u) => u,
             Err(_) => {
-                metrics.count(decided.route, Outcome::Status(502));
+                metrics.refused(decided.route, &Refusal::BadGateway);
                 entry.refused(&Refusal::BadGateway);
                 return answer(&Refusal::BadGateway);
             }
@@ -263,7 +263,7 @@ impl Engine {
                         Refusal::BadGateway
                     }
                 };
-                metrics.count(decided.route, refusal.outcome());
+                metrics.refused(decided.route, &refusal);
                 entry.refused(&refusal);
                 answer(&refusal)
             }

@@ -93,11 +93,10 @@ impl Entry {
                 f.insert(k.to_string(), v);
             }
         };
-        let time = self.time.unwrap_or_else(SystemTime::now);
-        let time = time::OffsetDateTime::from(time)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        put("timestamp", json!(time));
+        put(
+            "timestamp",
+            json!(rfc3339(self.time.unwrap_or_else(SystemTime::now))),
+        );
         put("trace_id", json!(self.trace_id));
         put(
             "scopegate.request_id",
@@ -139,10 +138,75 @@ impl Entry {
     }
 
     /// One JSON object and a line break.
+    #[cfg(test)]
     pub fn json(&self, how: Subject) -> String {
-        let mut line = Value::Object(self.fields(how)).to_string();
-        line.push('\n');
+        let mut line = String::new();
+        self.json_into(&mut line, how);
         line
+    }
+
+    /// Appends the JSON line to `out`, written field by field: the request path pays for
+    /// no map and no intermediate values.
+    pub fn json_into(&self, out: &mut String, how: Subject) {
+        let mut w = JsonLine::new(out);
+        let time = self.time.unwrap_or_else(SystemTime::now);
+        w.raw("timestamp", &format!("\"{}\"", rfc3339(time)));
+        if let Some(t) = &self.trace_id {
+            w.str("trace_id", t);
+        }
+        if let Some(id) = &self.request_id {
+            w.str("scopegate.request_id", text(id));
+        }
+        w.str("scopegate.front_end", self.front_end);
+        if let Some(r) = &self.route {
+            w.str("scopegate.route", r);
+        }
+        if let Some(m) = &self.method {
+            w.str("http.request.method", m.as_str());
+        }
+        if let Some(p) = &self.path {
+            w.str("url.path", p);
+        }
+        w.num("http.response.status_code", self.status as f64);
+        w.str(
+            "scopegate.decision",
+            if self.allowed() { "allowed" } else { "refused" },
+        );
+        if let Some(r) = self.refusal {
+            w.str("scopegate.reason", r);
+        }
+        if let Some(p) = &self.principal {
+            w.str("scopegate.principal", text(&p.kind.header()));
+            if let Some(s) = subject(p, how) {
+                w.str("user.id", &s);
+            }
+            if let Some(c) = &p.client_id {
+                w.str("scopegate.client_id", text(c));
+            }
+            w.str("scopegate.issuer", text(&p.issuer_id));
+        }
+        if let Some(o) = &self.org {
+            w.str("scopegate.org", text(o));
+        }
+        if let Some(c) = self.client {
+            w.raw("client.address", &format!("\"{c}\""));
+        }
+        if let Some(s) = self.upstream_status {
+            w.num("scopegate.upstream.status_code", s as f64);
+        }
+        if let Some(d) = self.upstream_duration {
+            w.num("scopegate.upstream.duration_ms", millis(d));
+        }
+        if let Some(d) = self.duration {
+            w.num("scopegate.duration_ms", millis(d));
+        }
+        if let Some(n) = self.bytes_in {
+            w.num("http.request.body.size", n as f64);
+        }
+        if let Some(n) = self.bytes_out {
+            w.num("http.response.body.size", n as f64);
+        }
+        w.end();
     }
 
     /// `key=value` pairs, for a terminal: the decision first.
@@ -180,6 +244,85 @@ impl Entry {
     }
 }
 
+/// A JSON object written member by member.
+struct JsonLine<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> JsonLine<'a> {
+    fn new(out: &'a mut String) -> JsonLine<'a> {
+        out.push('{');
+        JsonLine { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        self.out.push('"');
+        self.out.push_str(k);
+        self.out.push_str("\":");
+    }
+
+    fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.out.push_str(v);
+    }
+
+    fn num(&mut self, k: &str, v: f64) {
+        self.key(k);
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            self.out.push_str(&(v as i64).to_string());
+        } else {
+            self.out.push_str(&v.to_string());
+        }
+    }
+
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.out.push('"');
+        for c in v.chars() {
+            match c {
+                '"' => self.out.push_str("\\\""),
+                '\\' => self.out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => self.out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => self.out.push(c),
+            }
+        }
+        self.out.push('"');
+    }
+
+    fn end(self) {
+        self.out.push_str("}\n");
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ` without a formatting library (civil date from days,
+/// H. Hinnant's algorithm).
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +352,38 @@ mod tests {
         let redacted: Value = serde_json::from_str(&e.json(Subject::Redact)).unwrap();
         assert!(redacted.get("user.id").is_none());
         assert!(e.text(Subject::Plain).contains("reason=insufficient_scope"));
+    }
+
+    #[test]
+    fn the_hand_written_json_is_the_same_as_serde_json_s_and_escapes() {
+        let mut p = Principal::for_tests();
+        p.subject = HeaderValue::from_static("al\"ice\\");
+        let e = Entry {
+            time: Some(SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_287_392_919_604)),
+            front_end: "nginx",
+            path: Some("/a\"b".into()),
+            status: 200,
+            principal: Some(Arc::new(p)),
+            duration: Some(Duration::from_micros(1747)),
+            ..Entry::default()
+        };
+        let hand: Value = serde_json::from_str(&e.json(Subject::Plain)).unwrap();
+        assert_eq!(hand, Value::Object(e.fields(Subject::Plain)));
+        assert_eq!(hand["timestamp"], "2026-12-03T08:43:12.919604Z");
+        assert_eq!(hand["user.id"], "al\"ice\\");
+        assert_eq!(hand["scopegate.duration_ms"], 1.747);
+    }
+
+    #[test]
+    fn timestamps_agree_with_the_time_crate_across_leap_days_and_centuries() {
+        for secs in [0u64, 951_782_400, 951_868_799, 4_102_444_800, 1_796_287_392] {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            let expected = time::OffsetDateTime::from(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            let expected = expected.trim_end_matches('Z');
+            assert_eq!(rfc3339(t), format!("{expected}.000000Z"), "{secs}");
+        }
     }
 
     #[test]

@@ -208,6 +208,8 @@ impl Running {
         if let Some(handle) = self.proxy.take() {
             let _ = handle.join();
         }
+        // The last requests' log lines, before the process ends.
+        crate::requestlog::flush();
         if let Some(s) = self.stop_sidecar.take() {
             let _ = s.send(());
         }

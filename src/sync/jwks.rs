@@ -30,6 +30,8 @@ struct Fetches {
 pub struct KeyMetrics {
     refreshes: IntCounterVec,
     keys: IntGaugeVec,
+    /// When each issuer's keys were last fetched successfully (stale keys alert on it).
+    fetched_at: IntGaugeVec,
 }
 
 impl KeyMetrics {
@@ -45,11 +47,26 @@ impl KeyMetrics {
             Opts::new("scopegate_jwks_keys", "Verification keys held per issuer"),
             &["issuer"],
         ));
+        let fetched_at = must(IntGaugeVec::new(
+            Opts::new(
+                "scopegate_jwks_last_success_timestamp_seconds",
+                "Unix time of the last successful JWKS fetch per issuer",
+            ),
+            &["issuer"],
+        ));
         register(
             registry,
-            [Box::new(refreshes.clone()), Box::new(keys.clone())],
+            [
+                Box::new(refreshes.clone()),
+                Box::new(keys.clone()),
+                Box::new(fetched_at.clone()),
+            ],
         );
-        KeyMetrics { refreshes, keys }
+        KeyMetrics {
+            refreshes,
+            keys,
+            fetched_at,
+        }
     }
 }
 
@@ -253,6 +270,9 @@ impl KeySync {
                 }
                 m.refreshes.with_label_values(&[id, "ok"]).inc();
                 m.keys.with_label_values(&[id]).set(keys.len() as i64);
+                m.fetched_at
+                    .with_label_values(&[id])
+                    .set(crate::clock::unix_now() as i64);
                 tracing::debug!(issuer = %id, keys = keys.len(), "JWKS fetched");
                 self.states[issuer].set_keys(keys);
                 true
