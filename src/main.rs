@@ -47,6 +47,12 @@ enum Command {
     /// Read a legacy credential's secret from stdin and print its `sha256:` line for the
     /// `credentials:` section (the secret itself is never written to the configuration).
     HashCredential,
+    /// Exit 0 when the admin port answers 200 at `--url` (the container's HEALTHCHECK: the
+    /// image has no curl).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:9901/healthz")]
+        url: String,
+    },
 }
 
 /// mimalloc: measured cheaper than glibc malloc on the proxy path (README, Performance).
@@ -72,6 +78,44 @@ fn hash_credential() -> Result<(), String> {
     }
     println!("sha256: {}", scopegate::authn::sha256_hex(secret));
     Ok(())
+}
+
+/// One `GET` over plain HTTP/1.1 to the admin port, 200 or an error saying what came back.
+fn health(url: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!("`{url}`: only http:// (the admin port)"));
+    }
+    let authority = uri.authority().ok_or_else(|| format!("`{url}`: no host"))?;
+    let addr = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let timeout = std::time::Duration::from_secs(2);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("`{addr}` does not resolve"))?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).ok();
+    write!(
+        stream,
+        "GET {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n",
+        uri.path()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line.lines().next().unwrap_or_default().to_string();
+    if status.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!("{url}: {status}"))
+    }
 }
 
 /// Serves until SIGINT/SIGTERM; SIGHUP reads the configuration again and puts it in force
@@ -127,6 +171,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Dev => scopegate::dev::run(),
         Command::HashCredential => hash_credential(),
+        Command::Health { url } => health(&url),
         Command::Check { config } => {
             compile::check(&config)
                 .map_err(|e| e.to_string())

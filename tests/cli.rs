@@ -162,6 +162,41 @@ fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     assert!(!line.contains('\u{1b}'), "colour codes in {line:?}");
 }
 
+#[test]
+fn health_exits_zero_only_when_the_admin_port_answers_200() {
+    let port = |l: std::net::TcpListener| l.local_addr().unwrap().port();
+    let free = || port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let admin = free();
+    let path = write(
+        "health.yaml",
+        &format!(
+            "server: {{ listen: 127.0.0.1:{} }}\nadmin: {{ listen: 127.0.0.1:{admin} }}\nupstreams: {{ api: {{ url: http://127.0.0.1:2 }} }}\nroutes:\n  - {{ name: h, match: {{ path: /h }}, upstream: api, auth: none }}\n",
+            free()
+        ),
+    );
+    let url = format!("http://127.0.0.1:{admin}/healthz");
+    let (ok, _, err) = scopegate(&["health", "--url", &url]);
+    assert!(!ok, "nothing listens yet");
+    assert!(!err.is_empty());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["run", "--config", &path])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut healthy = false;
+    while start.elapsed() < Duration::from_secs(10) && !healthy {
+        healthy = scopegate(&["health", "--url", &url]).0;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let nope = format!("http://127.0.0.1:{admin}/nope");
+    let (ok, _, err) = scopegate(&["health", "--url", &nope]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(healthy, "the running gateway is healthy");
+    assert!(!ok && err.contains("404"), "{err}");
+}
+
 /// `scopegate dev` on its fixed ports; its curl lines must answer as announced.
 #[test]
 fn dev_prints_curl_lines_that_give_the_announced_answers() {
