@@ -23,6 +23,7 @@ pub mod explain;
 pub mod forward;
 pub mod generation;
 pub mod metrics;
+pub mod otel;
 pub mod policy;
 pub mod principal;
 pub mod proxy;

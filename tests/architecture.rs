@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["principal", "credential"],
     &["token"],
     &["policy"],
-    &["answer", "metrics"],
+    &["answer", "metrics", "otel"],
     &["requestlog"],
     &["authn", "forward"],
     &["decision"],

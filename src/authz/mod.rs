@@ -16,9 +16,11 @@ pub mod grpc;
 use crate::answer::{Outcome, Rendered};
 use crate::decision::Verdict;
 use crate::generation::Generation;
+use crate::otel;
 use crate::request::{Connection, Head};
 use crate::requestlog::{self, Entry};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
+use opentelemetry::context::FutureExt;
 use std::net::{IpAddr, SocketAddr};
 
 /// Who asks, by the conventions it follows.
@@ -265,10 +267,17 @@ pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Ori
         headers: &original.headers,
         conn: &original.conn,
     };
-    let decided = generation
-        .gateway
-        .decide_with(&head, &generation.network)
-        .await;
+    // The caller is trusted: its request carries the client's trace context.
+    let trace = otel::request_span(
+        &original.headers,
+        true,
+        format!("decide {}", front_end.label()),
+    );
+    let decided = generation.gateway.decide_with(&head, &generation.network);
+    let decided = match &trace {
+        Some(cx) => decided.with_context(cx.clone()).await,
+        None => decided.await,
+    };
     let mut entry = Entry {
         time: Some(std::time::SystemTime::now()),
         front_end: front_end.label(),
@@ -316,6 +325,15 @@ pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Ori
     metrics.count(front_end.label(), decided.route, outcome);
     metrics.seconds.observe(start.elapsed().as_secs_f64());
     entry.duration = Some(start.elapsed());
+    if let Some(cx) = &trace {
+        entry.trace_id = Some(otel::trace_id(cx));
+        otel::annotate(
+            cx,
+            [("scopegate.reason", entry.refusal.unwrap_or("").into())],
+        );
+        otel::annotate_int(cx, "http.response.status_code", i64::from(entry.status));
+        otel::end(cx);
+    }
     requestlog::write(&generation.serving.log, &entry);
     answer
 }

@@ -14,6 +14,7 @@ mod revocation;
 mod routes;
 mod upstreams;
 
+use crate::otel::TraceSettings;
 use crate::requestlog::LogSettings;
 pub use decision::{Bind, DecisionServing};
 pub use inputs::{Inputs, Unresolved};
@@ -62,6 +63,8 @@ pub struct Serving {
     pub watch_config: Option<Duration>,
     /// The request and decision log.
     pub log: LogSettings,
+    /// OpenTelemetry traces, when configured (bound at start).
+    pub traces: Option<TraceSettings>,
 }
 
 /// `server.timeouts`.
@@ -166,6 +169,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         shutdown_grace: file.server.shutdown_grace.0,
         decision: decision::compile(file, origin)?,
         log: log_settings(file, origin)?,
+        traces: trace_settings(file, origin)?,
         watch_config: {
             let r = &file.server.reload;
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)
@@ -258,6 +262,35 @@ fn log_settings(file: &File, origin: &str) -> Result<LogSettings, ConfigError> {
         sample_allowed: l.sample_allowed,
         subject,
     })
+}
+
+fn trace_settings(file: &File, origin: &str) -> Result<Option<TraceSettings>, ConfigError> {
+    let Some(t) = &file.traces else {
+        return Ok(None);
+    };
+    let here = |msg: &str| ConfigError::new(origin, format!("traces: {msg}"));
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        return Err(here("`sample_ratio` is a fraction from 0 to 1"));
+    }
+    let endpoint = &t.otlp_endpoint.0;
+    if !matches!(
+        endpoint
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.scheme_str().map(str::to_string))
+            .as_deref(),
+        Some("http" | "https")
+    ) {
+        return Err(here(&format!(
+            "`otlp_endpoint: {endpoint}` is not an http(s) URL"
+        )));
+    }
+    Ok(Some(TraceSettings {
+        endpoint: endpoint.clone(),
+        service_name: t.service_name.clone(),
+        sample_ratio: t.sample_ratio,
+        export_interval: t.export_interval.0,
+    }))
 }
 
 fn socket_addr(origin: &str, what: &str, s: &str) -> Result<SocketAddr, ConfigError> {

@@ -7,6 +7,7 @@ use crate::answer::{Outcome, Refusal};
 use crate::decision::Verdict;
 use crate::forward::Settled;
 use crate::generation::{Current, Generation};
+use crate::otel::{self, Kind, TraceContext};
 use crate::request::FramingError;
 use crate::request::{Connection, Head};
 use crate::requestlog::{self, Entry};
@@ -19,6 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use opentelemetry::context::FutureExt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -116,8 +118,42 @@ impl Engine {
         let start = Instant::now();
         let mut entry = entry_for(&req, peer);
         let generation = self.current.load_full();
-        let resp = self.respond(req, peer, wire, &generation, &mut entry).await;
+        // A trace is continued from the client only when the peer is a trusted proxy.
+        let trusted = generation
+            .gateway
+            .rules
+            .forward
+            .trusted_proxies
+            .contains(&peer.ip());
+        let trace = otel::request_span(req.headers(), trusted, req.method().to_string());
+        if let Some(cx) = &trace {
+            entry.trace_id = Some(otel::trace_id(cx));
+        }
+        let resp = self
+            .respond(req, peer, wire, &generation, &mut entry, trace.as_ref())
+            .await;
         entry.status = resp.status().as_u16();
+        if let Some(cx) = &trace {
+            let route = entry.route.clone().unwrap_or_default();
+            otel::annotate(
+                cx,
+                [
+                    ("http.route", route.into()),
+                    (
+                        "scopegate.decision",
+                        (if entry.allowed() {
+                            "allowed"
+                        } else {
+                            "refused"
+                        })
+                        .into(),
+                    ),
+                    ("scopegate.reason", entry.refusal.unwrap_or("").into()),
+                ],
+            );
+            otel::annotate_int(cx, "http.response.status_code", i64::from(entry.status));
+            otel::end(cx);
+        }
         entry.duration = Some(start.elapsed());
         entry.bytes_out = resp
             .headers()
@@ -135,6 +171,7 @@ impl Engine {
         // Held to the end of the request: a reload meanwhile does not change its rules.
         generation: &Generation,
         entry: &mut Entry,
+        trace: Option<&TraceContext>,
     ) -> Response<Body> {
         let start = Instant::now();
         let _busy = wire.busy();
@@ -160,7 +197,19 @@ impl Engine {
                 headers: req.headers(),
                 conn: &conn,
             };
-            gw.decide_with(&head, &generation.network).await
+            match trace {
+                // The decision's span; the network work it needs nests under it.
+                Some(cx) => {
+                    let decision = otel::child(cx, "decision", Kind::Internal);
+                    let decided = gw
+                        .decide_with(&head, &generation.network)
+                        .with_context(decision.clone())
+                        .await;
+                    otel::end(&decision);
+                    decided
+                }
+                None => gw.decide_with(&head, &generation.network).await,
+            }
         };
         metrics
             .decision_seconds
@@ -219,6 +268,11 @@ impl Engine {
                 return answer(&Refusal::BadGateway);
             }
         };
+        // The upstream call's span, whose context the upstream receives as `traceparent`.
+        let call = trace.map(|cx| otel::child(cx, "upstream", Kind::Client));
+        if let Some(call) = &call {
+            otel::inject(call, &mut parts.headers);
+        }
         let sent = Instant::now();
         let body = Watched::new(
             body,
@@ -227,6 +281,20 @@ impl Engine {
         );
         let fault = body.fault.clone();
         let asked = self.client.request(Request::from_parts(parts, body));
+        let asked = async {
+            let answered = asked.await;
+            if let Some(call) = &call {
+                if let Ok(r) = &answered {
+                    otel::annotate_int(
+                        call,
+                        "http.response.status_code",
+                        i64::from(r.status().as_u16()),
+                    );
+                }
+                otel::end(call);
+            }
+            answered
+        };
         let answered = tokio::time::timeout(generation.serving.timeouts.upstream_response, async {
             asked.await.map_err(Failed)
         })

@@ -65,6 +65,9 @@ fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
 /// Starts everything; returns once the proxy and admin listeners accept connections.
 pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
     let serving = compiled.serving.clone();
+    if let Some(t) = &serving.traces {
+        crate::otel::start(t)?;
+    }
     let admin_listener = bind(serving.admin_listen, "admin.listen")?;
     let listeners = crate::proxy::Listeners {
         proxy: bind(serving.listen, "server.listen")?,
@@ -177,6 +180,7 @@ impl Running {
             ),
             ("server.threads", was.threads != will.threads),
             ("decision", was.decision != will.decision),
+            ("traces", was.traces != will.traces),
         ];
         if let Some((what, _)) = fixed.iter().find(|(_, changed)| *changed) {
             return Err(format!("{what} changed: that needs a restart"));
@@ -208,8 +212,9 @@ impl Running {
         if let Some(handle) = self.proxy.take() {
             let _ = handle.join();
         }
-        // The last requests' log lines, before the process ends.
+        // The last requests' log lines and spans, before the process ends.
         crate::requestlog::flush();
+        crate::otel::shutdown();
         if let Some(s) = self.stop_sidecar.take() {
             let _ = s.send(());
         }

@@ -45,16 +45,21 @@ pub struct Network {
     pub introspector: Arc<Introspector>,
 }
 
+/// Each call is a span of the request's trace, when traces are on.
 impl Backend for Network {
     async fn refresh_keys(&self, issuer: usize) {
-        self.keys.refresh(issuer).await
+        crate::otel::in_span("key fetch", self.keys.refresh(issuer)).await
     }
 
     async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
-        self.introspector.introspect(token, client).await
+        crate::otel::in_span("introspection", self.introspector.introspect(token, client)).await
     }
 
     async fn membership(&self, token: &str, issuer: usize, org: &str) {
-        self.introspector.membership(token, issuer, org).await
+        crate::otel::in_span(
+            "membership",
+            self.introspector.membership(token, issuer, org),
+        )
+        .await
     }
 }

@@ -1,4 +1,4 @@
-//! `log:` — the request and decision log.
+//! `log:` — the request and decision log; `traces:` — OpenTelemetry traces.
 
 use serde::Deserialize;
 
@@ -34,4 +34,27 @@ fn all() -> f64 {
 }
 fn plain() -> String {
     "plain".into()
+}
+
+/// `traces:` — OpenTelemetry traces over OTLP/HTTP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traces {
+    /// The collector's OTLP/HTTP traces URL, e.g. `http://otel-collector:4318/v1/traces`.
+    pub otlp_endpoint: crate::config::values::EnvString,
+    #[serde(default = "scopegate")]
+    pub service_name: String,
+    /// The fraction of new traces recorded (a continued trace follows its parent).
+    #[serde(default = "all")]
+    pub sample_ratio: f64,
+    /// How often finished spans are sent.
+    #[serde(default = "one_second")]
+    pub export_interval: crate::config::values::Dur,
+}
+
+fn scopegate() -> String {
+    "scopegate".into()
+}
+fn one_second() -> crate::config::values::Dur {
+    crate::config::values::Dur(std::time::Duration::from_secs(1))
 }

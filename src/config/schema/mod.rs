@@ -55,6 +55,8 @@ pub struct File {
     /// The request and decision log.
     #[serde(default)]
     pub log: Log,
+    /// OpenTelemetry traces; off without it.
+    pub traces: Option<Traces>,
 }
 
 #[derive(Debug, Deserialize)]
