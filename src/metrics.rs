@@ -57,6 +57,12 @@ pub fn render(registry: &Registry) -> String {
         .unwrap_or_default()
 }
 
+/// Seconds to decide: a cached decision takes microseconds, one that waits for the network
+/// up to a second.
+const DECISION_BUCKETS: [f64; 12] = [
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1.0,
+];
+
 /// Route label for requests that matched no route.
 pub const NO_ROUTE: &str = "-";
 
@@ -94,9 +100,7 @@ impl RequestMetrics {
                 "scopegate_decision_duration_seconds",
                 "Time to decide a request (route, credential, token, policy)",
             )
-            .buckets(vec![
-                1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1.0,
-            ]),
+            .buckets(DECISION_BUCKETS.to_vec()),
         ));
         let upstream_seconds = must(HistogramVec::new(
             HistogramOpts::new(
@@ -176,9 +180,7 @@ impl DecisionMetrics {
                 "scopegate_decision_endpoint_duration_seconds",
                 "Time to answer a decision-endpoint call (network half included)",
             )
-            .buckets(vec![
-                1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1, 1.0,
-            ]),
+            .buckets(DECISION_BUCKETS.to_vec()),
         ));
         register(
             registry,
