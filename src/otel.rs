@@ -105,8 +105,13 @@ impl Injector for HeadersMut<'_> {
 
 /// The server span of a request: a child of the client's `traceparent` when `trusted`, else
 /// the root of a new trace. `None` when traces are off.
-pub fn request_span(headers: &http::HeaderMap, trusted: bool, name: String) -> Option<Context> {
+pub fn request_span(
+    headers: &http::HeaderMap,
+    trusted: bool,
+    name: impl FnOnce() -> String,
+) -> Option<Context> {
     let tracer = tracer()?;
+    let name = name();
     let parent = if trusted {
         TraceContextPropagator::new().extract(&Headers(headers))
     } else {

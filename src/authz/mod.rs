@@ -268,11 +268,9 @@ pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Ori
         conn: &original.conn,
     };
     // The caller is trusted: its request carries the client's trace context.
-    let trace = otel::request_span(
-        &original.headers,
-        true,
-        format!("decide {}", front_end.label()),
-    );
+    let trace = otel::request_span(&original.headers, true, || {
+        format!("decide {}", front_end.label())
+    });
     let decided = generation.gateway.decide_with(&head, &generation.network);
     let decided = match &trace {
         Some(cx) => decided.with_context(cx.clone()).await,

@@ -125,7 +125,8 @@ impl Engine {
             .forward
             .trusted_proxies
             .contains(&peer.ip());
-        let trace = otel::request_span(req.headers(), trusted, req.method().to_string());
+        let method = req.method();
+        let trace = otel::request_span(req.headers(), trusted, || method.to_string());
         if let Some(cx) = &trace {
             entry.trace_id = Some(otel::trace_id(cx));
         }
