@@ -7,7 +7,8 @@ use crate::compile::{Compiled, Serving};
 use crate::decision::Gateway;
 use crate::metrics::{self, DecisionMetrics, RequestMetrics};
 use crate::sync::{
-    Introspector, KeySync, Network, OrgSourceSync, Poller, RevocationSink, SetMetrics, SetReceiver,
+    Cluster, Introspector, KeySync, Network, OrgSourceSync, Poller, RevocationSink, SetMetrics,
+    SetReceiver,
 };
 use arc_swap::ArcSwap;
 use prometheus::Registry;
@@ -50,6 +51,19 @@ impl Generation {
                 .state
                 .inherit(&gateway.rules, &old.state, &old.rules);
         }
+        let cluster = serving
+            .cluster
+            .as_ref()
+            .and_then(|c| match Cluster::new(c) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    None
+                }
+            });
+        if let Some(c) = &cluster {
+            gateway.state.shared_revocations_loaded = Some(c.loaded.clone());
+        }
         let gateway = Arc::new(gateway);
         let (rules, state) = (&gateway.rules, &gateway.state);
         let mut tasks = Vec::new();
@@ -62,7 +76,11 @@ impl Generation {
             revocations: state.revocations.clone(),
             cache: state.cache.clone(),
             retention: plan.revocation_retention,
+            cluster: cluster.clone(),
         };
+        if let Some(c) = cluster.clone() {
+            spawn(Box::pin(c.follow(sink.clone())));
+        }
         let set_metrics = SetMetrics::new(&registry);
         let receiver = |rules, source| {
             Arc::new(SetReceiver::new(

@@ -65,6 +65,8 @@ pub struct Serving {
     pub log: LogSettings,
     /// OpenTelemetry traces, when configured (bound at start).
     pub traces: Option<TraceSettings>,
+    /// Redis shared by the replicas, when configured.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// `server.timeouts`.
@@ -76,6 +78,14 @@ pub struct Timeouts {
     pub tls_handshake: Duration,
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
+}
+
+/// `cluster:`: the Redis the replicas share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `redis://[:password@]host:port[/db]` or `rediss://…` (TLS).
+    pub redis: String,
+    pub key_prefix: String,
 }
 
 /// `tokens.introspection_limits`.
@@ -170,6 +180,22 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         decision: decision::compile(file, origin)?,
         log: log_settings(file, origin)?,
         traces: trace_settings(file, origin)?,
+        cluster: match &file.cluster {
+            None => None,
+            Some(c) => {
+                let url = &c.redis.0;
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(ConfigError::new(
+                        origin,
+                        format!("cluster.redis: `{url}` is not a redis:// or rediss:// URL"),
+                    ));
+                }
+                Some(ClusterSettings {
+                    redis: url.clone(),
+                    key_prefix: c.key_prefix.clone(),
+                })
+            }
+        },
         watch_config: {
             let r = &file.server.reload;
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)

@@ -185,6 +185,16 @@ impl Gateway {
         if self.state.organizations.load().is_none() {
             return Err(serde_json::json!({"status": "waiting for organization policies"}));
         }
+        if self
+            .state
+            .shared_revocations_loaded
+            .as_ref()
+            .is_some_and(|l| !l.load(std::sync::atomic::Ordering::Acquire))
+        {
+            return Err(
+                serde_json::json!({"status": "waiting for the revocations shared in Redis"}),
+            );
+        }
         Ok(())
     }
 

@@ -23,6 +23,9 @@ pub struct State {
     pub issuers: Arc<[IssuerState]>,
     /// Organization memberships asked of an issuer's API (GitHub), per token.
     pub memberships: Arc<Memberships>,
+    /// With `cluster:`: whether the revocations other replicas made before this one started
+    /// were loaded (not ready before).
+    pub shared_revocations_loaded: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub metrics: AuthnMetrics,
 }
 
@@ -56,6 +59,7 @@ impl State {
             organizations: Arc::new(ArcSwapOption::from_pointee(organizations)),
             issuers: rules.issuers.iter().map(IssuerState::for_issuer).collect(),
             memberships: Arc::new(Memberships::new(cache.max_entries)),
+            shared_revocations_loaded: None,
             metrics,
         }
     }

@@ -71,6 +71,8 @@ pub struct RevocationSink {
     pub cache: Arc<TokenCache>,
     /// Seconds a revocation stays in force.
     pub retention: u64,
+    /// The other replicas, told of every revocation applied here (`cluster:`).
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
 }
 
 pub struct SetReceiver {
@@ -213,16 +215,26 @@ impl SetReceiver {
         }
         let now = unix_now();
         let retention = self.sink.retention;
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|_, until| *until > now);
-        if seen.contains_key(&verified.jti) {
-            return Err(refuse("invalid_request", "this jti was already received"));
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.retain(|_, until| *until > now);
+            if seen.contains_key(&verified.jti) {
+                return Err(refuse("invalid_request", "this jti was already received"));
+            }
+            seen.insert(verified.jti.clone(), now + retention);
         }
-        seen.insert(verified.jti.clone(), now + retention);
         let revoked: Vec<Revoked> = verified.revoked.iter().map(|(_, r)| r.clone()).collect();
         self.sink
             .revocations
             .add(&revoked, now, now + retention, retention);
+        if let Some(cluster) = &self.sink.cluster
+            && let Err(e) = cluster
+                .share(&revoked, now, now + retention, retention)
+                .await
+        {
+            // Applied here all the same; the other replicas do not know it.
+            tracing::warn!("cluster: a revocation not shared ({e})");
+        }
         for (event_type, r) in &verified.revoked {
             self.metrics
                 .events

@@ -3,6 +3,7 @@
 
 mod breaker;
 mod budget;
+mod cluster;
 mod events;
 mod introspect;
 mod jwks;
@@ -10,6 +11,7 @@ mod org_source;
 mod poll;
 
 pub use budget::Budget;
+pub use cluster::Cluster;
 pub use events::{RevocationSink, SetMetrics, SetReceiver};
 pub use introspect::{IntrospectionMetrics, Introspector};
 pub use jwks::{KeyMetrics, KeySync, RefreshHandle, http_client};

@@ -20,8 +20,10 @@ struct Set {
     clients: HashMap<(String, String), (u64, u64)>,
 }
 
-/// One revocation, as read from a security event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One revocation, as read from a security event (and as shared between replicas: digests
+/// and identifiers, never a token).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "of", rename_all = "snake_case")]
 pub enum Revoked {
     Token(TokenHash),
     Jti {

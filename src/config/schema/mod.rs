@@ -1,6 +1,7 @@
 //! The YAML document as written by users (see `design.md`). Every struct rejects unknown
 //! keys; defaults are the safe choice. Compilation into the runtime form is `compile/`.
 
+mod cluster;
 mod credentials;
 mod decision;
 mod forward;
@@ -10,6 +11,7 @@ mod organizations;
 mod server;
 mod tokens;
 
+pub use cluster::*;
 pub use credentials::*;
 pub use decision::*;
 pub use forward::*;
@@ -57,6 +59,8 @@ pub struct File {
     pub log: Log,
     /// OpenTelemetry traces; off without it.
     pub traces: Option<Traces>,
+    /// Revocations shared by several replicas through Redis.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Deserialize)]
