@@ -54,7 +54,7 @@ impl Generation {
         let cluster = serving
             .cluster
             .as_ref()
-            .and_then(|c| match Cluster::new(c) {
+            .and_then(|c| match Cluster::new(c, &registry) {
                 Ok(c) => Some(Arc::new(c)),
                 Err(e) => {
                     tracing::error!("{e}");

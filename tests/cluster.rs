@@ -14,6 +14,9 @@ use support::*;
 struct Redis {
     child: Child,
     url: String,
+    port: u16,
+    /// Where it persists (appendonly), kept across a restart.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for Redis {
@@ -25,10 +28,31 @@ impl Drop for Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+        Redis::on(free_port(), None)
+    }
+
+    /// On `port`; with `dir`, persisted there (appendonly, as a production Redis is).
+    fn on(port: u16, dir: Option<std::path::PathBuf>) -> Redis {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).unwrap();
+                cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                    .arg(d);
+            }
+            None => {
+                cmd.args(["--appendonly", "no"]);
+            }
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (apt-get install redis-server) is needed for this test");
@@ -43,7 +67,16 @@ impl Redis {
         Redis {
             child,
             url: format!("redis://127.0.0.1:{port}"),
+            port,
+            dir,
         }
+    }
+
+    /// Stops it, as a crash would; returns its port and directory to start it again.
+    fn kill(mut self) -> (u16, Option<std::path::PathBuf>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.port, self.dir.take())
     }
 }
 
@@ -111,4 +144,91 @@ fn a_revocation_pushed_to_one_replica_is_refused_by_all_and_by_one_started_later
     assert_eq!(b.push_set(&revoke(&tx, "c-2", &second)).0, 202);
     eventually("the new replica follows", || status(&c, &second) == 401);
     assert_eq!(status(&a, &second), 401);
+}
+
+#[test]
+fn revocations_received_while_redis_is_down_apply_locally_and_reach_the_others_when_it_is_back() {
+    let dir = std::env::temp_dir().join(format!("scopegate-redis-{}", free_port()));
+    let redis = Redis::on(free_port(), Some(dir.clone()));
+    let url = redis.url.clone();
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+    let jwks = JsonServer::start(tx.jwks());
+    let replica = || {
+        let yaml = format!(
+            "{}cluster:\n  redis: \"{url}\"\n  key_prefix: \"down-{}:\"\n",
+            push_config(),
+            std::process::id()
+        );
+        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
+    };
+    let (a, b) = (replica(), replica());
+    let before = auth.client_token("full", "repo", OPAQUE_API);
+    let during = auth.client_token("full", "repo", OPAQUE_API);
+    let status = |gw: &TestGateway, t: &str| {
+        get(&format!("{}/orgs/acme/repos", gw.url), Some(t))
+            .status()
+            .as_u16()
+    };
+    assert_eq!(a.push_set(&revoke(&tx, "d-1", &before)).0, 202);
+    eventually("B refuses the first", || status(&b, &before) == 401);
+
+    // Redis goes away: both keep serving with what they know.
+    let (port, kept) = redis.kill();
+    assert_eq!(a.push_set(&revoke(&tx, "d-2", &during)).0, 202);
+    assert_eq!(status(&a, &during), 401, "applied where it was pushed");
+    assert_eq!(status(&b, &before), 401, "nothing forgotten");
+    eventually("A says it is degraded", || {
+        let m = a.metrics();
+        m.contains("scopegate_cluster_redis_up 0")
+            && m.contains("scopegate_cluster_pending_revocations 1")
+    });
+    let ready = reqwest::blocking::get(format!("{}/readyz", a.admin)).unwrap();
+    assert_eq!(ready.status(), 200, "degraded, still ready");
+
+    // Redis is back: what A kept reaches B, and nothing was lost.
+    let _redis = Redis::on(port, kept);
+    eventually("B refuses what was revoked during the outage", || {
+        status(&b, &during) == 401
+    });
+    eventually("A is no longer degraded", || {
+        a.metrics().contains("scopegate_cluster_redis_up 1")
+    });
+    let c = replica();
+    assert_eq!(
+        status(&c, &before),
+        401,
+        "persisted across the Redis restart"
+    );
+    assert_eq!(status(&c, &during), 401);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_replica_starting_without_redis_waits_unless_told_to_start_with_local_state() {
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let replica = |extra: &str| {
+        let yaml = format!("{}cluster:\n  redis: \"{nowhere}\"\n{extra}", push_config());
+        TestGateway::start_unready(
+            &config(&yaml, &auth, &upstream).replace("{jwks}", "http://127.0.0.1:9/jwks"),
+        )
+    };
+    let readyz = |gw: &TestGateway| match reqwest::blocking::get(format!("{}/readyz", gw.admin)) {
+        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
+        // Not listening yet.
+        Err(_) => (0, String::new()),
+    };
+    let waiting = replica("");
+    let lenient = replica("  start_without_redis: true\n");
+    eventually("the lenient one is ready", || readyz(&lenient).0 == 200);
+    eventually("the other one answers", || readyz(&waiting).0 != 0);
+    let (status, body) = readyz(&waiting);
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("waiting for the revocations shared in Redis"),
+        "{body}"
+    );
 }

@@ -86,6 +86,8 @@ pub struct ClusterSettings {
     /// `redis://[:password@]host:port[/db]` or `rediss://…` (TLS).
     pub redis: String,
     pub key_prefix: String,
+    /// Become ready without Redis (serving with local state) instead of waiting for it.
+    pub start_without_redis: bool,
 }
 
 /// `tokens.introspection_limits`.
@@ -193,6 +195,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 Some(ClusterSettings {
                     redis: url.clone(),
                     key_prefix: c.key_prefix.clone(),
+                    start_without_redis: c.start_without_redis,
                 })
             }
         },

@@ -11,11 +11,13 @@
 use super::events::RevocationSink;
 use crate::clock::unix_now;
 use crate::compile::ClusterSettings;
+use crate::metrics::{must, register};
 use crate::token::Revoked;
 use futures_util::StreamExt;
+use prometheus::{IntGauge, Registry};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One shared revocation, as stored and published.
@@ -32,61 +34,116 @@ pub struct Cluster {
     client: redis::Client,
     key: String,
     channel: String,
-    /// Set once this replica has loaded what the others revoked before it started.
+    /// Set once this replica has loaded what the others revoked before it started (at once
+    /// with `start_without_redis`: it serves with what it knows).
     pub loaded: Arc<AtomicBool>,
+    /// Revocations applied here while Redis could not take them (score, record), written
+    /// when it is back.
+    pending: Mutex<Vec<(u64, String)>>,
+    metrics: ClusterMetrics,
+}
+
+#[derive(Clone)]
+struct ClusterMetrics {
+    up: IntGauge,
+    pending: IntGauge,
 }
 
 impl Cluster {
-    pub fn new(settings: &ClusterSettings) -> Result<Cluster, String> {
+    pub fn new(settings: &ClusterSettings, registry: &Registry) -> Result<Cluster, String> {
         let client = redis::Client::open(settings.redis.as_str())
             .map_err(|e| format!("cluster.redis: {e}"))?;
+        let up = must(IntGauge::new(
+            "scopegate_cluster_redis_up",
+            "1 while the shared Redis answers; 0: degraded, serving with this replica's state",
+        ));
+        let pending = must(IntGauge::new(
+            "scopegate_cluster_pending_revocations",
+            "Revocations applied here and not yet written to Redis (it was unreachable)",
+        ));
+        register(registry, [Box::new(up.clone()), Box::new(pending.clone())]);
         Ok(Cluster {
             client,
             key: format!("{}revocations", settings.key_prefix),
             channel: format!("{}revocations:events", settings.key_prefix),
-            loaded: Arc::default(),
+            loaded: Arc::new(AtomicBool::new(settings.start_without_redis)),
+            pending: Mutex::default(),
+            metrics: ClusterMetrics { up, pending },
         })
     }
 
-    /// Makes `revoked` durable and tells the other replicas; an error means Redis did not
-    /// take it (it is applied here all the same).
-    pub async fn share(
-        &self,
-        revoked: &[Revoked],
-        at: u64,
-        until: u64,
-        retention: u64,
-    ) -> Result<(), String> {
+    /// Makes `revoked` durable and tells the other replicas. When Redis cannot take it, it
+    /// is kept and written when Redis is back (it is applied here all the same).
+    pub async fn share(&self, revoked: &[Revoked], at: u64, until: u64, retention: u64) {
+        let records: Vec<(u64, String)> = revoked
+            .iter()
+            .filter_map(|r| {
+                let record = Record {
+                    revoked: r.clone(),
+                    at,
+                    until,
+                    retention,
+                };
+                Some((
+                    until.max(at + retention),
+                    serde_json::to_string(&record).ok()?,
+                ))
+            })
+            .collect();
+        if let Err(e) = self.write(&records).await {
+            tracing::warn!(
+                "cluster: Redis did not take a revocation ({e}); applied here, written when Redis is back"
+            );
+            self.metrics.up.set(0);
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.extend(records);
+            self.metrics.pending.set(pending.len() as i64);
+        }
+    }
+
+    /// Durable first, then announced: a replica that misses the message finds it in the set
+    /// when it (re)subscribes.
+    async fn write(&self, records: &[(u64, String)]) -> Result<(), String> {
         let mut conn = self
             .client
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| e.to_string())?;
-        for r in revoked {
-            let record = Record {
-                revoked: r.clone(),
-                at,
-                until,
-                retention,
-            };
-            let text = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-            // Durable first, then announced: a replica that misses the message finds it in
-            // the set when it (re)subscribes.
-            redis::pipe()
-                .cmd("ZADD")
+        let mut pipe = redis::pipe();
+        for (score, text) in records {
+            pipe.cmd("ZADD")
                 .arg(&self.key)
-                .arg(until.max(at + retention))
-                .arg(&text)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(&self.channel)
-                .arg(&text)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
+                .arg(*score)
+                .arg(text)
+                .ignore();
+            pipe.cmd("PUBLISH").arg(&self.channel).arg(text).ignore();
         }
-        Ok(())
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes what was kept while Redis was unreachable.
+    async fn write_pending(&self) -> Result<(), String> {
+        let kept = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if kept.is_empty() {
+            return Ok(());
+        }
+        match self.write(&kept).await {
+            Ok(()) => {
+                tracing::info!(
+                    "cluster: {} revocations kept during the outage written",
+                    kept.len()
+                );
+                self.metrics.pending.set(0);
+                Ok(())
+            }
+            Err(e) => {
+                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                pending.extend(kept);
+                Err(e)
+            }
+        }
     }
 
     /// Follows the other replicas' revocations into `sink`, reconnecting after a failure
@@ -94,7 +151,10 @@ impl Cluster {
     pub async fn follow(self: Arc<Self>, sink: RevocationSink) {
         loop {
             if let Err(e) = self.follow_once(&sink).await {
-                tracing::warn!("cluster: {e}; retrying in 1 s");
+                self.metrics.up.set(0);
+                tracing::warn!(
+                    "cluster: Redis unreachable, degraded: serving with this replica's state ({e}); retrying in 1 s"
+                );
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -110,6 +170,7 @@ impl Cluster {
             .subscribe(&self.channel)
             .await
             .map_err(|e| e.to_string())?;
+        self.write_pending().await?;
         let mut conn = self
             .client
             .get_multiplexed_async_connection()
@@ -133,9 +194,12 @@ impl Cluster {
         for text in &stored {
             apply(sink, text);
         }
-        if !self.loaded.swap(true, Ordering::AcqRel) {
-            tracing::info!("cluster: {} shared revocations loaded", stored.len());
-        }
+        self.loaded.store(true, Ordering::Release);
+        self.metrics.up.set(1);
+        tracing::info!(
+            "cluster: following Redis, {} shared revocations loaded",
+            stored.len()
+        );
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
             if let Ok(text) = msg.get_payload::<String>() {

@@ -227,13 +227,10 @@ impl SetReceiver {
         self.sink
             .revocations
             .add(&revoked, now, now + retention, retention);
-        if let Some(cluster) = &self.sink.cluster
-            && let Err(e) = cluster
+        if let Some(cluster) = &self.sink.cluster {
+            cluster
                 .share(&revoked, now, now + retention, retention)
-                .await
-        {
-            // Applied here all the same; the other replicas do not know it.
-            tracing::warn!("cluster: a revocation not shared ({e})");
+                .await;
         }
         for (event_type, r) in &verified.revoked {
             self.metrics

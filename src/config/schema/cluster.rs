@@ -11,6 +11,10 @@ pub struct Cluster {
     /// Prefix of every key and channel, so that several gateways can share one Redis.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
+    /// A replica that starts while Redis is unreachable: `false` (default) stays unready
+    /// until it has loaded the shared revocations; `true` becomes ready with what it knows.
+    #[serde(default)]
+    pub start_without_redis: bool,
 }
 
 fn default_prefix() -> String {
