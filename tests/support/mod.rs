@@ -422,9 +422,10 @@ impl TestGateway {
         }
     }
 
-    /// Waits until the proxy accepts connections and every issuer's keys were fetched once.
+    /// Waits until the proxy accepts connections and every issuer's keys were fetched once
+    /// (up to 30 s: a CI machine busy compiling can be slow to start a process).
     pub fn wait_ready(&self) {
-        for _ in 0..400 {
+        for _ in 0..1200 {
             if TcpStream::connect(self.addr).is_ok()
                 && let Ok(r) = reqwest::blocking::get(format!("{}/readyz", self.admin))
                 && r.status() == 200
