@@ -232,3 +232,60 @@ fn a_replica_starting_without_redis_waits_unless_told_to_start_with_local_state(
         "{body}"
     );
 }
+
+#[test]
+fn two_replicas_polling_one_stream_take_turns_and_every_event_is_applied_once_everywhere() {
+    let redis = Redis::start();
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+    let jwks = JsonServer::start(tx.jwks());
+    let poll = support::poll::PollServer::start();
+    let replica = || {
+        let yaml = config(&push_config(), &auth, &upstream).replace(
+            "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
+            &format!(
+                "    poll:\n      endpoint: \"{}\"\n      interval: 200ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{}\"\n",
+                poll.url, jwks.url
+            ),
+        );
+        let yaml = format!(
+            "{yaml}cluster:\n  redis: \"{}\"\n  key_prefix: \"poll-{}:\"\n",
+            redis.url,
+            std::process::id()
+        );
+        TestGateway::start(&yaml)
+    };
+    let (a, b) = (replica(), replica());
+    let status = |gw: &TestGateway, t: &str| {
+        get(&format!("{}/orgs/acme/repos", gw.url), Some(t))
+            .status()
+            .as_u16()
+    };
+    let tokens: Vec<String> = (0..5)
+        .map(|_| auth.client_token("full", "repo", OPAQUE_API))
+        .collect();
+    for (i, t) in tokens.iter().enumerate() {
+        assert_eq!(status(&a, t), 200);
+        let jti = format!("p-{i}");
+        poll.queue
+            .lock()
+            .unwrap()
+            .insert(jti.clone(), revoke(&tx, &jti, t));
+    }
+    eventually("both replicas refuse every polled revocation", || {
+        tokens
+            .iter()
+            .all(|t| status(&a, t) == 401 && status(&b, t) == 401)
+    });
+    eventually("every event acknowledged", || {
+        poll.queue.lock().unwrap().is_empty()
+    });
+    let mut acked = poll.acked.lock().unwrap().clone();
+    acked.sort();
+    assert_eq!(
+        acked,
+        ["p-0", "p-1", "p-2", "p-3", "p-4"],
+        "acknowledged once each: one poller at a time"
+    );
+}

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use scopegate::dev::DevIssuer;
 use serde_json::{Value, json};
 use std::time::Instant;
+use support::poll::PollServer;
 use support::*;
 
 type World = PushWorld;
@@ -208,50 +209,6 @@ fn bad_sets_are_refused_with_rfc8935_errors_and_revoke_nothing() {
 
 fn aws_lc_rs_digest(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(scopegate::token::hash(token))
-}
-
-/// An RFC 8936 poll endpoint: hands out queued SETs until they are acknowledged.
-struct PollServer {
-    url: String,
-    queue: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
-    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl PollServer {
-    fn start() -> PollServer {
-        use http_body_util::{BodyExt, Full};
-        let queue: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>> =
-            Default::default();
-        let acked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        let (q, a) = (queue.clone(), acked.clone());
-        let (addr, runtime) = serve(move |req: hyper::Request<hyper::body::Incoming>| {
-            let (q, a) = (q.clone(), a.clone());
-            async move {
-                let body = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let mut queue = q.lock().unwrap();
-                for jti in asked["ack"].as_array().into_iter().flatten() {
-                    let jti = jti.as_str().unwrap().to_string();
-                    queue.remove(&jti);
-                    a.lock().unwrap().push(jti);
-                }
-                let answer = json!({"sets": *queue, "moreAvailable": false});
-                hyper::Response::new(Full::new(bytes::Bytes::from(answer.to_string())))
-            }
-        });
-        PollServer {
-            url: format!("http://{addr}/poll"),
-            queue,
-            acked,
-            _runtime: runtime,
-        }
-    }
 }
 
 #[test]

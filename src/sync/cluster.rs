@@ -41,6 +41,9 @@ pub struct Cluster {
     /// when it is back.
     pending: Mutex<Vec<(u64, String)>>,
     metrics: ClusterMetrics,
+    prefix: String,
+    /// This replica, as a lease holder.
+    id: String,
 }
 
 #[derive(Clone)]
@@ -69,6 +72,15 @@ impl Cluster {
             loaded: Arc::new(AtomicBool::new(settings.start_without_redis)),
             pending: Mutex::default(),
             metrics: ClusterMetrics { up, pending },
+            prefix: settings.key_prefix.clone(),
+            id: format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+            ),
         })
     }
 
@@ -144,6 +156,38 @@ impl Cluster {
                 Err(e)
             }
         }
+    }
+
+    /// Whether this replica holds (or now takes, or renews) the lease named `name` for
+    /// `ttl`. When Redis cannot say, every replica acts on its own (better twice than never).
+    pub async fn hold_lease(&self, name: &str, ttl: Duration) -> bool {
+        let key = format!("{}lease:{name}", self.prefix);
+        let ms = ttl.as_millis() as u64;
+        let attempt = async {
+            let mut conn = self.client.get_multiplexed_async_connection().await?;
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&self.id)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query_async(&mut conn)
+                .await?;
+            if taken.is_some() {
+                return Ok::<bool, redis::RedisError>(true);
+            }
+            let holder: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+            if holder.as_deref() == Some(self.id.as_str()) {
+                redis::cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ms)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                return Ok(true);
+            }
+            Ok(false)
+        };
+        attempt.await.unwrap_or(true)
     }
 
     /// Follows the other replicas' revocations into `sink`, reconnecting after a failure

@@ -93,6 +93,11 @@ pub struct SetReceiver {
 }
 
 impl SetReceiver {
+    /// The replicas it tells of what it applies (`cluster:`).
+    pub fn cluster(&self) -> Option<&Arc<super::cluster::Cluster>> {
+        self.sink.cluster.as_ref()
+    }
+
     /// A receiver of SETs verified with `rules`, delivered by `source` (`push`, `poll`).
     pub fn new(
         rules: SetRules,

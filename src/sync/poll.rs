@@ -1,5 +1,6 @@
 //! RFC 8936 polling: ask the transmitter for Security Event Tokens every `interval`,
 //! acknowledge the ones applied, report the ones refused, and back off when the endpoint fails.
+//! With `cluster:`, one replica polls a stream at a time (a lease in Redis).
 
 use super::events::SetReceiver;
 use crate::metrics::must;
@@ -13,6 +14,9 @@ use std::time::Duration;
 
 /// Longest pause between polls after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Beyond three poll intervals: how long a silent lease holder keeps the others waiting.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct PollResponse {
@@ -54,6 +58,16 @@ impl Poller {
         let mut errs = Map::new();
         let mut pause = self.rules.interval;
         loop {
+            // Across replicas sharing Redis, one polls (the lease holder) and the others
+            // get what it applies through Redis; the transmitter sees one consumer.
+            if let Some(cluster) = self.receiver.cluster()
+                && !cluster
+                    .hold_lease(&self.rules.endpoint, self.rules.interval * 3 + LEASE_MARGIN)
+                    .await
+            {
+                tokio::time::sleep(self.rules.interval).await;
+                continue;
+            }
             match self.poll_once(&ack, &errs).await {
                 Ok((applied, refused, more)) => {
                     ack = applied;

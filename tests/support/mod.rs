@@ -2,6 +2,7 @@
 //! on loopback that records what reaches it, and the gateway started in-process.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod poll;
 pub mod providers;
 pub mod proxies;
 pub mod recipe;
