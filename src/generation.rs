@@ -113,8 +113,13 @@ impl Generation {
             );
             spawn(Box::pin(sync.run()));
         }
+        let shares_answers = serving
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.share_introspection);
         let introspector =
-            Introspector::for_gateway(&gateway, &registry, plan.introspection_limits);
+            Introspector::for_gateway(&gateway, &registry, plan.introspection_limits)
+                .with_cluster(cluster.clone().filter(|_| shares_answers));
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
         let requests = RequestMetrics::new(&registry, &routes, &upstreams);

@@ -289,3 +289,60 @@ fn two_replicas_polling_one_stream_take_turns_and_every_event_is_applied_once_ev
         "acknowledged once each: one poller at a time"
     );
 }
+
+#[test]
+fn three_replicas_sharing_introspection_make_one_authorization_server_call_per_new_token() {
+    let redis = Redis::start();
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+    let jwks = JsonServer::start(tx.jwks());
+    let replica = || {
+        let yaml = format!(
+            "{}cluster:\n  redis: \"{}\"\n  key_prefix: \"intro-{}:\"\n  share_introspection: true\n",
+            push_config(),
+            redis.url,
+            std::process::id()
+        );
+        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
+    };
+    let replicas = [replica(), replica(), replica()];
+    let token = auth.client_token("full", "repo", OPAQUE_API);
+    let before = auth.introspections();
+    // The same new token on the three replicas at once.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let asks: Vec<_> = replicas
+            .iter()
+            .map(|gw| {
+                let (url, token) = (format!("{}/orgs/acme/repos", gw.url), token.clone());
+                s.spawn(move || get(&url, Some(&token)).status().as_u16())
+            })
+            .collect();
+        asks.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(
+        auth.introspections() - before,
+        1,
+        "one authorization-server call for three replicas"
+    );
+    let shared: u64 = replicas
+        .iter()
+        .map(|gw| {
+            gw.metrics()
+                .lines()
+                .find_map(|l| l.strip_prefix("scopegate_introspection_shared_total "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(shared, 2, "two replicas took the third one's answer");
+    // What is stored is the answer, never the token.
+    let stored = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url, "--scan"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&stored.stdout);
+    assert!(keys.contains("introspection:"), "{keys}");
+    assert!(!keys.contains(&token), "a token in a key");
+}

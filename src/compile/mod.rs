@@ -88,6 +88,8 @@ pub struct ClusterSettings {
     pub key_prefix: String,
     /// Become ready without Redis (serving with local state) instead of waiting for it.
     pub start_without_redis: bool,
+    /// Introspection answers shared between replicas.
+    pub share_introspection: bool,
 }
 
 /// `tokens.introspection_limits`.
@@ -196,6 +198,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                     redis: url.clone(),
                     key_prefix: c.key_prefix.clone(),
                     start_without_redis: c.start_without_redis,
+                    share_introspection: c.share_introspection,
                 })
             }
         },

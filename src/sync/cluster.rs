@@ -16,6 +16,7 @@ use crate::token::Revoked;
 use futures_util::StreamExt;
 use prometheus::{IntGauge, Registry};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,6 +189,49 @@ impl Cluster {
             Ok(false)
         };
         attempt.await.unwrap_or(true)
+    }
+
+    /// An introspection answer another replica got for the token digest `name` (`Some(None)`:
+    /// the provider did not know the token); `None` when there is none (or Redis cannot say).
+    pub async fn shared_answer(&self, name: &str) -> Option<Option<Map<String, Value>>> {
+        let key = format!("{}introspection:{name}", self.prefix);
+        let mut conn = self.client.get_multiplexed_async_connection().await.ok()?;
+        let text: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        let stored: Value = serde_json::from_str(&text?).ok()?;
+        match stored.get("answer")? {
+            Value::Object(m) => Some(Some(m.clone())),
+            _ => Some(None),
+        }
+    }
+
+    /// Shares an introspection answer for `ttl` (never the token: a provider that echoes it,
+    /// as GitHub does, has it removed first).
+    pub async fn keep_answer(
+        &self,
+        name: &str,
+        answer: &Option<Map<String, Value>>,
+        ttl: Duration,
+    ) {
+        let answer = answer.as_ref().map(|a| {
+            let mut a = a.clone();
+            a.remove("token");
+            Value::Object(a)
+        });
+        let text = serde_json::json!({ "answer": answer }).to_string();
+        let key = format!("{}introspection:{name}", self.prefix);
+        if let Ok(mut conn) = self.client.get_multiplexed_async_connection().await {
+            let _ = redis::cmd("SET")
+                .arg(&key)
+                .arg(text)
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async::<()>(&mut conn)
+                .await;
+        }
     }
 
     /// Follows the other replicas' revocations into `sink`, reconnecting after a failure

@@ -15,6 +15,10 @@ pub struct Cluster {
     /// until it has loaded the shared revocations; `true` becomes ready with what it knows.
     #[serde(default)]
     pub start_without_redis: bool,
+    /// Share introspection answers: N replicas make one authorization-server call per new
+    /// opaque token.
+    #[serde(default)]
+    pub share_introspection: bool,
 }
 
 fn default_prefix() -> String {

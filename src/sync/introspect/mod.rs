@@ -41,6 +41,8 @@ pub struct IntrospectionMetrics {
     coalesced: IntCounter,
     circuit_open: IntGaugeVec,
     memberships: IntCounterVec,
+    /// Answers taken from another replica (Redis) instead of a call.
+    shared: IntCounter,
 }
 
 impl IntrospectionMetrics {
@@ -87,9 +89,14 @@ impl IntrospectionMetrics {
             ),
             &["issuer", "result"],
         ));
+        let shared = must(IntCounter::new(
+            "scopegate_introspection_shared_total",
+            "Introspection answers taken from another replica through Redis instead of a call",
+        ));
         register(
             registry,
             [
+                Box::new(shared.clone()),
                 Box::new(memberships.clone()),
                 Box::new(calls.clone()),
                 Box::new(refused.clone()),
@@ -105,6 +112,7 @@ impl IntrospectionMetrics {
             coalesced,
             circuit_open,
             memberships,
+            shared,
         }
     }
 }
@@ -131,7 +139,12 @@ pub struct Introspector {
     throttled_until: Vec<Mutex<Option<Instant>>>,
     /// Calls new tokens may cause, per client address and in total.
     budget: Budget,
+    /// Replicas sharing introspection answers (`cluster.share_introspection`).
+    shared: Option<Arc<super::cluster::Cluster>>,
 }
+
+/// How long a replica waits for the answer another replica is getting for the same token.
+const SHARED_WAIT: Duration = Duration::from_secs(2);
 
 /// Why one call gave no answer.
 enum CallError {
@@ -204,6 +217,7 @@ impl Introspector {
             clients,
             in_flight: Coalescer::default(),
             memberships_in_flight: Coalescer::default(),
+            shared: None,
         }
     }
 
@@ -218,6 +232,62 @@ impl Introspector {
                 || self.metrics.coalesced.inc(),
             )
             .await
+    }
+
+    /// Shares answers with the other replicas through `cluster`: one provider call per new
+    /// token for all of them.
+    pub fn with_cluster(mut self, cluster: Option<Arc<super::cluster::Cluster>>) -> Introspector {
+        self.shared = cluster;
+        self
+    }
+
+    /// [`Introspector::call`], or the answer another replica got or is getting: the replica
+    /// that takes the token's lease asks the provider; the others wait for its answer (up to
+    /// [`SHARED_WAIT`], then ask themselves).
+    async fn shared_call(
+        &self,
+        issuer: usize,
+        token: &str,
+        key: TokenHash,
+    ) -> Result<Option<Map<String, Value>>, CallError> {
+        let Some(cluster) = &self.shared else {
+            return self.call(issuer, token).await;
+        };
+        let digest: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("{}:{digest}", self.issuers[issuer].id);
+        if let Some(answer) = cluster.shared_answer(&name).await {
+            self.metrics.shared.inc();
+            return Ok(answer);
+        }
+        if !cluster
+            .hold_lease(&format!("introspection:{name}"), SHARED_WAIT)
+            .await
+        {
+            let waited = Instant::now();
+            while waited.elapsed() < SHARED_WAIT {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                if let Some(answer) = cluster.shared_answer(&name).await {
+                    self.metrics.shared.inc();
+                    return Ok(answer);
+                }
+            }
+        }
+        let result = self.call(issuer, token).await;
+        if let Ok(answer) = &result {
+            let now = unix_now();
+            let ttl = match answer {
+                // As long as this replica's cache keeps it: until `exp`, at most `max_ttl`.
+                Some(a) => a
+                    .get("exp")
+                    .and_then(Value::as_u64)
+                    .map(|exp| Duration::from_secs(exp.saturating_sub(now)))
+                    .unwrap_or(self.cache.max_ttl())
+                    .min(self.cache.max_ttl()),
+                None => Duration::from_secs(5),
+            };
+            cluster.keep_answer(&name, answer, ttl).await;
+        }
+        result
     }
 
     /// Issuers that may own an opaque token: those whose prefix or pattern it has, else
@@ -252,7 +322,7 @@ impl Introspector {
         let mut refusal = TokenError::Inactive;
         for i in self.candidates(token) {
             let now = unix_now();
-            match self.call(i, token).await {
+            match self.shared_call(i, token, key).await {
                 // The provider does not know the token.
                 Ok(None) => {}
                 Ok(Some(answer)) => {
