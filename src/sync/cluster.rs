@@ -87,6 +87,15 @@ impl Cluster {
 
     /// Makes `revoked` durable and tells the other replicas. When Redis cannot take it, it
     /// is kept and written when Redis is back (it is applied here all the same).
+    /// Whether revocations applied here still wait to be written to Redis.
+    pub fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     pub async fn share(&self, revoked: &[Revoked], at: u64, until: u64, retention: u64) {
         let records: Vec<(u64, String)> = revoked
             .iter()

@@ -75,6 +75,9 @@ pub struct RevocationSink {
     pub cluster: Option<Arc<super::cluster::Cluster>>,
 }
 
+/// Why a SET delivered again is refused (the poller acknowledges it: it was applied).
+pub const ALREADY_RECEIVED: &str = "this jti was already received";
+
 pub struct SetReceiver {
     rules: SetRules,
     /// `push` or `poll`, for metrics.
@@ -224,7 +227,7 @@ impl SetReceiver {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             seen.retain(|_, until| *until > now);
             if seen.contains_key(&verified.jti) {
-                return Err(refuse("invalid_request", "this jti was already received"));
+                return Err(refuse("invalid_request", ALREADY_RECEIVED));
             }
             seen.insert(verified.jti.clone(), now + retention);
         }

@@ -55,6 +55,9 @@ impl Poller {
             tracing::warn!("SET poll transmitter keys: {e}");
         }
         let mut ack: Vec<String> = Vec::new();
+        // Applied here but not yet durable in Redis (it was unreachable): acknowledged once
+        // they are, so that the transmitter does not forget what the other replicas miss.
+        let mut held: Vec<String> = Vec::new();
         let mut errs = Map::new();
         let mut pause = self.rules.interval;
         loop {
@@ -70,7 +73,12 @@ impl Poller {
             }
             match self.poll_once(&ack, &errs).await {
                 Ok((applied, refused, more)) => {
-                    ack = applied;
+                    held.extend(applied);
+                    ack = if self.receiver.cluster().is_some_and(|c| c.has_pending()) {
+                        Vec::new()
+                    } else {
+                        std::mem::take(&mut held)
+                    };
                     errs = refused;
                     pause = self.rules.interval;
                     if more {
@@ -114,6 +122,8 @@ impl Poller {
         for (jti, set) in answer.sets {
             match self.receiver.apply(&set).await {
                 Ok(_) => applied.push(jti),
+                // Delivered again because its acknowledgement was held: it was applied.
+                Err(e) if e.description == super::events::ALREADY_RECEIVED => applied.push(jti),
                 Err(e) => {
                     refused.insert(jti, json!({"err": e.err, "description": e.description}));
                 }
