@@ -110,7 +110,8 @@ impl Generation {
                 state.organizations.clone(),
                 plan.org_read_at,
                 &registry,
-            );
+            )
+            .with_cluster(cluster.clone());
             spawn(Box::pin(sync.run()));
         }
         let shares_answers = serving

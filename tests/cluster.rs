@@ -346,3 +346,53 @@ fn three_replicas_sharing_introspection_make_one_authorization_server_call_per_n
     assert!(keys.contains("introspection:"), "{keys}");
     assert!(!keys.contains(&token), "a token in a key");
 }
+
+#[test]
+fn organization_policies_from_a_url_are_fetched_by_one_replica_and_shared() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let redis = Redis::start();
+    let auth = AuthServer::start();
+    let upstream = Upstream::start();
+    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+    let jwks = JsonServer::start(tx.jwks());
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let (addr, _rt) = serve(move |_req| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            http::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                r#"{"acme": {"restrict_third_party_apps": false}}"#,
+            )))
+        }
+    });
+    let replica = || {
+        let yaml = push_config().replace(
+            "routes:\n",
+            &format!(
+                "organization_policy:\n  source:\n    url: \"http://{addr}/orgs.json\"\n    refresh: 1s\ncluster:\n  redis: \"{}\"\n  key_prefix: \"orgs-{}:\"\nroutes:\n",
+                redis.url,
+                std::process::id()
+            ),
+        );
+        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
+    };
+    let replicas = [replica(), replica(), replica()];
+    let start = Instant::now();
+    let before = fetches.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(4));
+    let fetched = fetches.load(Ordering::SeqCst) - before;
+    let refreshes = (start.elapsed().as_millis() / 1000) as usize;
+    // One replica fetches every second; three fetching each would be three times that.
+    assert!(
+        fetched <= refreshes + 2,
+        "{fetched} fetches in {refreshes} refresh periods for three replicas"
+    );
+    let token = auth.client_token("full", "repo", API);
+    for gw in &replicas {
+        assert_eq!(
+            get(&format!("{}/orgs/acme/repos", gw.url), Some(&token)).status(),
+            200
+        );
+    }
+}

@@ -243,6 +243,27 @@ impl Cluster {
         }
     }
 
+    /// A document another replica shared under `name`.
+    pub async fn shared_text(&self, name: &str) -> Option<String> {
+        let mut conn = self.client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("GET")
+            .arg(format!("{}shared:{name}", self.prefix))
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .ok()?
+    }
+
+    /// Shares a document under `name` (the last one written is the one read).
+    pub async fn keep_text(&self, name: &str, text: &str) {
+        if let Ok(mut conn) = self.client.get_multiplexed_async_connection().await {
+            let _ = redis::cmd("SET")
+                .arg(format!("{}shared:{name}", self.prefix))
+                .arg(text)
+                .query_async::<()>(&mut conn)
+                .await;
+        }
+    }
+
     /// Follows the other replicas' revocations into `sink`, reconnecting after a failure
     /// (and catching up from the sorted set each time). Runs until the task is stopped.
     pub async fn follow(self: Arc<Self>, sink: RevocationSink) {

@@ -34,6 +34,10 @@ pub struct OrgSourceSync {
     etag: std::sync::Mutex<Option<http::HeaderValue>>,
     reloads: IntCounterVec,
     loaded_at: IntGauge,
+    /// Replicas sharing the URL document: one fetches it, the others read it from Redis.
+    cluster: Option<Arc<super::cluster::Cluster>>,
+    /// The document last taken from Redis (another replica's fetch), to tell it unchanged.
+    last_shared: std::sync::Mutex<Option<String>>,
 }
 
 impl OrgSourceSync {
@@ -71,7 +75,40 @@ impl OrgSourceSync {
             etag: std::sync::Mutex::default(),
             reloads,
             loaded_at,
+            cluster: None,
+            last_shared: std::sync::Mutex::default(),
         }
+    }
+
+    /// Shares the URL document with the other replicas through `cluster`.
+    pub fn with_cluster(mut self, cluster: Option<Arc<super::cluster::Cluster>>) -> OrgSourceSync {
+        self.cluster = cluster;
+        self
+    }
+
+    /// With a cluster, the URL document as another replica fetched it (the lease holder
+    /// fetches; the others read Redis). `None`: this replica fetches it itself (it holds the
+    /// lease, or no replica wrote it yet, or Redis cannot say).
+    async fn shared(&self, url: &str) -> Option<Result<Option<Document>, String>> {
+        let cluster = self.cluster.as_ref()?;
+        let name = format!("organizations:{url}");
+        if cluster
+            .hold_lease(&name, self.rules.refresh * 3 + Duration::from_secs(5))
+            .await
+        {
+            return None;
+        }
+        let text = cluster.shared_text(&name).await?;
+        let mut last = self.last_shared.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() == Some(text.as_str()) {
+            return Some(Ok(None));
+        }
+        *last = Some(text.clone());
+        Some(Ok(Some(Document {
+            text,
+            origin: format!("{url} (shared by another replica)"),
+            etag: None,
+        })))
     }
 
     /// Reads the source now and then every `refresh`, forever. A URL source is read at once
@@ -137,6 +174,9 @@ impl OrgSourceSync {
                     .map_err(|e| format!("{name}: cannot read: {e}"))
             }
             OrgLocation::Url(url) => {
+                if let Some(shared) = self.shared(url).await {
+                    return shared;
+                }
                 let mut req = self.client.get(url).timeout(FETCH_TIMEOUT);
                 if let Some(t) = &self.rules.access_token {
                     req = req.bearer_auth(t);
@@ -158,6 +198,11 @@ impl OrgSourceSync {
                     .map_err(|e| format!("{url}: {e}"))?;
                 let text = String::from_utf8(body.to_vec())
                     .map_err(|_| format!("{url}: the document is not UTF-8"))?;
+                if let Some(cluster) = &self.cluster {
+                    cluster
+                        .keep_text(&format!("organizations:{url}"), &text)
+                        .await;
+                }
                 Ok(Some(Document {
                     text,
                     origin: url.clone(),
