@@ -45,6 +45,8 @@ pub struct Cluster {
     prefix: String,
     /// This replica, as a lease holder.
     id: String,
+    /// One multiplexed connection for every command, opened again after a failure.
+    conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
 #[derive(Clone)]
@@ -74,6 +76,7 @@ impl Cluster {
             pending: Mutex::default(),
             metrics: ClusterMetrics { up, pending },
             prefix: settings.key_prefix.clone(),
+            conn: tokio::sync::Mutex::default(),
             id: format!(
                 "{}-{}",
                 std::process::id(),
@@ -87,6 +90,22 @@ impl Cluster {
 
     /// Makes `revoked` durable and tells the other replicas. When Redis cannot take it, it
     /// is kept and written when Redis is back (it is applied here all the same).
+    /// The shared connection (a clone: commands on it are pipelined by the client).
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let mut held = self.conn.lock().await;
+        if let Some(c) = held.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = self.client.get_multiplexed_async_connection().await?;
+        *held = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forgets the connection after a failure, so that the next command opens a new one.
+    async fn reset(&self) {
+        *self.conn.lock().await = None;
+    }
+
     /// Whether revocations applied here still wait to be written to Redis.
     pub fn has_pending(&self) -> bool {
         !self
@@ -126,11 +145,7 @@ impl Cluster {
     /// Durable first, then announced: a replica that misses the message finds it in the set
     /// when it (re)subscribes.
     async fn write(&self, records: &[(u64, String)]) -> Result<(), String> {
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut conn = self.connection().await.map_err(|e| e.to_string())?;
         let mut pipe = redis::pipe();
         for (score, text) in records {
             pipe.cmd("ZADD")
@@ -140,9 +155,11 @@ impl Cluster {
                 .ignore();
             pipe.cmd("PUBLISH").arg(&self.channel).arg(text).ignore();
         }
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
+        let written = pipe.query_async::<()>(&mut conn).await;
+        if written.is_err() {
+            self.reset().await;
+        }
+        written.map_err(|e| e.to_string())
     }
 
     /// Writes what was kept while Redis was unreachable.
@@ -174,7 +191,7 @@ impl Cluster {
         let key = format!("{}lease:{name}", self.prefix);
         let ms = ttl.as_millis() as u64;
         let attempt = async {
-            let mut conn = self.client.get_multiplexed_async_connection().await?;
+            let mut conn = self.connection().await?;
             let taken: Option<String> = redis::cmd("SET")
                 .arg(&key)
                 .arg(&self.id)
@@ -197,14 +214,20 @@ impl Cluster {
             }
             Ok(false)
         };
-        attempt.await.unwrap_or(true)
+        match attempt.await {
+            Ok(held) => held,
+            Err(_) => {
+                self.reset().await;
+                true
+            }
+        }
     }
 
     /// An introspection answer another replica got for the token digest `name` (`Some(None)`:
     /// the provider did not know the token); `None` when there is none (or Redis cannot say).
     pub async fn shared_answer(&self, name: &str) -> Option<Option<Map<String, Value>>> {
         let key = format!("{}introspection:{name}", self.prefix);
-        let mut conn = self.client.get_multiplexed_async_connection().await.ok()?;
+        let mut conn = self.connection().await.ok()?;
         let text: Option<String> = redis::cmd("GET")
             .arg(&key)
             .query_async(&mut conn)
@@ -232,7 +255,7 @@ impl Cluster {
         });
         let text = serde_json::json!({ "answer": answer }).to_string();
         let key = format!("{}introspection:{name}", self.prefix);
-        if let Ok(mut conn) = self.client.get_multiplexed_async_connection().await {
+        if let Ok(mut conn) = self.connection().await {
             let _ = redis::cmd("SET")
                 .arg(&key)
                 .arg(text)
@@ -245,7 +268,7 @@ impl Cluster {
 
     /// A document another replica shared under `name`.
     pub async fn shared_text(&self, name: &str) -> Option<String> {
-        let mut conn = self.client.get_multiplexed_async_connection().await.ok()?;
+        let mut conn = self.connection().await.ok()?;
         redis::cmd("GET")
             .arg(format!("{}shared:{name}", self.prefix))
             .query_async::<Option<String>>(&mut conn)
@@ -255,7 +278,7 @@ impl Cluster {
 
     /// Shares a document under `name` (the last one written is the one read).
     pub async fn keep_text(&self, name: &str, text: &str) {
-        if let Ok(mut conn) = self.client.get_multiplexed_async_connection().await {
+        if let Ok(mut conn) = self.connection().await {
             let _ = redis::cmd("SET")
                 .arg(format!("{}shared:{name}", self.prefix))
                 .arg(text)
