@@ -92,38 +92,63 @@ fn revoke(tx: &scopegate::dev::DevIssuer, jti: &str, token: &str) -> String {
     )
 }
 
+/// What every replica of a test shares besides Redis: the authorization server, the
+/// upstream, and the SET transmitter with its published keys.
+struct Parts {
+    auth: AuthServer,
+    upstream: Upstream,
+    tx: scopegate::dev::DevIssuer,
+    jwks: JsonServer,
+}
+
+impl Parts {
+    fn start() -> Parts {
+        let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
+        Parts {
+            auth: AuthServer::start(),
+            upstream: Upstream::start(),
+            jwks: JsonServer::start(tx.jwks()),
+            tx,
+        }
+    }
+
+    /// The configuration of a replica: [`push_config`] with `cluster:` on `redis` and the
+    /// `extra` lines under it, then `edit`.
+    fn yaml(&self, redis: &str, extra: &str, edit: impl Fn(String) -> String) -> String {
+        let yaml = format!("{}cluster:\n  redis: \"{redis}\"\n{extra}", push_config());
+        edit(config(&yaml, &self.auth, &self.upstream)).replace("{jwks}", &self.jwks.url)
+    }
+
+    /// A ready replica.
+    fn replica(&self, redis: &str, extra: &str) -> TestGateway {
+        TestGateway::start(&self.yaml(redis, extra, |y| y))
+    }
+}
+
+/// What `gw` answers to `token` on the protected route.
+fn status(gw: &TestGateway, token: &str) -> u16 {
+    get(&format!("{}/orgs/acme/repos", gw.url), Some(token))
+        .status()
+        .as_u16()
+}
+
 #[test]
 fn a_revocation_pushed_to_one_replica_is_refused_by_all_and_by_one_started_later() {
     let redis = Redis::start();
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
-    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let jwks = JsonServer::start(tx.jwks());
-    let replica = || {
-        let yaml = format!(
-            "{}cluster:\n  redis: \"{}\"\n  key_prefix: \"test-{}:\"\n",
-            push_config(),
-            redis.url,
-            std::process::id()
-        );
-        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
-    };
+    let parts = Parts::start();
+    let (auth, tx) = (&parts.auth, &parts.tx);
+    let replica = || parts.replica(&redis.url, "");
     let (a, b) = (replica(), replica());
     let mut c = replica();
     let first = auth.client_token("full", "repo", OPAQUE_API);
     let second = auth.client_token("full", "repo", OPAQUE_API);
-    let status = |gw: &TestGateway, t: &str| {
-        get(&format!("{}/orgs/acme/repos", gw.url), Some(t))
-            .status()
-            .as_u16()
-    };
     for gw in [&a, &b, &c] {
         assert_eq!(status(gw, &first), 200);
     }
 
     // Pushed to A only.
     let pushed = Instant::now();
-    assert_eq!(a.push_set(&revoke(&tx, "c-1", &first)).0, 202);
+    assert_eq!(a.push_set(&revoke(tx, "c-1", &first)).0, 202);
     assert_eq!(status(&a, &first), 401, "at once where it was pushed");
     eventually("B and C refuse it too", || {
         status(&b, &first) == 401 && status(&c, &first) == 401
@@ -141,7 +166,7 @@ fn a_revocation_pushed_to_one_replica_is_refused_by_all_and_by_one_started_later
     assert_eq!(status(&c, &second), 200);
 
     // And it follows what the others revoke from then on.
-    assert_eq!(b.push_set(&revoke(&tx, "c-2", &second)).0, 202);
+    assert_eq!(b.push_set(&revoke(tx, "c-2", &second)).0, 202);
     eventually("the new replica follows", || status(&c, &second) == 401);
     assert_eq!(status(&a, &second), 401);
 }
@@ -151,32 +176,18 @@ fn revocations_received_while_redis_is_down_apply_locally_and_reach_the_others_w
     let dir = std::env::temp_dir().join(format!("scopegate-redis-{}", free_port()));
     let redis = Redis::on(free_port(), Some(dir.clone()));
     let url = redis.url.clone();
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
-    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let jwks = JsonServer::start(tx.jwks());
-    let replica = || {
-        let yaml = format!(
-            "{}cluster:\n  redis: \"{url}\"\n  key_prefix: \"down-{}:\"\n",
-            push_config(),
-            std::process::id()
-        );
-        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
-    };
+    let parts = Parts::start();
+    let (auth, tx) = (&parts.auth, &parts.tx);
+    let replica = || parts.replica(&url, "");
     let (a, b) = (replica(), replica());
     let before = auth.client_token("full", "repo", OPAQUE_API);
     let during = auth.client_token("full", "repo", OPAQUE_API);
-    let status = |gw: &TestGateway, t: &str| {
-        get(&format!("{}/orgs/acme/repos", gw.url), Some(t))
-            .status()
-            .as_u16()
-    };
-    assert_eq!(a.push_set(&revoke(&tx, "d-1", &before)).0, 202);
+    assert_eq!(a.push_set(&revoke(tx, "d-1", &before)).0, 202);
     eventually("B refuses the first", || status(&b, &before) == 401);
 
     // Redis goes away: both keep serving with what they know.
     let (port, kept) = redis.kill();
-    assert_eq!(a.push_set(&revoke(&tx, "d-2", &during)).0, 202);
+    assert_eq!(a.push_set(&revoke(tx, "d-2", &during)).0, 202);
     assert_eq!(status(&a, &during), 401, "applied where it was pushed");
     assert_eq!(status(&b, &before), 401, "nothing forgotten");
     eventually("A says it is degraded", || {
@@ -207,15 +218,9 @@ fn revocations_received_while_redis_is_down_apply_locally_and_reach_the_others_w
 
 #[test]
 fn a_replica_starting_without_redis_waits_unless_told_to_start_with_local_state() {
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
+    let parts = Parts::start();
     let nowhere = format!("redis://127.0.0.1:{}", free_port());
-    let replica = |extra: &str| {
-        let yaml = format!("{}cluster:\n  redis: \"{nowhere}\"\n{extra}", push_config());
-        TestGateway::start_unready(
-            &config(&yaml, &auth, &upstream).replace("{jwks}", "http://127.0.0.1:9/jwks"),
-        )
-    };
+    let replica = |extra: &str| TestGateway::start_unready(&parts.yaml(&nowhere, extra, |y| y));
     let readyz = |gw: &TestGateway| match reqwest::blocking::get(format!("{}/readyz", gw.admin)) {
         Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
         // Not listening yet.
@@ -236,32 +241,20 @@ fn a_replica_starting_without_redis_waits_unless_told_to_start_with_local_state(
 #[test]
 fn two_replicas_polling_one_stream_take_turns_and_every_event_is_applied_once_everywhere() {
     let redis = Redis::start();
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
-    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let jwks = JsonServer::start(tx.jwks());
+    let parts = Parts::start();
+    let (auth, tx) = (&parts.auth, &parts.tx);
     let poll = support::poll::PollServer::start();
-    let replica = || {
-        let yaml = config(&push_config(), &auth, &upstream).replace(
+    let poll_instead_of_push = |yaml: String| {
+        yaml.replace(
             "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
             &format!(
-                "    poll:\n      endpoint: \"{}\"\n      interval: 200ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{}\"\n",
-                poll.url, jwks.url
+                "    poll:\n      endpoint: \"{}\"\n      interval: 200ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{{jwks}}\"\n",
+                poll.url
             ),
-        );
-        let yaml = format!(
-            "{yaml}cluster:\n  redis: \"{}\"\n  key_prefix: \"poll-{}:\"\n",
-            redis.url,
-            std::process::id()
-        );
-        TestGateway::start(&yaml)
+        )
     };
+    let replica = || TestGateway::start(&parts.yaml(&redis.url, "", poll_instead_of_push));
     let (a, b) = (replica(), replica());
-    let status = |gw: &TestGateway, t: &str| {
-        get(&format!("{}/orgs/acme/repos", gw.url), Some(t))
-            .status()
-            .as_u16()
-    };
     let tokens: Vec<String> = (0..5)
         .map(|_| auth.client_token("full", "repo", OPAQUE_API))
         .collect();
@@ -271,7 +264,7 @@ fn two_replicas_polling_one_stream_take_turns_and_every_event_is_applied_once_ev
         poll.queue
             .lock()
             .unwrap()
-            .insert(jti.clone(), revoke(&tx, &jti, t));
+            .insert(jti.clone(), revoke(tx, &jti, t));
     }
     eventually("both replicas refuse every polled revocation", || {
         tokens
@@ -293,19 +286,9 @@ fn two_replicas_polling_one_stream_take_turns_and_every_event_is_applied_once_ev
 #[test]
 fn three_replicas_sharing_introspection_make_one_authorization_server_call_per_new_token() {
     let redis = Redis::start();
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
-    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let jwks = JsonServer::start(tx.jwks());
-    let replica = || {
-        let yaml = format!(
-            "{}cluster:\n  redis: \"{}\"\n  key_prefix: \"intro-{}:\"\n  share_introspection: true\n",
-            push_config(),
-            redis.url,
-            std::process::id()
-        );
-        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
-    };
+    let parts = Parts::start();
+    let auth = &parts.auth;
+    let replica = || parts.replica(&redis.url, "  share_introspection: true\n");
     let replicas = [replica(), replica(), replica()];
     let token = auth.client_token("full", "repo", OPAQUE_API);
     let before = auth.introspections();
@@ -352,10 +335,8 @@ fn organization_policies_from_a_url_are_fetched_by_one_replica_and_shared() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let redis = Redis::start();
-    let auth = AuthServer::start();
-    let upstream = Upstream::start();
-    let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
-    let jwks = JsonServer::start(tx.jwks());
+    let parts = Parts::start();
+    let auth = &parts.auth;
     let fetches = Arc::new(AtomicUsize::new(0));
     let counted = fetches.clone();
     let (addr, _rt) = serve(move |_req| {
@@ -366,17 +347,15 @@ fn organization_policies_from_a_url_are_fetched_by_one_replica_and_shared() {
             )))
         }
     });
-    let replica = || {
-        let yaml = push_config().replace(
+    let source = |yaml: String| {
+        yaml.replace(
             "routes:\n",
             &format!(
-                "organization_policy:\n  source:\n    url: \"http://{addr}/orgs.json\"\n    refresh: 1s\ncluster:\n  redis: \"{}\"\n  key_prefix: \"orgs-{}:\"\nroutes:\n",
-                redis.url,
-                std::process::id()
+                "organization_policy:\n  source:\n    url: \"http://{addr}/orgs.json\"\n    refresh: 1s\nroutes:\n"
             ),
-        );
-        TestGateway::start(&config(&yaml, &auth, &upstream).replace("{jwks}", &jwks.url))
+        )
     };
+    let replica = || TestGateway::start(&parts.yaml(&redis.url, "", source));
     let replicas = [replica(), replica(), replica()];
     let start = Instant::now();
     let before = fetches.load(Ordering::SeqCst);
