@@ -11,49 +11,8 @@ Needs redis-server and openssl (apt) and a release build (done here unless --ski
 import argparse, base64, http.client, http.server, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class Key:
-    def __init__(self, work, kid):
-        self.kid = kid
-        self.path = os.path.join(work, f"{kid}.pem")
-        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-                        "-out", self.path], check=True, capture_output=True)
-        mod = subprocess.run(["openssl", "rsa", "-in", self.path, "-noout", "-modulus"],
-                             check=True, capture_output=True, text=True).stdout.strip().split("=", 1)[1]
-        self.jwk = {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-                    "n": b64(bytes.fromhex(mod)), "e": b64((65537).to_bytes(3, "big"))}
-
-    def sign(self, typ, claims):
-        header = b64(json.dumps({"alg": "RS256", "typ": typ, "kid": self.kid}).encode())
-        payload = b64(json.dumps(claims).encode())
-        signing_input = f"{header}.{payload}".encode()
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.path], input=signing_input,
-                             check=True, capture_output=True).stdout
-        return f"{header}.{payload}.{b64(sig)}"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Key, free_port, wait_port  # noqa: E402
 
 
 def main():
@@ -149,12 +108,12 @@ routes:
         a_admin = replicas[0][2]
         for i in range(args.revocations):
             jti = f"bench-{i}"
-            token = issuer_key.sign("at+jwt", {"iss": iss, "aud": "https://api.example.com", "sub": f"u{i}",
+            token = issuer_key.sign({"iss": iss, "aud": "https://api.example.com", "sub": f"u{i}",
                                                "client_id": "bench", "scope": "repo", "jti": jti,
                                                "iat": now, "exp": now + 3600})
             for name in "ABC":
                 assert status(name, token) == 200, name
-            set_jwt = tx_key.sign("secevent+jwt", {
+            set_jwt = tx_key.sign(typ="secevent+jwt", claims={
                 "iss": "https://tx.example", "aud": "https://gw.example", "iat": int(time.time()), "jti": f"set-{i}",
                 "events": {"https://schemas.openid.net/secevent/oauth/event-type/token-revoked":
                            {"subject": {"format": "jwt_id", "iss": iss, "jti": jti}}}})

@@ -16,30 +16,9 @@ shared 2-core machine, where wrk, upstream and proxy compete for the cores.
 import argparse, base64, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import Key, free_port, wait_port  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def cpu_ticks(pids):
@@ -64,25 +43,6 @@ def family(pid):
     """The process and its children (nginx and Apache workers)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [pid] + [int(p) for p in out]
-
-
-class Key:
-    def __init__(self, work):
-        self.path = os.path.join(work, "key.pem")
-        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-                        "-out", self.path], check=True, capture_output=True)
-        mod = subprocess.run(["openssl", "rsa", "-in", self.path, "-noout", "-modulus"],
-                             check=True, capture_output=True, text=True).stdout.strip().split("=", 1)[1]
-        self.jwk = {"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
-                    "n": b64(bytes.fromhex(mod)), "e": b64((65537).to_bytes(3, "big"))}
-
-    def sign(self, claims):
-        header = b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}).encode())
-        payload = b64(json.dumps(claims).encode())
-        signing_input = f"{header}.{payload}".encode()
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.path], input=signing_input,
-                             check=True, capture_output=True).stdout
-        return f"{header}.{payload}.{b64(sig)}"
 
 
 WRK_SCRIPT = """
