@@ -125,6 +125,18 @@ impl Parts {
     }
 }
 
+/// Turns [`push_config`]'s push into polling `endpoint` every 200 ms.
+fn polling(endpoint: &str) -> impl Fn(String) -> String + '_ {
+    move |yaml| {
+        yaml.replace(
+            "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
+            &format!(
+                "    poll:\n      endpoint: \"{endpoint}\"\n      interval: 200ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{{jwks}}\"\n"
+            ),
+        )
+    }
+}
+
 /// What `gw` answers to `token` on the protected route.
 fn status(gw: &TestGateway, token: &str) -> u16 {
     get(&format!("{}/orgs/acme/repos", gw.url), Some(token))
@@ -244,16 +256,8 @@ fn two_replicas_polling_one_stream_take_turns_and_every_event_is_applied_once_ev
     let parts = Parts::start();
     let (auth, tx) = (&parts.auth, &parts.tx);
     let poll = support::poll::PollServer::start();
-    let poll_instead_of_push = |yaml: String| {
-        yaml.replace(
-            "    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n",
-            &format!(
-                "    poll:\n      endpoint: \"{}\"\n      interval: 200ms\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{{jwks}}\"\n",
-                poll.url
-            ),
-        )
-    };
-    let replica = || TestGateway::start(&parts.yaml(&redis.url, "", poll_instead_of_push));
+    let poll_instead_of_push = polling(&poll.url);
+    let replica = || TestGateway::start(&parts.yaml(&redis.url, "", &poll_instead_of_push));
     let (a, b) = (replica(), replica());
     let tokens: Vec<String> = (0..5)
         .map(|_| auth.client_token("full", "repo", OPAQUE_API))
@@ -374,4 +378,37 @@ fn organization_policies_from_a_url_are_fetched_by_one_replica_and_shared() {
             200
         );
     }
+}
+
+#[test]
+fn a_polled_revocation_is_acknowledged_only_once_it_is_durable_in_redis() {
+    let dir = std::env::temp_dir().join(format!("scopegate-redis-ack-{}", free_port()));
+    let redis = Redis::on(free_port(), Some(dir.clone()));
+    let parts = Parts::start();
+    let poll = support::poll::PollServer::start();
+    let poll_instead_of_push = polling(&poll.url);
+    let gw = TestGateway::start(&parts.yaml(&redis.url, "", &poll_instead_of_push));
+    let token = parts.auth.client_token("full", "repo", OPAQUE_API);
+    assert_eq!(status(&gw, &token), 200);
+
+    let (port, kept) = redis.kill();
+    poll.queue
+        .lock()
+        .unwrap()
+        .insert("a-1".into(), revoke(&parts.tx, "a-1", &token));
+    eventually("applied here while Redis is down", || {
+        status(&gw, &token) == 401
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        poll.acked.lock().unwrap().is_empty(),
+        "not acknowledged while only this replica knows it"
+    );
+
+    let _redis = Redis::on(port, kept);
+    eventually("acknowledged once durable", || {
+        poll.acked.lock().unwrap().iter().any(|j| j == "a-1")
+    });
+    assert!(poll.queue.lock().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
