@@ -5,7 +5,7 @@
 
 use crate::compile::{Compiled, Serving};
 use crate::decision::Gateway;
-use crate::metrics::{self, DecisionMetrics, RequestMetrics};
+use crate::metrics::{self, RequestMetrics};
 use crate::sync::{
     Cluster, Introspector, KeySync, Network, OrgSourceSync, Poller, RevocationSink, SetMetrics,
     SetReceiver,
@@ -21,9 +21,8 @@ pub struct Generation {
     pub serving: Serving,
     /// Every metric of this generation (and the process-wide ones), for `/metrics`.
     pub registry: Registry,
+    /// What every front end counts per request.
     pub requests: RequestMetrics,
-    /// What the decision endpoint counts.
-    pub decisions: DecisionMetrics,
     /// The network half of decisions (key refresh, introspection), for the proxy.
     pub network: Network,
     /// The RFC 8935 receiver of `POST /events`, when push is configured.
@@ -79,7 +78,9 @@ impl Generation {
             cluster: cluster.clone(),
         };
         if let Some(c) = cluster.clone() {
-            spawn(Box::pin(c.follow(sink.clone())));
+            spawn(Box::pin(
+                c.follow(state.revocations.clone(), state.cache.clone()),
+            ));
         }
         let set_metrics = SetMetrics::new(&registry);
         let receiver = |rules, source| {
@@ -124,9 +125,7 @@ impl Generation {
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
         let requests = RequestMetrics::new(&registry, &routes, &upstreams);
-        let decisions = DecisionMetrics::new(&registry, &routes);
         Generation {
-            decisions,
             network: Network {
                 keys,
                 introspector: Arc::new(introspector),

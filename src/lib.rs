@@ -6,13 +6,13 @@
 //! [`token`]) → [`policy`] (requirements, organizations) → [`forward`] or [`answer`].
 //! [`decision`] runs that pipeline with the compiled [`decision::Rules`] and the shared
 //! [`decision::State`]; [`compile`] builds them from [`config`]. Around the core:
-//! [`generation`] (a configuration and its [`sync`] tasks), [`proxy`] (the engine glue),
-//! [`admin`], [`server`] (process lifecycle), [`dev`] and [`explain`].
+//! [`generation`] (a configuration and its [`sync`] tasks), [`front`] (every way in: the
+//! proxy, the decision endpoint over HTTP and gRPC, and the layer they share), [`admin`],
+//! [`server`] (process lifecycle), [`dev`] and [`explain`].
 
 pub mod admin;
 pub mod answer;
 pub mod authn;
-pub mod authz;
 pub mod clock;
 pub mod compile;
 pub mod config;
@@ -21,12 +21,12 @@ pub mod decision;
 pub mod dev;
 pub mod explain;
 pub mod forward;
+pub mod front;
 pub mod generation;
 pub mod metrics;
 pub mod otel;
 pub mod policy;
 pub mod principal;
-pub mod proxy;
 pub mod request;
 pub mod requestlog;
 pub mod route;

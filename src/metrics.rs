@@ -66,42 +66,98 @@ const DECISION_BUCKETS: [f64; 12] = [
 /// Route label for requests that matched no route.
 pub const NO_ROUTE: &str = "-";
 
-/// What a front end (the proxy engine) counts per request: the outcome by route, the time
-/// to decide, and the upstream's time. Per-route counters are resolved once at load, so the
-/// request path increments a handle instead of hashing label values.
+/// Every way in: the proxy, each caller convention of the decision endpoint, and the admin
+/// port. The `front_end` label of the request metrics and the request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// The gateway forwards the request itself.
+    Proxy,
+    /// nginx `auth_request`: `X-Original-Method`, `X-Original-URI` (set in its configuration).
+    Nginx,
+    /// Traefik `forwardAuth`, Caddy `forward_auth`: `X-Forwarded-Method`, `-Uri`, `-Host`,
+    /// `-Proto`.
+    ForwardAuth,
+    /// Envoy `ext_authz` over HTTP: the original method, and the original path after the
+    /// configured `path_prefix`.
+    EnvoyHttp,
+    /// Envoy `ext_authz` over gRPC (`envoy.service.auth.v3.Authorization/Check`).
+    EnvoyGrpc,
+    /// A call to the decision listener that names no caller convention.
+    Decision,
+    /// The admin port (`/events`, `/metrics`, probes).
+    Admin,
+}
+
+impl FrontEnd {
+    pub const ALL: [FrontEnd; 7] = [
+        FrontEnd::Proxy,
+        FrontEnd::Nginx,
+        FrontEnd::ForwardAuth,
+        FrontEnd::EnvoyHttp,
+        FrontEnd::EnvoyGrpc,
+        FrontEnd::Decision,
+        FrontEnd::Admin,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FrontEnd::Proxy => "proxy",
+            FrontEnd::Nginx => "nginx",
+            FrontEnd::ForwardAuth => "forward_auth",
+            FrontEnd::EnvoyHttp => "envoy_http",
+            FrontEnd::EnvoyGrpc => "envoy_grpc",
+            FrontEnd::Decision => "decision",
+            FrontEnd::Admin => "admin",
+        }
+    }
+}
+
+/// What every front end counts per request, each under its `front_end` label: the outcome
+/// by route, refusals by reason, the time to decide, and the upstream's time. The proxy's
+/// per-route counters are resolved once at load, so its request path increments a handle
+/// instead of hashing label values; the decision endpoint's series appear as they are first
+/// counted (a configuration without it exposes none).
 pub struct RequestMetrics {
-    /// `[route][outcome]`; the last row is for requests that matched no route.
-    by_route: Vec<Vec<IntCounter>>,
-    /// Refusals by reason (the answer's `error` code).
+    requests: IntCounterVec,
+    /// The proxy's `[route][outcome]`; the last row is for requests that matched no route.
+    proxy_by_route: Vec<Vec<IntCounter>>,
+    routes: Vec<String>,
+    /// Refusals by front end and reason (the answer's `error` code).
     refusals: IntCounterVec,
-    pub decision_seconds: Histogram,
+    decision_seconds: [Histogram; FrontEnd::ALL.len()],
     by_upstream: Vec<Histogram>,
 }
 
 impl RequestMetrics {
     pub fn new(registry: &Registry, routes: &[&str], upstreams: &[&str]) -> RequestMetrics {
         let requests = must(IntCounterVec::new(
-            Opts::new("scopegate_requests_total", "Requests by route and outcome"),
-            &["route", "outcome"],
+            Opts::new(
+                "scopegate_requests_total",
+                "Requests by front end (proxy, nginx, forward_auth, envoy_http, envoy_grpc, admin), route and outcome",
+            ),
+            &["front_end", "route", "outcome"],
         ));
-        let by_route = routes
+        let proxy = FrontEnd::Proxy.label();
+        let proxy_by_route = routes
             .iter()
             .copied()
             .chain([NO_ROUTE])
             .map(|r| {
                 Outcome::ALL
                     .iter()
-                    .map(|o| requests.with_label_values(&[r, o.label()]))
+                    .map(|o| requests.with_label_values(&[proxy, r, o.label()]))
                     .collect()
             })
             .collect();
-        let decision_seconds = must(Histogram::with_opts(
+        let decision = must(HistogramVec::new(
             HistogramOpts::new(
                 "scopegate_decision_duration_seconds",
-                "Time to decide a request (route, credential, token, policy)",
+                "Time to decide a request (route, credential, token, policy, and the network calls they need), by front end",
             )
             .buckets(DECISION_BUCKETS.to_vec()),
+            &["front_end"],
         ));
+        let decision_seconds = FrontEnd::ALL.map(|f| decision.with_label_values(&[f.label()]));
         let upstream_seconds = must(HistogramVec::new(
             HistogramOpts::new(
                 "scopegate_upstream_duration_seconds",
@@ -119,88 +175,61 @@ impl RequestMetrics {
         let refusals = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_refusals_total",
-                "Refused requests by reason (the answer's error code: insufficient_scope, not_a_member, …)",
+                "Refused requests by front end and reason (the answer's error code: insufficient_scope, not_a_member, …)",
             ),
-            &["reason"],
+            &["front_end", "reason"],
         ));
         register(
             registry,
             [
                 Box::new(refusals.clone()) as Box<dyn Collector>,
-                Box::new(requests),
-                Box::new(decision_seconds.clone()),
+                Box::new(requests.clone()),
+                Box::new(decision),
                 Box::new(upstream_seconds),
             ],
         );
         RequestMetrics {
-            by_route,
+            requests,
+            proxy_by_route,
+            routes: routes.iter().map(|r| r.to_string()).collect(),
             refusals,
             decision_seconds,
             by_upstream,
         }
     }
 
-    /// Counts one request; `route` is `None` when nothing matched.
-    pub fn count(&self, route: Option<usize>, outcome: Outcome) {
-        let row = route.unwrap_or(self.by_route.len() - 1);
-        self.by_route[row][outcome.index()].inc();
+    /// Counts one request of `front_end`; `route` is `None` when nothing matched.
+    pub fn count(&self, front_end: FrontEnd, route: Option<usize>, outcome: Outcome) {
+        if front_end == FrontEnd::Proxy {
+            let row = route.unwrap_or(self.proxy_by_route.len() - 1);
+            self.proxy_by_route[row][outcome.index()].inc();
+        } else {
+            let route = route.map_or(NO_ROUTE, |r| self.routes[r].as_str());
+            self.requests
+                .with_label_values(&[front_end.label(), route, outcome.label()])
+                .inc();
+        }
     }
 
     /// Counts one refused request: by route and status, and by reason.
-    pub fn refused(&self, route: Option<usize>, refusal: &crate::answer::Refusal) {
-        self.count(route, refusal.outcome());
-        self.refusals.with_label_values(&[refusal.reason()]).inc();
+    pub fn refused(
+        &self,
+        front_end: FrontEnd,
+        route: Option<usize>,
+        outcome: Outcome,
+        reason: &str,
+    ) {
+        self.count(front_end, route, outcome);
+        self.refusals
+            .with_label_values(&[front_end.label(), reason])
+            .inc();
+    }
+
+    pub fn observe_decision(&self, front_end: FrontEnd, seconds: f64) {
+        self.decision_seconds[front_end as usize].observe(seconds);
     }
 
     pub fn observe_upstream(&self, upstream: usize, seconds: f64) {
         self.by_upstream[upstream].observe(seconds);
-    }
-}
-
-/// What the decision endpoint counts: answers by front end, route and outcome, and the time
-/// to answer. Series appear as they are first counted (a configuration without the endpoint
-/// exposes none).
-pub struct DecisionMetrics {
-    answers: IntCounterVec,
-    routes: Vec<String>,
-    pub seconds: Histogram,
-}
-
-impl DecisionMetrics {
-    pub fn new(registry: &Registry, routes: &[&str]) -> DecisionMetrics {
-        let answers = must(IntCounterVec::new(
-            Opts::new(
-                "scopegate_decision_endpoint_requests_total",
-                "Decision-endpoint answers by front end (nginx, forward_auth, envoy_http, envoy_grpc), route and outcome",
-            ),
-            &["front_end", "route", "outcome"],
-        ));
-        let seconds = must(Histogram::with_opts(
-            HistogramOpts::new(
-                "scopegate_decision_endpoint_duration_seconds",
-                "Time to answer a decision-endpoint call (network half included)",
-            )
-            .buckets(DECISION_BUCKETS.to_vec()),
-        ));
-        register(
-            registry,
-            [
-                Box::new(answers.clone()) as Box<dyn Collector>,
-                Box::new(seconds.clone()),
-            ],
-        );
-        DecisionMetrics {
-            answers,
-            routes: routes.iter().map(|r| r.to_string()).collect(),
-            seconds,
-        }
-    }
-
-    /// Counts one answer to `front_end`; `route` is `None` when nothing matched.
-    pub fn count(&self, front_end: &str, route: Option<usize>, outcome: Outcome) {
-        let route = route.map_or(NO_ROUTE, |r| self.routes[r].as_str());
-        self.answers
-            .with_label_values(&[front_end, route, outcome.label()])
-            .inc();
     }
 }

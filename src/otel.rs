@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// `traces:` of the configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TraceSettings {
     /// The OTLP/HTTP traces URL (`…/v1/traces`).
     pub endpoint: String,
@@ -103,6 +103,16 @@ impl Injector for HeadersMut<'_> {
     }
 }
 
+/// Whether `traceparent` has the field lengths W3C Trace Context gives it (the propagator
+/// alone takes a trace id of 31 digits, padded).
+fn well_formed(headers: &http::HeaderMap) -> bool {
+    let Some(v) = headers.get("traceparent").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let lengths: Vec<usize> = v.split('-').map(str::len).collect();
+    lengths.len() >= 4 && lengths[..4] == [2, 32, 16, 2]
+}
+
 /// The server span of a request: a child of the client's `traceparent` when `trusted`, else
 /// the root of a new trace. `None` when traces are off.
 pub fn request_span(
@@ -112,7 +122,7 @@ pub fn request_span(
 ) -> Option<Context> {
     let tracer = tracer()?;
     let name = name();
-    let parent = if trusted {
+    let parent = if trusted && well_formed(headers) {
         TraceContextPropagator::new().extract(&Headers(headers))
     } else {
         Context::new()
@@ -157,6 +167,18 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(cx, &mut HeadersMut(headers));
 }
 
+/// The trace id of a valid W3C `traceparent` in `headers`, as 32 hex digits (whether or not
+/// traces are exported).
+pub fn trace_id_in(headers: &http::HeaderMap) -> Option<String> {
+    if !well_formed(headers) {
+        return None;
+    }
+    let cx = TraceContextPropagator::new().extract(&Headers(headers));
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
 /// The trace id of `cx` as 32 hex digits.
 pub fn trace_id(cx: &Context) -> String {
     cx.span().span_context().trace_id().to_string()
@@ -185,3 +207,30 @@ pub fn end(cx: &Context) {
 
 pub use opentelemetry::Context as TraceContext;
 pub use opentelemetry::trace::SpanKind as Kind;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_valid_traceparent_gives_a_trace_id() {
+        let with = |v: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("traceparent", http::HeaderValue::from_static(v));
+            trace_id_in(&h)
+        };
+        assert_eq!(
+            with("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(with(bad), None, "{bad}");
+        }
+        assert_eq!(trace_id_in(&http::HeaderMap::new()), None);
+    }
+}

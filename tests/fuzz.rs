@@ -41,6 +41,52 @@ fn path_like() -> impl Strategy<Value = String> {
     .prop_map(|parts| format!("/{}", parts.concat()))
 }
 
+/// RFC 3986 §5.2.4, as written there: what an upstream makes of a path.
+fn remove_dot_segments(input: &str) -> String {
+    let mut input = input.to_string();
+    let mut output = String::new();
+    while !input.is_empty() {
+        if let Some(rest) = input
+            .strip_prefix("../")
+            .or_else(|| input.strip_prefix("./"))
+        {
+            input = rest.to_string();
+        } else if input.starts_with("/./") {
+            input = input[2..].to_string();
+        } else if input == "/." {
+            input = "/".into();
+        } else if input.starts_with("/../") || input == "/.." {
+            input = if input == "/.." {
+                "/".into()
+            } else {
+                input[3..].to_string()
+            };
+            match output.rfind('/') {
+                Some(i) => output.truncate(i),
+                None => output.clear(),
+            }
+        } else if input == "." || input == ".." {
+            input.clear();
+        } else {
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            output.push_str(&input[..end]);
+            input = input[end..].to_string();
+        }
+    }
+    output
+}
+
+fn merge_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    if out.is_empty() { "/".into() } else { out }
+}
+
 /// HTTP/1 request streams: heads with framing fields in any combination, bodies, garbage.
 fn wire_like() -> impl Strategy<Value = Vec<u8>> {
     let field = prop_oneof![
@@ -75,6 +121,18 @@ proptest! {
             let again = normalize(p.as_str()).expect("a normalized path normalizes");
             prop_assert_eq!(again.as_str(), p.as_str());
             prop_assert!(!p.as_str().contains("//"));
+        }
+    }
+
+    #[test]
+    fn the_matched_path_is_what_rfc_3986_resolves_the_clients_spelling_to(raw in path_like()) {
+        // An upstream (or a decision-endpoint caller) resolving the client's spelling per RFC
+        // 3986 §5.2.4 must land on the path the gateway matched, `//` merged.
+        if let Ok(p) = normalize(&raw) {
+            let resolved = remove_dot_segments(&raw.replace("%2e", ".").replace("%2E", "."));
+            let merged = merge_slashes(&resolved);
+            let again = normalize(&merged);
+            prop_assert_eq!(again.as_ref().map(|n| n.as_str()), Ok(p.as_str()), "{} resolves to {}", raw, resolved);
         }
     }
 

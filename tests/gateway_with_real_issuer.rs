@@ -335,9 +335,10 @@ fn requests_are_counted_by_route_and_outcome() {
     get(&format!("{}/nope", w.gw.url), None);
     let m = w.gw.metrics();
     for line in [
-        "scopegate_requests_total{outcome=\"allowed\",route=\"list-org-repos\"} 2",
-        "scopegate_requests_total{outcome=\"401\",route=\"list-org-repos\"} 1",
-        "scopegate_requests_total{outcome=\"404\",route=\"-\"} 1",
+        "scopegate_requests_total{front_end=\"proxy\",outcome=\"allowed\",route=\"list-org-repos\"} 2",
+        "scopegate_requests_total{front_end=\"proxy\",outcome=\"401\",route=\"list-org-repos\"} 1",
+        "scopegate_requests_total{front_end=\"proxy\",outcome=\"404\",route=\"-\"} 1",
+        "scopegate_refusals_total{front_end=\"proxy\",reason=\"not_found\"} 1",
         "scopegate_token_cache_hits_total{kind=\"jwt\"} 1",
         "scopegate_token_cache_misses_total{kind=\"jwt\"} 1",
     ] {

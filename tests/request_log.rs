@@ -17,6 +17,8 @@ fn each_request_is_one_json_line_with_the_decision_and_no_secret() {
         .map(|b| format!("{b:02x}"))
         .collect();
     let yaml = Template::corp(&[API])
+        // The client's trace context is continued only from here (not from 127.0.0.2).
+        .server("trusted_proxies: [127.0.0.1]")
         .section("tokens:\n  query_parameter: true")
         .section(&format!(
             "credentials:\n  - {{ id: legacy, header: X-API-Key, sha256: {digest}, subject: legacy-bot, scopes: [repo] }}"
@@ -57,12 +59,25 @@ fn each_request_is_one_json_line_with_the_decision_and_no_secret() {
         ))),
         client.get(url("/orgs/acme/repos")),
         client.get(url("/nowhere")),
+        // An untrusted peer's traceparent does not choose the trace id; a chunked body
+        // without Content-Length is still sized.
+        reqwest::blocking::Client::builder()
+            .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+            .post(url("/orgs/acme/repos"))
+            .bearer_auth(&repo)
+            .header("traceparent", traceparent)
+            .body(reqwest::blocking::Body::new(std::io::Cursor::new(vec![
+                b'x';
+                5000
+            ]))),
     ];
     let statuses: Vec<u16> = sent
         .into_iter()
         .map(|r| r.send().unwrap().status().as_u16())
         .collect();
-    assert_eq!(statuses, [200, 403, 200, 200, 401, 404]);
+    assert_eq!(statuses, [200, 403, 200, 200, 401, 404, 200]);
 
     let lines = || -> Vec<Value> {
         std::fs::read_to_string(&log)
@@ -71,7 +86,7 @@ fn each_request_is_one_json_line_with_the_decision_and_no_secret() {
             .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
             .collect()
     };
-    eventually("six log lines", || lines().len() == 6);
+    eventually("seven log lines", || lines().len() == 7);
     let lines = lines();
     let field = |i: usize, k: &str| lines[i][k].clone();
 
@@ -89,10 +104,18 @@ fn each_request_is_one_json_line_with_the_decision_and_no_secret() {
     assert_eq!(field(0, "client.address"), "127.0.0.1");
     assert!(field(0, "scopegate.request_id").is_string());
     assert!(field(0, "scopegate.upstream.duration_ms").is_number());
-    // Refused, with the reason.
+    // Refused, with the reason, the principal that was refused and the request id.
     assert_eq!(field(1, "scopegate.decision"), "refused");
     assert_eq!(field(1, "scopegate.reason"), "insufficient_scope");
     assert_eq!(field(1, "http.response.status_code"), 403);
+    assert_eq!(field(1, "user.id"), "alice");
+    for i in 1..7 {
+        assert!(field(i, "scopegate.request_id").is_string(), "line {i}");
+    }
+    // The untrusted peer's trace context was not taken; its streamed body was counted.
+    assert_eq!(field(6, "client.address"), "127.0.0.2");
+    assert!(lines[6].get("trace_id").is_none(), "{}", lines[6]);
+    assert_eq!(field(6, "http.request.body.size"), 5000);
     assert_eq!(field(2, "user.id"), "legacy-bot");
     assert_eq!(field(2, "scopegate.issuer"), "credential:legacy");
     assert_eq!(field(3, "user.id"), "bob");

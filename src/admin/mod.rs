@@ -1,6 +1,13 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, plus routes an extension adds
-//! (the development issuer of `scopegate dev`). Served by hyper, apart from the proxy engine.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `POST /events`, plus routes an
+//! extension adds (the development issuer of `scopegate dev`). Served by the same accept
+//! loop as every listener, with its own bounds (`admin.limits`, `admin.timeouts`), on the
+//! sidecar runtime, so probes answer while the proxy is saturated.
 
+use crate::answer::Outcome;
+use crate::compile::SideListener;
+use crate::front::exchange::{Arrival, Exchange};
+use crate::front::listen::{self, Listener, Protocols};
+use crate::front::{Bound, FrontEnd, Peer};
 use crate::generation::{Current, Generation};
 use crate::sync::SetReceiver;
 use bytes::Bytes;
@@ -8,19 +15,13 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
 
 /// Extra admin routes; returns `None` for paths it does not serve.
 pub trait Extension: Send + Sync {
     fn handle(&self, method: &Method, path: &str, body: &[u8]) -> Option<Response<Full<Bytes>>>;
 }
-
-const MAX_BODY: usize = 64 * 1024;
-
-/// An admin request head must arrive within this.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Set when the process stops: `/readyz` answers 503 so load balancers stop sending while
 /// requests in flight finish.
@@ -80,72 +81,127 @@ fn route(
     }
 }
 
-/// `POST /events` (RFC 8935): 202 when the SET was applied, else 400 with `err`.
+/// `POST /events` (RFC 8935): 202 when the SET was applied, else 400 with `err`; and the
+/// reason of a refusal, for the log.
 async fn events(
     receiver: Option<&SetReceiver>,
     content_type: Option<&str>,
     body: &[u8],
-) -> Response<Full<Bytes>> {
+) -> (Response<Full<Bytes>>, Option<&'static str>) {
     let Some(receiver) = receiver else {
-        return json(
+        let resp = json(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": "not_found", "error_description": "no SET push receiver is configured"}),
         );
+        return (resp, Some("not_found"));
     };
     match receiver.receive(content_type, body).await {
-        Ok(_) => response(StatusCode::ACCEPTED, "application/json", Bytes::new()),
-        Err(e) => json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"err": e.err, "description": e.description}),
+        Ok(_) => (
+            response(StatusCode::ACCEPTED, "application/json", Bytes::new()),
+            None,
         ),
+        Err(e) => {
+            let resp = json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"err": e.err, "description": e.description}),
+            );
+            (resp, Some(e.err))
+        }
     }
 }
 
-/// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, current: Current, ext: Option<Arc<dyn Extension>>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+/// Serves the admin endpoints on `bound`, with the admin listener's bounds, until `stop`
+/// turns true.
+pub async fn serve(
+    bound: Bound,
+    current: Current,
+    ext: Option<Arc<dyn Extension>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let settings = current.load().serving.at_start.admin.bounds.clone();
+    let listener = Listener {
+        name: "admin.listen",
+        bound,
+        tls: None,
+        connections: settings.connections,
+        protocols: Protocols::Http1,
+    };
+    let limits = (settings.max_uri_bytes, settings.max_header_bytes);
+    let settings = Arc::new(settings);
+    let make = move |peer: Arc<Peer>| {
+        let (current, ext, settings) = (current.clone(), ext.clone(), settings.clone());
+        service_fn(move |req: Request<Incoming>| {
+            // The configuration in force when the request arrived.
+            let generation = current.load_full();
+            let (ext, settings, peer) = (ext.clone(), settings.clone(), peer.clone());
+            async move {
+                let _busy = peer.wire.busy();
+                Ok::<_, std::convert::Infallible>(
+                    handle(req, &generation, ext.as_deref(), &settings, &peer).await,
+                )
+            }
+        })
+    };
+    listen::serve(
+        listener,
+        Arc::new(move || limits),
+        make,
+        stop,
+        Duration::from_secs(1),
+    )
+    .await;
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    generation: &Arc<Generation>,
+    ext: Option<&dyn Extension>,
+    settings: &SideListener,
+    peer: &Peer,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let limited = Limited::new(body, settings.max_body_bytes as usize).collect();
+    let body = match tokio::time::timeout(settings.body, limited).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"error": "payload_too_large"}),
+            );
+        }
+        Err(_) => {
+            return json(
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({"error": "request_timeout"}),
+            );
+        }
+    };
+    if parts.method == Method::POST && parts.uri.path() == "/events" {
+        // A pushed revocation changes what the gateway allows: each is logged.
+        let policy = &generation.gateway.rules.forward;
+        let arrival = Arrival {
+            method: &parts.method,
+            path: "/events",
+            client: peer.addr.map(|a| a.ip()),
+            request_id: policy.request_id(&parts.headers),
+            trace_parent: None,
+            body_size: Some(body.len() as u64),
         };
-        let current = current.clone();
-        let ext = ext.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                // The configuration in force when the request arrived.
-                let generation = current.load_full();
-                let ext = ext.clone();
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let body = match Limited::new(body, MAX_BODY).collect().await {
-                        Ok(b) => b.to_bytes(),
-                        Err(_) => {
-                            return Ok::<_, hyper::Error>(json(
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                serde_json::json!({"error": "body too large"}),
-                            ));
-                        }
-                    };
-                    if parts.method == Method::POST && parts.uri.path() == "/events" {
-                        let ct = parts
-                            .headers
-                            .get(http::header::CONTENT_TYPE)
-                            .and_then(|v| v.to_str().ok());
-                        return Ok(events(generation.sets.as_deref(), ct, &body).await);
-                    }
-                    Ok(route(
-                        &generation,
-                        ext.as_deref(),
-                        &parts.method,
-                        parts.uri.path(),
-                        &body,
-                    ))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        let mut exchange = Exchange::begin(FrontEnd::Admin, generation.clone(), arrival);
+        let ct = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let (resp, refused) = events(generation.sets.as_deref(), ct, &body).await;
+        match refused {
+            Some(reason) => {
+                let status = resp.status().as_u16();
+                exchange.refused_as(None, Outcome::Status(status), status, reason);
+            }
+            None => exchange.allowed(None),
+        }
+        exchange.finish(resp.status().as_u16(), None);
+        return resp;
     }
+    route(generation, ext, &parts.method, parts.uri.path(), &body)
 }

@@ -2,26 +2,53 @@
 //! endpoint decides whatever URI its caller names, so a caller nobody vouched for must never
 //! reach it: a TCP address beyond loopback needs a shared secret.
 
-use super::socket_addr;
+use super::{SideListener, socket_addr};
+use crate::config::schema::TraceContext;
 use crate::config::{ConfigError, File};
 use http::HeaderName;
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Where the HTTP front ends listen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Bind {
     Tcp(SocketAddr),
-    Unix(PathBuf),
+    /// A unix socket and its permissions.
+    Unix {
+        path: PathBuf,
+        mode: u32,
+    },
+}
+
+/// The secret every call must carry, in one header (gRPC: metadata) and only once.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct CallerSecret {
+    #[serde(serialize_with = "header_name")]
+    pub header: HeaderName,
+    pub value: String,
+}
+
+impl std::fmt::Debug for CallerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallerSecret({}: <redacted>)", self.header)
+    }
+}
+
+fn header_name<S: serde::Serializer>(name: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(name.as_str())
 }
 
 /// The compiled `decision:` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DecisionServing {
     pub listen: Option<Bind>,
     pub grpc_listen: Option<SocketAddr>,
-    /// (header, secret) every call must carry.
-    pub secret: Option<(HeaderName, String)>,
+    pub secret: Option<CallerSecret>,
+    /// Continue a trace from the `traceparent` of an HTTP call (the caller sets it itself).
+    pub continue_traces: bool,
+    #[serde(flatten)]
+    pub bounds: SideListener,
 }
 
 pub fn compile(file: &File, origin: &str) -> Result<Option<DecisionServing>, ConfigError> {
@@ -29,10 +56,22 @@ pub fn compile(file: &File, origin: &str) -> Result<Option<DecisionServing>, Con
         return Ok(None);
     };
     let here = |msg: String| ConfigError::new(origin, format!("decision: {msg}"));
+    let mode = match u32::from_str_radix(&d.socket_mode, 8) {
+        Ok(m) if m <= 0o777 && d.socket_mode.len() <= 4 => m,
+        _ => {
+            return Err(here(format!(
+                "`socket_mode: {}` is not an octal permission such as \"0660\"",
+                d.socket_mode
+            )));
+        }
+    };
     let listen = match d.listen.as_ref().map(|l| l.0.as_str()) {
         None => None,
         Some(l) => Some(match l.strip_prefix("unix:") {
-            Some(path) if !path.is_empty() => Bind::Unix(PathBuf::from(path)),
+            Some(path) if !path.is_empty() => Bind::Unix {
+                path: PathBuf::from(path),
+                mode,
+            },
             Some(_) => return Err(here("`listen: unix:` needs a socket path".into())),
             None => Bind::Tcp(socket_addr(origin, "decision.listen", l)?),
         }),
@@ -58,7 +97,10 @@ pub fn compile(file: &File, origin: &str) -> Result<Option<DecisionServing>, Con
                     d.secret_header
                 ))
             })?;
-            Some((name, s.0.clone()))
+            Some(CallerSecret {
+                header: name,
+                value: s.0.clone(),
+            })
         }
         None => None,
     };
@@ -77,6 +119,8 @@ pub fn compile(file: &File, origin: &str) -> Result<Option<DecisionServing>, Con
         listen,
         grpc_listen,
         secret,
+        continue_traces: d.trace_context == TraceContext::Continue,
+        bounds: SideListener::compile(&d.limits, &d.timeouts, file.server.limits.max_uri_bytes),
     }))
 }
 
@@ -101,7 +145,7 @@ mod tests {
         let d = compiled("{ listen: 0.0.0.0:9100, shared_secret: 0123456789abcdef0123 }")
             .unwrap()
             .unwrap();
-        assert_eq!(d.secret.unwrap().0, "x-scopegate-secret");
+        assert_eq!(d.secret.unwrap().header, "x-scopegate-secret");
         // Loopback and unix sockets are this host's.
         assert!(compiled("{ listen: 127.0.0.1:9100, grpc_listen: \"[::1]:9101\" }").is_ok());
         let d = compiled("{ listen: \"unix:/run/scopegate/decision.sock\" }")
@@ -109,8 +153,22 @@ mod tests {
             .unwrap();
         assert_eq!(
             d.listen,
-            Some(Bind::Unix("/run/scopegate/decision.sock".into()))
+            Some(Bind::Unix {
+                path: "/run/scopegate/decision.sock".into(),
+                mode: 0o600
+            })
         );
+        let d = compiled("{ listen: \"unix:/run/d.sock\", socket_mode: \"0660\" }")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(d.listen, Some(Bind::Unix { mode: 0o660, .. })));
+        let e = compiled("{ listen: \"unix:/run/d.sock\", socket_mode: \"rw\" }").unwrap_err();
+        assert!(e.contains("is not an octal permission"), "{e}");
+        // The secret never shows in a debug print.
+        let d = compiled("{ listen: 127.0.0.1:9100, shared_secret: 0123456789abcdef0123 }")
+            .unwrap()
+            .unwrap();
+        assert!(!format!("{d:?}").contains("0123456789abcdef0123"));
     }
 
     #[test]

@@ -17,10 +17,11 @@ mod upstreams;
 
 use crate::otel::TraceSettings;
 use crate::requestlog::LogSettings;
-pub use decision::{Bind, DecisionServing};
+pub use decision::{Bind, CallerSecret, DecisionServing};
 pub use inputs::{Inputs, Unresolved};
 pub use lint::lint;
 pub use organizations::{OrgLocation, OrgSourceRules, org_policies};
+use serde::Serialize;
 
 use crate::config::{ConfigError, File};
 use crate::decision::{CacheSettings, Gateway, Rules, State};
@@ -45,40 +46,141 @@ pub struct Compiled {
     pub sync: SyncPlan,
 }
 
-/// Listener settings: bound at start, a reload cannot change them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the configuration is served: what is bound at start, and what a reload may change.
+#[derive(Debug, Clone)]
 pub struct Serving {
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub threads: usize,
-    /// (certificate, key) paths when the listener speaks TLS.
-    pub tls: Option<(String, String)>,
-    pub timeouts: Timeouts,
-    /// Client connections served at once (503 and close beyond).
-    pub max_connections: usize,
-    /// How long requests in flight may take to finish after SIGTERM.
-    pub shutdown_grace: Duration,
-    /// The decision endpoint, when configured.
-    pub decision: Option<DecisionServing>,
+    /// Listeners, their bounds, threads: bound at start.
+    pub at_start: AtStart,
+    /// Longest pause between two reads of a proxied request body (408 beyond).
+    pub body_timeout: Duration,
+    /// From forwarding to the upstream's response head (504 beyond).
+    pub upstream_response: Duration,
     /// How often the configuration file is looked at for changes; `None`: only SIGHUP.
     pub watch_config: Option<Duration>,
     /// The request and decision log.
     pub log: LogSettings,
-    /// OpenTelemetry traces, when configured (bound at start).
-    pub traces: Option<TraceSettings>,
     /// Redis shared by the replicas, when configured.
     pub cluster: Option<ClusterSettings>,
 }
 
-/// `server.timeouts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub header: Duration,
-    pub body: Duration,
-    pub idle: Duration,
-    pub tls_handshake: Duration,
+/// What the process binds when it starts: a reload that changes any of it is refused (it
+/// needs a restart). One value compared whole, so a setting added here can never reload
+/// silently into a configuration the process does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AtStart {
+    pub server: ProxyListener,
+    pub admin: AdminListener,
+    /// The decision endpoint, when configured.
+    pub decision: Option<DecisionServing>,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Connecting to an upstream (the pooled client is built once).
     pub upstream_connect: Duration,
-    pub upstream_response: Duration,
+    /// How long requests in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// OpenTelemetry traces, when configured.
+    pub traces: Option<TraceSettings>,
+}
+
+impl AtStart {
+    /// The settings that differ between `self` and `other`, by their path in the compiled
+    /// form (`server.listen`, `decision.max_connections`, …).
+    pub fn differences(&self, other: &AtStart) -> Vec<String> {
+        use serde_json::Value;
+        fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+            match (a, b) {
+                (Value::Object(x), Value::Object(y)) => {
+                    let keys: std::collections::BTreeSet<&String> =
+                        x.keys().chain(y.keys()).collect();
+                    for k in keys {
+                        let here = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        let (a, b) = (x.get(k), y.get(k));
+                        walk(
+                            &here,
+                            a.unwrap_or(&Value::Null),
+                            b.unwrap_or(&Value::Null),
+                            out,
+                        );
+                    }
+                }
+                (a, b) if a != b => out.push(path.to_string()),
+                _ => {}
+            }
+        }
+        let value = |s: &AtStart| serde_json::to_value(s).unwrap_or_default();
+        let mut out = Vec::new();
+        walk("", &value(self), &value(other), &mut out);
+        out
+    }
+}
+
+/// The proxy listener (`server:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProxyListener {
+    pub listen: SocketAddr,
+    /// (certificate, key) paths when the listener speaks TLS.
+    pub tls: Option<(String, String)>,
+    #[serde(flatten)]
+    pub connections: Connections,
+}
+
+/// How a listener bounds its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Connections {
+    /// Connections served at once (503 and close beyond).
+    pub max_connections: usize,
+    /// A request head must arrive within this.
+    pub header: Duration,
+    /// A connection that served nothing this long is closed gracefully.
+    pub idle: Duration,
+    /// A TLS handshake must finish within this.
+    pub tls_handshake: Duration,
+}
+
+/// A listener beside the proxy's (`admin:`, `decision:`): its connections and what one
+/// request may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SideListener {
+    #[serde(flatten)]
+    pub connections: Connections,
+    pub max_uri_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    /// Longest pause between two reads of a body.
+    pub body: Duration,
+}
+
+impl SideListener {
+    fn compile(
+        limits: &crate::config::schema::ListenerLimits,
+        timeouts: &crate::config::schema::ListenerTimeouts,
+        max_uri_bytes: usize,
+    ) -> SideListener {
+        SideListener {
+            connections: Connections {
+                max_connections: limits.max_connections.max(1),
+                header: timeouts.header.0,
+                idle: timeouts.idle.0,
+                tls_handshake: Duration::ZERO,
+            },
+            max_uri_bytes,
+            max_header_bytes: limits.max_header_bytes,
+            max_body_bytes: limits.max_body_bytes,
+            body: timeouts.body.0,
+        }
+    }
+}
+
+/// The admin listener (`admin:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AdminListener {
+    pub listen: SocketAddr,
+    #[serde(flatten)]
+    pub bounds: SideListener,
 }
 
 /// `cluster:`: the Redis the replicas share.
@@ -160,31 +262,41 @@ pub fn from_text(text: &str, origin: &str) -> Result<Compiled, ConfigError> {
 
 /// Compiles `file` (named `origin` in errors) with what was gathered for it.
 pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, ConfigError> {
+    let limits = &file.server.limits;
+    let timeouts = &file.server.timeouts;
     let serving = Serving {
-        listen: socket_addr(origin, "server.listen", &file.server.listen)?,
-        admin_listen: socket_addr(origin, "admin.listen", &file.admin.listen)?,
-        threads: file.server.threads.max(1),
-        tls: file
-            .server
-            .tls
-            .as_ref()
-            .map(|t| (t.cert.0.clone(), t.key.0.clone())),
-        timeouts: {
-            let t = &file.server.timeouts;
-            Timeouts {
-                header: t.header.0,
-                body: t.body.0,
-                idle: t.idle.0,
-                tls_handshake: t.tls_handshake.0,
-                upstream_connect: t.upstream_connect.0,
-                upstream_response: t.upstream_response.0,
-            }
+        at_start: AtStart {
+            server: ProxyListener {
+                listen: socket_addr(origin, "server.listen", &file.server.listen)?,
+                tls: file
+                    .server
+                    .tls
+                    .as_ref()
+                    .map(|t| (t.cert.0.clone(), t.key.0.clone())),
+                connections: Connections {
+                    max_connections: limits.max_connections.max(1),
+                    header: timeouts.header.0,
+                    idle: timeouts.idle.0,
+                    tls_handshake: timeouts.tls_handshake.0,
+                },
+            },
+            admin: AdminListener {
+                listen: socket_addr(origin, "admin.listen", &file.admin.listen)?,
+                bounds: SideListener::compile(
+                    &file.admin.limits,
+                    &file.admin.timeouts,
+                    limits.max_uri_bytes,
+                ),
+            },
+            decision: decision::compile(file, origin)?,
+            threads: file.server.threads.max(1),
+            upstream_connect: timeouts.upstream_connect.0,
+            shutdown_grace: file.server.shutdown_grace.0,
+            traces: observe::traces(file, origin)?,
         },
-        max_connections: file.server.limits.max_connections.max(1),
-        shutdown_grace: file.server.shutdown_grace.0,
-        decision: decision::compile(file, origin)?,
+        body_timeout: timeouts.body.0,
+        upstream_response: timeouts.upstream_response.0,
         log: observe::log(file, origin)?,
-        traces: observe::traces(file, origin)?,
         cluster: observe::cluster(file, origin)?,
         watch_config: {
             let r = &file.server.reload;

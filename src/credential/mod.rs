@@ -150,11 +150,12 @@ pub fn extract<'a>(
             Ok(())
         }
     };
+    // RFC 6750 §2: a token presented in more than one way is refused, also when one of the
+    // ways is not accepted here.
+    let mut disabled_query = false;
     match query.map(|q| find_param(q, QUERY_PARAMETER)) {
+        Some(Ok(Some(_))) if !rules.query_parameter => disabled_query = true,
         Some(Ok(Some(token))) => {
-            if !rules.query_parameter {
-                return Err(CredentialError::QueryParameterDisabled);
-            }
             if !is_b64token(&token) {
                 return Err(CredentialError::MalformedAuthorization);
             }
@@ -191,7 +192,11 @@ pub fn extract<'a>(
             source: Source::Legacy(i),
         })?;
     }
-    Ok(found)
+    match (disabled_query, &found) {
+        (true, Some(_)) => Err(CredentialError::TokenInTwoPlaces),
+        (true, None) => Err(CredentialError::QueryParameterDisabled),
+        (false, _) => Ok(found),
+    }
 }
 
 /// A legacy secret is visible ASCII without spaces (what every API-key format uses).
@@ -208,13 +213,16 @@ fn parse_authorization<'a>(
     rules: &Rules,
 ) -> Result<Option<Credential<'a>>, CredentialError> {
     let malformed = CredentialError::MalformedAuthorization;
+    // RFC 9110 §11.4: `auth-scheme 1*SP token68`, nothing else between them.
     let Some(space) = raw.iter().position(|&b| b == b' ') else {
-        // One word: a scheme without a token, or a token without a scheme.
+        // One word: a scheme without a token, or a token without a scheme; anything else
+        // (a tab for the space) is no credential syntax at all.
         let scheme_only = rules
             .schemes
             .iter()
             .any(|s| s.as_bytes().eq_ignore_ascii_case(raw));
-        return Err(if scheme_only {
+        let token_only = std::str::from_utf8(raw).is_ok_and(is_b64token);
+        return Err(if scheme_only || !token_only {
             malformed
         } else {
             CredentialError::NoScheme
@@ -325,6 +333,9 @@ mod tests {
             "Bearer =",
             "Bear/er abc",
             "Bearer a\"b",
+            "Bearer\tabc",
+            "Bearer \tabc",
+            "Bearer abc\t",
         ] {
             assert_eq!(
                 token(&h(&[v]), None, false),
@@ -380,6 +391,17 @@ mod tests {
     fn a_token_in_two_places_is_refused() {
         assert_eq!(
             token(&h(&["Bearer a"]), Some("access_token=b"), true),
+            Err(CredentialError::TokenInTwoPlaces)
+        );
+        // Also when one of the two ways is not accepted here (RFC 6750 §2).
+        assert_eq!(
+            token(&h(&["Bearer a"]), Some("access_token=b"), false),
+            Err(CredentialError::TokenInTwoPlaces)
+        );
+        let mut key = HeaderMap::new();
+        key.insert("x-api-key", "k-1".parse().unwrap());
+        assert_eq!(
+            token(&key, Some("access_token=b"), false),
             Err(CredentialError::TokenInTwoPlaces)
         );
         assert_eq!(

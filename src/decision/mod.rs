@@ -59,6 +59,9 @@ pub struct Decided {
     pub verdict: Verdict,
     /// Set by [`Gateway::decide`] when the refusal may go away once the network did its part.
     pub need: Option<Need>,
+    /// Who the caller was found to be, also when what it asked was refused afterwards (a
+    /// 403 names its principal in the log).
+    pub principal: Option<Arc<Principal>>,
 }
 
 impl Decided {
@@ -67,6 +70,7 @@ impl Decided {
             route,
             verdict: Verdict::Refuse(r),
             need: None,
+            principal: None,
         }
     }
 
@@ -302,6 +306,7 @@ impl Gateway {
                     .unwrap_or(rules.max_body_bytes),
             }),
             need: None,
+            principal: None,
         }
     }
 
@@ -318,6 +323,12 @@ impl Gateway {
     /// What an authenticated principal may do: the route's issuers, its requirement, its
     /// organization; then what is forwarded.
     fn authorize(&self, begun: &Begun, principal: Arc<Principal>) -> Decided {
+        let mut decided = self.authorize_as(begun, &principal);
+        decided.principal = Some(principal);
+        decided
+    }
+
+    fn authorize_as(&self, begun: &Begun, principal: &Arc<Principal>) -> Decided {
         let index = begun.route;
         let route = &self.rules.routes[index];
         if let Some(accepted) = &route.issuers
@@ -341,11 +352,11 @@ impl Gateway {
             None => None,
             Some(rule) => {
                 let name = begun.org.as_deref();
-                let member = match self.asked_membership(rule, name, &principal, begun) {
+                let member = match self.asked_membership(rule, name, principal, begun) {
                     Ok(member) => member,
                     Err(need) => return Decided::needs(index, need),
                 };
-                match organization::check(rule, name, &self.state, &principal, member) {
+                match organization::check(rule, name, &self.state, principal, member) {
                     Ok(org) => org,
                     Err(refusal) => return Decided::refuse(Some(index), refusal),
                 }
@@ -364,13 +375,14 @@ impl Gateway {
             verdict: Verdict::Forward(Forward {
                 upstream: route.upstream,
                 path_and_query: join(begun.path.as_str(), query),
-                principal: Some(principal),
+                principal: Some(principal.clone()),
                 org,
                 strip_credentials: false,
                 query_credential: begun.cred.source == Source::Query,
                 max_body_bytes: route.max_body_bytes.unwrap_or(self.rules.max_body_bytes),
             }),
             need: None,
+            principal: None,
         }
     }
 }

@@ -124,13 +124,14 @@ fn strip_removes_a_legacy_credential_header_before_forwarding() {
     else {
         panic!("refused");
     };
-    let (out, _) = gw.rules.forward.rewrite(
+    let out = gw.rules.forward.rewrite(
         header("x-api-key", "site-secret"),
         &Connection::local(),
         crate::forward::Settled {
             principal: f.principal.as_deref(),
             org: None,
             strip_credentials: f.strip_credentials,
+            request_id: http::HeaderValue::from_static("r-1"),
         },
     );
     assert!(!out.contains_key("x-api-key"));

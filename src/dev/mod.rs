@@ -125,10 +125,10 @@ fn revoke_at_start(generation: &Generation, dev: &DevIssuer) -> Result<(), Strin
     );
     let request = format!(
         "POST /events HTTP/1.1\r\nHost: {0}\r\nContent-Type: application/secevent+jwt\r\nContent-Length: {1}\r\nConnection: close\r\n\r\n{set}",
-        generation.serving.admin_listen,
+        generation.serving.at_start.admin.listen,
         set.len()
     );
-    let mut stream = std::net::TcpStream::connect(generation.serving.admin_listen)
+    let mut stream = std::net::TcpStream::connect(generation.serving.at_start.admin.listen)
         .map_err(|e| format!("admin port: {e}"))?;
     std::io::Write::write_all(&mut stream, request.as_bytes()).map_err(|e| e.to_string())?;
     let mut answer = String::new();
@@ -176,11 +176,11 @@ pub fn run() -> Result<(), String> {
     println!("{BANNER}");
     println!(
         "  gateway  http://{}   (config: config/dev.yaml, embedded)",
-        serving.listen
+        serving.at_start.server.listen
     );
     println!(
         "  admin    http://{}/metrics  /healthz  /readyz",
-        serving.admin_listen
+        serving.at_start.admin.listen
     );
     println!(
         "  issuer   {}   (mint: POST {}/token with {{\"sub\":\"…\",\"scope\":\"…\"}})",
@@ -201,7 +201,7 @@ pub fn run() -> Result<(), String> {
         println!("\n  # {} -> {}", p.what, p.expect);
         println!(
             "  curl -i -X {}{auth} http://{}{}",
-            p.method, serving.listen, p.path
+            p.method, serving.at_start.server.listen, p.path
         );
     }
     println!();

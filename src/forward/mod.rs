@@ -47,6 +47,8 @@ pub struct Settled<'a> {
     pub org: Option<&'a HeaderValue>,
     /// Remove the credentials the client presented (a public route that does not check them).
     pub strip_credentials: bool,
+    /// The request's id ([`ForwardPolicy::request_id`]).
+    pub request_id: HeaderValue,
 }
 
 /// How a configuration shapes the forwarded headers.
@@ -143,6 +145,57 @@ impl ForwardPolicy {
             || dashed == AUTHORIZATION.as_str()
     }
 
+    /// The request's id: the client's `X-Request-Id` when it is sane, a new one otherwise.
+    /// Taken once per request, so the log line, the answer and the upstream agree.
+    pub fn request_id(&self, client: &HeaderMap) -> HeaderValue {
+        // A client's id that it names in `Connection` is one the next hop would drop.
+        let listed = client.get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(self.request_id.as_str()))
+        });
+        match client.get(&self.request_id) {
+            Some(v) if valid_request_id(v) && !listed => v.clone(),
+            _ => self.ids.next(),
+        }
+    }
+
+    /// The client's headers that a caller of the decision endpoint must drop before it
+    /// forwards (each name once, lower case): what [`rewrite`](Self::rewrite) would not pass,
+    /// except the identity headers (answered, so overwritten), the framing and hop-by-hop
+    /// headers and the forwarding headers the caller rewrites itself.
+    pub fn for_caller(&self, client: &HeaderMap, strip_credentials: bool) -> Vec<HeaderName> {
+        let handled_by_caller = |n: &HeaderName| {
+            self.identity_names().contains(&n)
+                || [
+                    &CONNECTION,
+                    &TRANSFER_ENCODING,
+                    &CONTENT_LENGTH,
+                    &HOST,
+                    &X_FORWARDED_FOR,
+                    &X_FORWARDED_PROTO,
+                    &self.request_id,
+                ]
+                .contains(&n)
+                || HOP_BY_HOP.contains(&n.as_str())
+        };
+        let mut out: Vec<HeaderName> = Vec::new();
+        for name in client.keys() {
+            if handled_by_caller(name) || out.contains(name) {
+                continue;
+            }
+            let credential = strip_credentials
+                && ((name == AUTHORIZATION
+                    && client.get_all(name).iter().any(|v| self.is_credential(v)))
+                    || self.credential_headers.contains(name));
+            if credential || self.removes(name) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
     /// Whether `value` of `Authorization` presents a credential the gateway knows.
     fn is_credential(&self, value: &HeaderValue) -> bool {
         let scheme = value.as_bytes().split(|&b| b == b' ').next().unwrap_or(b"");
@@ -187,18 +240,13 @@ impl ForwardPolicy {
         ]
     }
 
-    /// The headers to send upstream, built in one pass over the client's; returns them and
-    /// the request id used.
-    pub fn rewrite(
-        &self,
-        client: HeaderMap,
-        conn: &Connection,
-        settled: Settled,
-    ) -> (HeaderMap, HeaderValue) {
+    /// The headers to send upstream, built in one pass over the client's.
+    pub fn rewrite(&self, client: HeaderMap, conn: &Connection, settled: Settled) -> HeaderMap {
         let Settled {
             principal,
             org,
             strip_credentials,
+            request_id,
         } = settled;
         // Headers the client names in `Connection` would be dropped by the next proxy, after
         // the gateway set them: they are dropped here, before the gateway sets its own.
@@ -211,7 +259,6 @@ impl ForwardPolicy {
             }
         }
         let mut prior_xff = None;
-        let mut client_id = None;
         let mut out = HeaderMap::with_capacity(client.len() + 8);
         let mut last: Option<HeaderName> = None;
         for (name, value) in client {
@@ -234,7 +281,6 @@ impl ForwardPolicy {
                 continue;
             }
             if name == self.request_id {
-                client_id.get_or_insert(value);
                 continue;
             }
             if self.removes(&name) {
@@ -267,12 +313,8 @@ impl ForwardPolicy {
         for (name, value) in self.identity_headers(principal, org) {
             out.insert(name.clone(), value);
         }
-        let id = match client_id {
-            Some(v) if valid_request_id(&v) => v,
-            _ => self.ids.next(),
-        };
-        out.insert(self.request_id.clone(), id.clone());
-        (out, id)
+        out.insert(self.request_id.clone(), request_id);
+        out
     }
 }
 

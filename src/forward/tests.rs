@@ -60,7 +60,7 @@ fn forward_as(p: &ForwardPolicy, c: &HeaderMap, peer: &str, settled: Settled) ->
         peer: Some(std::net::SocketAddr::new(peer.parse().unwrap(), 40000)),
         ..Connection::local()
     };
-    p.rewrite(c.clone(), &conn, settled).0
+    p.rewrite(c.clone(), &conn, settled)
 }
 
 fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>) -> HeaderMap {
@@ -68,6 +68,7 @@ fn forward(p: &ForwardPolicy, c: &HeaderMap, peer: &str, who: Option<&Principal>
         principal: who,
         org: None,
         strip_credentials: false,
+        request_id: p.request_id(c),
     };
     forward_as(p, c, peer, settled)
 }
@@ -130,12 +131,15 @@ fn framing_headers_and_prefixed_internal_headers_are_never_copied() {
 #[test]
 fn credentials_on_a_public_route_are_stripped_but_other_authorization_schemes_pass() {
     let strip = |pairs: &[(&str, &str)]| {
+        let p = policy(false);
+        let c = client(pairs);
         let settled = Settled {
             principal: None,
             org: None,
             strip_credentials: true,
+            request_id: p.request_id(&c),
         };
-        forward_as(&policy(false), &client(pairs), "127.0.0.1", settled)
+        forward_as(&p, &c, "127.0.0.1", settled)
     };
     let out = strip(&[("authorization", "Bearer t"), ("x-api-key", "k")]);
     assert!(out.get("authorization").is_none());
@@ -257,4 +261,47 @@ fn a_sane_request_id_is_kept_and_a_hostile_one_replaced() {
     let other =
         forward(&policy(false), &HeaderMap::new(), "127.0.0.1", None)["x-request-id"].clone();
     assert_ne!(id, other);
+}
+
+#[test]
+fn a_caller_is_told_to_drop_what_the_proxy_would_not_forward() {
+    let p = ForwardPolicy::new(ForwardRules {
+        forward_underscores: false,
+        ..rules(false)
+    });
+    let c = client(&[
+        ("x-original-url", "/admin"),
+        ("X_auth_org", "evil"),
+        ("x-envoy-internal", "true"),
+        ("x-auth-subject", "mallory"),
+        ("content-length", "5"),
+        ("x-forwarded-for", "1.2.3.4"),
+        ("authorization", "Bearer t"),
+        ("x-api-key", "k"),
+        ("x-custom", "kept"),
+    ]);
+    let names = |v: Vec<HeaderName>| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    // Identity, framing and forwarding headers are the caller's to set: not listed.
+    assert_eq!(
+        names(p.for_caller(&c, false)),
+        ["x-original-url", "x_auth_org", "x-envoy-internal"]
+    );
+    // On a public route that strips credentials, those too.
+    assert_eq!(
+        names(p.for_caller(&c, true)),
+        [
+            "x-original-url",
+            "x_auth_org",
+            "x-envoy-internal",
+            "authorization",
+            "x-api-key"
+        ]
+    );
+    let basic = client(&[("authorization", "Basic dTpw")]);
+    assert!(p.for_caller(&basic, true).is_empty());
+    // `forward.authorization: strip` applies to protected routes too.
+    assert_eq!(
+        names(policy(true).for_caller(&client(&[("authorization", "Bearer t")]), false)),
+        ["authorization"]
+    );
 }

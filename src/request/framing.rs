@@ -180,6 +180,11 @@ fn transfer_encoding(headers: &HeaderMap, version: Version) -> Result<(), Framin
     codings(field.as_bytes())
 }
 
+/// RFC 9110 §5.6.2 `tchar`.
+pub(super) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// One `Transfer-Encoding` value: `chunked`, exactly once, and nothing else.
 pub(super) fn codings(value: &[u8]) -> Result<(), FramingError> {
     let text = std::str::from_utf8(value).map_err(|_| FramingError::InvalidTransferEncoding)?;
@@ -187,11 +192,7 @@ pub(super) fn codings(value: &[u8]) -> Result<(), FramingError> {
         .split(',')
         .map(|c| c.trim_matches([' ', '\t']))
         .collect();
-    let is_token = |c: &str| {
-        !c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    };
+    let is_token = |c: &str| !c.is_empty() && c.bytes().all(is_tchar);
     if !codings.iter().all(|c| is_token(c)) {
         return Err(FramingError::InvalidTransferEncoding);
     }

@@ -38,6 +38,10 @@ pub enum PathError {
     AboveRoot,
     /// `%3F` or `%23`: a `?` or `#` that an upstream may take for the end of the path.
     EncodedDelimiter,
+    /// A `..` that RFC 3986 §5.2.4 (and WHATWG) resolves against an empty segment (`a//..`):
+    /// an upstream resolving the client's spelling would serve another path than the one
+    /// matched with `//` merged.
+    AmbiguousDotSegment,
 }
 
 impl PathError {
@@ -53,6 +57,9 @@ impl PathError {
             PathError::ControlCharacter => "control character in the path",
             PathError::AboveRoot => "the path climbs above the root",
             PathError::EncodedDelimiter => "encoded ? or # in the path is ambiguous",
+            PathError::AmbiguousDotSegment => {
+                "`..` after an empty segment (`//..`) is resolved differently by different servers"
+            }
         }
     }
 }
@@ -153,6 +160,11 @@ fn push_segment(seg: &[u8], out: &mut String, decoded: &mut Vec<u8>) -> Result<(
 /// RFC 3986 dot-segment removal, with `%2E` counting as `.`; empty segments (`//`) are
 /// merged, as nginx does, so `//admin` cannot slip past a route for `/admin`. A trailing `/`
 /// is kept: `/a/` and `/a` are different paths.
+///
+/// Merging `//` first and resolving `..` per RFC 3986 §5.2.4 (which pops an empty segment
+/// like any other) disagree only when a `..` meets an empty segment: such a target is
+/// refused, so the path matched is the path any upstream resolves from the client's
+/// spelling (a caller of the decision endpoint forwards that spelling).
 pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
@@ -161,11 +173,15 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     let mut out = String::with_capacity(raw.len());
     // Start offsets in `out` of each kept segment's leading '/', to pop on `..`.
     let mut starts: Vec<usize> = Vec::new();
+    // The segments RFC 3986 keeps, empty ones included: `true` for an empty one. Only its
+    // top is ever looked at.
+    let mut rfc: Vec<bool> = Vec::new();
     let mut decoded = Vec::new();
     let mut trailing_slash = false;
     for seg in bytes[1..].split(|&b| b == b'/') {
         trailing_slash = false;
         if seg.is_empty() {
+            rfc.push(true);
             trailing_slash = true;
             continue;
         }
@@ -179,11 +195,17 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
             }
             ".." => {
                 out.truncate(start);
+                if rfc.pop() == Some(true) {
+                    return Err(PathError::AmbiguousDotSegment);
+                }
                 let prev = starts.pop().ok_or(PathError::AboveRoot)?;
                 out.truncate(prev);
                 trailing_slash = true;
             }
-            _ => starts.push(start),
+            _ => {
+                starts.push(start);
+                rfc.push(false);
+            }
         }
     }
     if out.is_empty() || trailing_slash {
@@ -244,6 +266,28 @@ mod tests {
     fn repeated_slashes_are_merged() {
         assert_eq!(ok("//admin///x"), "/admin/x");
         assert_eq!(ok("/a//"), "/a/");
+    }
+
+    #[test]
+    fn a_dot_dot_that_rfc_3986_resolves_against_an_empty_segment_is_refused() {
+        // Merged first, this is /api/users/42; resolved per RFC 3986 §5.2.4 (the client's
+        // spelling at an upstream), /api/users/admin/42.
+        assert_eq!(
+            normalize("/api/users/admin//../42"),
+            Err(PathError::AmbiguousDotSegment)
+        );
+        assert_eq!(
+            normalize("/a//b/../.."),
+            Err(PathError::AmbiguousDotSegment)
+        );
+        assert_eq!(
+            normalize("/a//%2e%2e/b"),
+            Err(PathError::AmbiguousDotSegment)
+        );
+        // Where both readings agree, the path is taken.
+        assert_eq!(ok("/a//b/../c"), "/a/c");
+        assert_eq!(ok("/a//./b"), "/a/b");
+        assert_eq!(ok("/a/b//"), "/a/b/");
     }
 
     #[test]

@@ -68,24 +68,6 @@ impl Entry {
         self.refusal = Some(r.reason());
     }
 
-    /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if valid.
-    pub fn trace_id_of(traceparent: Option<&HeaderValue>) -> Option<String> {
-        let v = traceparent?.to_str().ok()?;
-        let mut parts = v.split('-');
-        let (Some("00"), Some(trace), Some(span), Some(flags), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return None;
-        };
-        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-        (hex(trace, 32) && hex(span, 16) && hex(flags, 2) && trace != "0".repeat(32))
-            .then(|| trace.to_ascii_lowercase())
-    }
-
     fn fields(&self, how: Subject) -> Map<String, Value> {
         let mut f = Map::new();
         let mut put = |k: &str, v: Value| {
@@ -230,18 +212,45 @@ impl Entry {
         let mut line = String::new();
         for (k, v) in &ordered {
             let k = k.trim_start_matches("scopegate.");
-            let v = match v {
-                Value::String(s) => s.clone(),
-                v => v.to_string(),
-            };
             if !line.is_empty() {
                 line.push(' ');
             }
-            line.push_str(&format!("{k}={v}"));
+            line.push_str(k);
+            line.push('=');
+            match v {
+                Value::String(s) => logfmt_value(&mut line, s),
+                v => line.push_str(&v.to_string()),
+            }
         }
         line.push('\n');
         line
     }
+}
+
+/// A text value as logfmt writes it: bare when it is one plain word, else quoted with `"`
+/// and `\` escaped and control characters written as escapes, so no value (a subject with
+/// spaces, an `=`, a line break) can forge another field or line.
+fn logfmt_value(out: &mut String, v: &str) {
+    let plain = !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
+    if plain {
+        out.push_str(v);
+        return;
+    }
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A JSON object written member by member.
@@ -375,6 +384,31 @@ mod tests {
     }
 
     #[test]
+    fn text_values_are_quoted_so_no_value_forges_a_field() {
+        let mut p = Principal::for_tests();
+        p.subject = HeaderValue::from_static("eve decision=allowed \"x\\");
+        let e = Entry {
+            front_end: "proxy",
+            status: 403,
+            refusal: Some("insufficient_scope"),
+            principal: Some(Arc::new(p)),
+            ..Entry::default()
+        };
+        let line = e.text(Subject::Plain);
+        assert!(
+            line.contains(r#"user.id="eve decision=allowed \"x\\""#),
+            "{line}"
+        );
+        // Outside the quoted value, one `decision=` field: the gateway's.
+        let unquoted = line.replace(r#""eve decision=allowed \"x\\""#, "");
+        assert_eq!(unquoted.matches(" decision=").count(), 1, "{line}");
+        assert!(line.contains("decision=refused"), "{line}");
+        let mut out = String::new();
+        logfmt_value(&mut out, "a\nb");
+        assert_eq!(out, r#""a\nb""#);
+    }
+
+    #[test]
     fn timestamps_agree_with_the_time_crate_across_leap_days_and_centuries() {
         for secs in [0u64, 951_782_400, 951_868_799, 4_102_444_800, 1_796_287_392] {
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
@@ -383,26 +417,6 @@ mod tests {
                 .unwrap();
             let expected = expected.trim_end_matches('Z');
             assert_eq!(rfc3339(t), format!("{expected}.000000Z"), "{secs}");
-        }
-    }
-
-    #[test]
-    fn only_a_valid_traceparent_gives_a_trace_id() {
-        let v = |s: &'static str| Some(HeaderValue::from_static(s));
-        assert_eq!(
-            Entry::trace_id_of(
-                v("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_ref()
-            )
-            .as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-        ] {
-            assert_eq!(Entry::trace_id_of(v(bad).as_ref()), None, "{bad}");
         }
     }
 }

@@ -13,6 +13,7 @@ pub use watch::ConfigFile;
 
 use crate::admin::{self, Extension};
 use crate::compile::Compiled;
+use crate::front::{self, Bound};
 use crate::generation::{Current, Generation};
 use arc_swap::ArcSwap;
 use std::future::Future;
@@ -56,27 +57,22 @@ fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
-fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("{what} {addr}: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    Ok(listener)
-}
-
 /// Starts everything; returns once the proxy and admin listeners accept connections.
 pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
-    let serving = compiled.serving.clone();
-    if let Some(t) = &serving.traces {
+    let at_start = compiled.serving.at_start.clone();
+    if let Some(t) = &at_start.traces {
         crate::otel::start(t)?;
     }
-    let admin_listener = bind(serving.admin_listen, "admin.listen")?;
-    let listeners = crate::proxy::Listeners {
-        proxy: bind(serving.listen, "server.listen")?,
-        decision: match serving.decision.as_ref().and_then(|d| d.listen.as_ref()) {
-            Some(b) => Some(crate::proxy::Bound::bind(b)?),
+    let admin_listener = Bound::tcp(at_start.admin.listen, "admin.listen")?;
+    let decision = at_start.decision.as_ref();
+    let listeners = front::Listeners {
+        proxy: Bound::tcp(at_start.server.listen, "server.listen")?,
+        decision: match decision.and_then(|d| d.listen.as_ref()) {
+            Some(b) => Some(Bound::bind(b, "decision.listen")?),
             None => None,
         },
-        grpc: match serving.decision.as_ref().and_then(|d| d.grpc_listen) {
-            Some(a) => Some(bind(a, "decision.grpc_listen")?),
+        grpc: match decision.and_then(|d| d.grpc_listen) {
+            Some(a) => Some(Bound::tcp(a, "decision.grpc_listen")?),
             None => None,
         },
     };
@@ -98,13 +94,19 @@ pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
         .name("scopegate-sidecar".into())
         .spawn(move || {
             sidecar_rt.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(admin_listener).expect("admin listener");
-                tokio::spawn(admin::serve(listener, admin_current, extras.admin));
+                let (stopping, stop_seen) = tokio::sync::watch::channel(false);
+                let admin = tokio::spawn(admin::serve(
+                    admin_listener,
+                    admin_current,
+                    extras.admin,
+                    stop_seen,
+                ));
                 for t in extras.tasks {
                     tokio::spawn(t);
                 }
                 let _ = sidecar_stopped.await;
+                let _ = stopping.send(true);
+                let _ = admin.await;
             });
             sidecar_rt.shutdown_timeout(Duration::from_secs(1));
         })
@@ -115,7 +117,7 @@ pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
     let proxy = std::thread::Builder::new()
         .name("scopegate-proxy".into())
         .spawn(move || {
-            if let Err(e) = crate::proxy::run(proxy_current, listeners, proxy_stopped) {
+            if let Err(e) = front::run(proxy_current, listeners, proxy_stopped) {
                 tracing::error!("proxy: {e}");
             }
         })
@@ -129,12 +131,10 @@ pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
         proxy: Some(proxy),
         sidecar: Some(sidecar),
     };
-    if !wait_for_port(serving.listen, Duration::from_secs(10)) {
+    let listen = at_start.server.listen;
+    if !wait_for_port(listen, Duration::from_secs(10)) {
         running.stop();
-        return Err(format!(
-            "the proxy did not start listening on {}",
-            serving.listen
-        ));
+        return Err(format!("the proxy did not start listening on {listen}"));
     }
     Ok(running)
 }
@@ -149,41 +149,12 @@ impl Running {
     /// serving. Listeners, TLS and threads are bound at start: changing them needs a restart.
     pub fn reload(&self, next: Compiled) -> Result<(), String> {
         let now = self.current();
-        let (was, will) = (&now.serving, &next.serving);
-        let fixed = [
-            ("server.listen", was.listen != will.listen),
-            ("admin.listen", was.admin_listen != will.admin_listen),
-            ("server.tls", was.tls != will.tls),
-            (
-                "server.limits.max_connections",
-                was.max_connections != will.max_connections,
-            ),
-            (
-                "server.timeouts.header",
-                was.timeouts.header != will.timeouts.header,
-            ),
-            (
-                "server.timeouts.idle",
-                was.timeouts.idle != will.timeouts.idle,
-            ),
-            (
-                "server.timeouts.tls_handshake",
-                was.timeouts.tls_handshake != will.timeouts.tls_handshake,
-            ),
-            (
-                "server.timeouts.upstream_connect",
-                was.timeouts.upstream_connect != will.timeouts.upstream_connect,
-            ),
-            (
-                "server.shutdown_grace",
-                was.shutdown_grace != will.shutdown_grace,
-            ),
-            ("server.threads", was.threads != will.threads),
-            ("decision", was.decision != will.decision),
-            ("traces", was.traces != will.traces),
-        ];
-        if let Some((what, _)) = fixed.iter().find(|(_, changed)| *changed) {
-            return Err(format!("{what} changed: that needs a restart"));
+        let changed = now.serving.at_start.differences(&next.serving.at_start);
+        if !changed.is_empty() {
+            return Err(format!(
+                "{} changed: that needs a restart",
+                changed.join(", ")
+            ));
         }
         let next = Generation::start(next, Some(&now), &self.sidecar_handle);
         let start = Instant::now();

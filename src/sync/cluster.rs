@@ -8,11 +8,10 @@
 //! never a token. Nothing of this is on the request path: revocations land in each replica's
 //! memory.
 
-use super::events::RevocationSink;
 use crate::clock::unix_now;
 use crate::compile::ClusterSettings;
 use crate::metrics::{must, register};
-use crate::token::Revoked;
+use crate::token::{Revocations, Revoked, TokenCache};
 use futures_util::StreamExt;
 use prometheus::{IntGauge, Registry};
 use serde::{Deserialize, Serialize};
@@ -287,9 +286,11 @@ impl Cluster {
         }
     }
 
-    /// Follows the other replicas' revocations into `sink`, reconnecting after a failure
-    /// (and catching up from the sorted set each time). Runs until the task is stopped.
-    pub async fn follow(self: Arc<Self>, sink: RevocationSink) {
+    /// Follows the other replicas' revocations into the revocation index (evicting what
+    /// they name from the cache), reconnecting after a failure (and catching up from the
+    /// sorted set each time). Runs until the task is stopped.
+    pub async fn follow(self: Arc<Self>, revocations: Arc<Revocations>, cache: Arc<TokenCache>) {
+        let sink = Local { revocations, cache };
         loop {
             if let Err(e) = self.follow_once(&sink).await {
                 self.metrics.up.set(0);
@@ -301,7 +302,7 @@ impl Cluster {
         }
     }
 
-    async fn follow_once(&self, sink: &RevocationSink) -> Result<(), String> {
+    async fn follow_once(&self, sink: &Local) -> Result<(), String> {
         let mut pubsub = self
             .client
             .get_async_pubsub()
@@ -351,8 +352,14 @@ impl Cluster {
     }
 }
 
+/// Where shared revocations are applied: this replica's index and cache.
+struct Local {
+    revocations: Arc<Revocations>,
+    cache: Arc<TokenCache>,
+}
+
 /// Applies one shared revocation (also this replica's own, again: adding is idempotent).
-fn apply(sink: &RevocationSink, text: &str) {
+fn apply(sink: &Local, text: &str) {
     let Ok(r) = serde_json::from_str::<Record>(text) else {
         tracing::warn!("cluster: a revocation record that does not read");
         return;

@@ -1,7 +1,7 @@
 //! An issuer: its rules from the configuration ([`Issuer`], immutable), and what the gateway
 //! learnt from it while running ([`IssuerState`]: its keys, its discovered endpoints).
 
-use super::introspection::Dialect;
+use super::dialect::Dialect;
 use super::keys::KeySet;
 use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, Validation};

@@ -1,6 +1,7 @@
 //! `decision:` — the decision endpoint for proxies that ask before they forward (nginx
 //! `auth_request`, Traefik and Caddy `forward_auth`, Envoy `ext_authz` over HTTP and gRPC).
 
+use super::{ListenerLimits, ListenerTimeouts};
 use crate::config::values::EnvString;
 use serde::Deserialize;
 
@@ -16,6 +17,32 @@ pub struct Decision {
     pub shared_secret: Option<EnvString>,
     #[serde(default = "default_secret_header")]
     pub secret_header: String,
+    /// The permissions of a unix socket (`listen: unix:…`), octal, e.g. `"0660"`: who on
+    /// this host may ask. Default `0600` (the gateway's user only).
+    #[serde(default = "default_socket_mode")]
+    pub socket_mode: String,
+    /// Continue a trace from the `traceparent` of an HTTP call: only when the caller sets it
+    /// itself (nginx and Caddy pass the client's header to the call unless told not to).
+    /// `ignore` (default) or `continue`. gRPC calls are continued from their own metadata,
+    /// which a client cannot set.
+    #[serde(default)]
+    pub trace_context: TraceContext,
+    #[serde(default = "ListenerLimits::decision")]
+    pub limits: ListenerLimits,
+    #[serde(default = "ListenerTimeouts::decision")]
+    pub timeouts: ListenerTimeouts,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceContext {
+    #[default]
+    Ignore,
+    Continue,
+}
+
+fn default_socket_mode() -> String {
+    "0600".into()
 }
 
 fn default_secret_header() -> String {

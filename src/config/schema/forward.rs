@@ -61,9 +61,20 @@ pub enum StripOrVerify {
 }
 
 /// Internal headers of the proxies and frameworks an upstream may run behind the gateway:
-/// Envoy/Istio (`x-envoy-`), Next.js middleware (`x-middleware-`, CVE-2025-29927).
+/// Envoy/Istio (`x-envoy-`), Next.js middleware (`x-middleware-`, CVE-2025-29927); and the
+/// identity headers of the gateways users migrate from, each a family: Pomerium
+/// (`X-Pomerium-Claim-*`, `X-Pomerium-Jwt-Assertion`), Grafana's auth proxy
+/// (`X-WEBAUTH-USER`, `-EMAIL`, `-NAME`, `-ROLE`, `-GROUPS`), authentik (`X-authentik-*`).
 pub fn default_strip_prefixes() -> Vec<String> {
-    ["x-envoy-", "x-middleware-"].map(String::from).to_vec()
+    [
+        "x-envoy-",
+        "x-middleware-",
+        "x-pomerium-",
+        "x-webauth-",
+        "x-authentik-",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 pub fn default_strip_headers() -> Vec<String> {
@@ -81,20 +92,39 @@ pub fn default_strip_headers() -> Vec<String> {
         "X-Real-IP",
         "X-Client-IP",
         "X-Remote-User",
+        // oauth2-proxy (`--pass-user-headers`, `--set-xauthrequest`, `--gap-*`).
         "X-Forwarded-User",
         "X-Forwarded-Email",
+        "X-Forwarded-Preferred-Username",
+        "X-Forwarded-Groups",
         "X-Forwarded-Access-Token",
         "X-Auth-Request-User",
         "X-Auth-Request-Email",
+        "X-Auth-Request-Preferred-Username",
+        "X-Auth-Request-Groups",
         "X-Auth-Request-Access-Token",
+        "X-Auth-Request-Redirect",
+        "Gap-Auth",
+        "Gap-Signature",
         "X-Userinfo",
         "X-Jwt-Payload",
+        // Kong's consumer and credential headers (APISIX spells one `Indentifier`).
         "X-Consumer-ID",
+        "X-Consumer-Custom-ID",
         "X-Consumer-Username",
+        "X-Consumer-Groups",
+        "X-Anonymous-Consumer",
         "X-Credential-Identifier",
+        "X-Credential-Indentifier",
+        "X-Credential-Username",
         "X-Authenticated-Userid",
         "X-Authenticated-Scope",
+        "X-Authenticated-Groups",
+        // Authelia and other forward-auth servers.
         "Remote-User",
+        "Remote-Groups",
+        "Remote-Email",
+        "Remote-Name",
         // The client address, as CDNs and load balancers set it and frameworks read it.
         "True-Client-IP",
         "CF-Connecting-IP",

@@ -66,13 +66,24 @@ pub struct File {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
+    #[serde(default = "default_admin_listen")]
     pub listen: EnvString,
+    #[serde(default = "ListenerLimits::admin")]
+    pub limits: ListenerLimits,
+    #[serde(default = "ListenerTimeouts::admin")]
+    pub timeouts: ListenerTimeouts,
+}
+
+fn default_admin_listen() -> EnvString {
+    EnvString("127.0.0.1:9901".into())
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
-            listen: EnvString("127.0.0.1:9901".into()),
+            listen: default_admin_listen(),
+            limits: ListenerLimits::admin(),
+            timeouts: ListenerTimeouts::admin(),
         }
     }
 }

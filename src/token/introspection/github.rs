@@ -17,8 +17,6 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub const GITHUB_API: &str = "https://api.github.com";
-
 /// The RFC 7662 answer a check-token answer stands for: the user's login is the subject, the
 /// app's client id the client, `scopes` the scopes, `expires_at` the expiry.
 pub(super) fn translate(

@@ -11,8 +11,6 @@ use crate::token::error::TokenError;
 use crate::token::issuer::Issuer;
 use serde_json::{Map, Value};
 
-pub const GOOGLE_TOKENINFO: &str = "https://oauth2.googleapis.com/tokeninfo";
-
 /// The RFC 7662 answer a tokeninfo answer stands for: the issuer's `audiences` are the OAuth
 /// client ids whose tokens are accepted (checked against `aud`), `azp` is the client.
 pub(super) fn translate(

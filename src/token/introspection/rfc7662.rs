@@ -89,7 +89,7 @@ mod tests {
     //! What an RFC 7662 answer means, refusal by refusal.
     use super::*;
     use crate::scope::ScopeUniverse;
-    use crate::token::introspection::Dialect;
+    use crate::token::dialect::Dialect;
     use crate::token::issuer::{IntrospectionRules, OpaqueTokens};
     use crate::token::testing::{self, AUD, ISS};
     use serde_json::json;

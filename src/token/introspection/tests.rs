@@ -4,6 +4,7 @@
 use super::*;
 use crate::principal::Kind;
 use crate::scope::ScopeUniverse;
+use crate::token::dialect::Status;
 use crate::token::issuer::{IntrospectionRules, OpaqueTokens};
 use crate::token::testing;
 use serde_json::json;

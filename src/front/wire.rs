@@ -4,7 +4,8 @@
 //! client's framing of it broke, so that is a 400 and not the upstream's 502.
 
 use crate::request::FramingError;
-use crate::request::wire::{Count, STAND_IN, WireCheck};
+pub use crate::request::wire::WireCheck;
+use crate::request::wire::{Count, STAND_IN};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::future::Future;
@@ -26,6 +27,11 @@ pub struct Connection {
     active: AtomicU64,
     /// When a request last started or ended, in ms since `opened`.
     last: AtomicU64,
+    /// When the head the wire check holds back started to arrive, in ms since `opened`, plus
+    /// one; 0 while none is held.
+    head_since: AtomicU64,
+    /// Told when a head starts being held, so the connection's supervisor sets its deadline.
+    pub head_changed: tokio::sync::watch::Sender<()>,
     opened: tokio::time::Instant,
 }
 
@@ -36,6 +42,8 @@ impl Default for Connection {
             refused: OnceLock::new(),
             active: AtomicU64::new(0),
             last: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+            head_changed: tokio::sync::watch::Sender::new(()),
             opened: tokio::time::Instant::now(),
         }
     }
@@ -73,6 +81,26 @@ impl Connection {
     pub fn is_idle(&self, idle: Duration) -> bool {
         self.active.load(Ordering::Relaxed) == 0
             && tokio::time::Instant::now() >= self.quiet_until(idle)
+    }
+
+    /// When the request head held back now started to arrive.
+    pub fn head_started(&self) -> Option<tokio::time::Instant> {
+        match self.head_since.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.opened + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    /// Records whether the wire check holds part of a head now.
+    fn holding(&self, held: bool) {
+        let since = self.head_since.load(Ordering::Relaxed);
+        if held && since == 0 {
+            let ms = self.opened.elapsed().as_millis() as u64 + 1;
+            self.head_since.store(ms, Ordering::Relaxed);
+            self.head_changed.send_replace(());
+        } else if !held && since != 0 {
+            self.head_since.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Called once per request, in order: the refusal when this request is the stand-in of
@@ -151,6 +179,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 let mut released = Count(0);
                 let refused = me.check.feed(&buf.filled()[start..end], &mut released);
                 buf.set_filled(start + released.0);
+                // A broken chunk-size line: the engine meets the end of the stream there.
+                me.ended |= me.check.is_cut();
+                me.conn.holding(me.check.holds_head());
                 if let Some(r) = refused {
                     let _ = me.conn.refused.set((r.index, r.error));
                     me.ready.extend_from_slice(STAND_IN);
@@ -175,6 +206,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 me.ready.extend_from_slice(STAND_IN);
                 me.ended = true;
             }
+            me.ended |= me.check.is_cut();
+            me.conn.holding(me.check.holds_head());
         }
     }
 }
@@ -237,6 +270,8 @@ pub struct Watched {
     inner: Incoming,
     limit: u64,
     read: u64,
+    /// Bytes read so far, for the request log (a body without `Content-Length`).
+    pub counted: Arc<AtomicU64>,
     pause: Duration,
     /// Started when the body first has to wait (most requests have none to wait for).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -249,6 +284,7 @@ impl Watched {
             inner,
             limit,
             read: 0,
+            counted: Arc::default(),
             pause,
             timer: None,
             fault: Arc::default(),
@@ -274,6 +310,7 @@ impl Body for Watched {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     me.read += data.len() as u64;
+                    me.counted.store(me.read, Ordering::Relaxed);
                     if me.read > me.limit {
                         return me.fail(BodyFault::TooLarge);
                     }

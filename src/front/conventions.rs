@@ -1,58 +1,33 @@
 //! The decision endpoint: proxies that already run in front of the API (nginx `auth_request`,
 //! Traefik and Caddy `forward_auth`, Envoy `ext_authz`) ask for the decision and forward
 //! themselves. Each caller names the original request in its own conventions
-//! ([`original`]); the decision is the proxy's own (`Gateway::decide_with`: the same routes,
-//! credentials, scopes, organizations, revocations, normalization and refusals), and its
-//! answer ([`Answer`]) is mapped back to the caller's protocol by `proxy/decision.rs` (HTTP)
-//! and `grpc.rs` (Envoy's gRPC API).
+//! ([`original`]); the decision is the proxy's own (the same exchange, routes, credentials,
+//! scopes, organizations, revocations, normalization and refusals), and its answer
+//! ([`CallerAnswer`]) carries everything the caller must do to forward what the proxy would
+//! have forwarded: the identity to set (every header, empty when unset), the client headers
+//! to drop, the decided target. `callers.rs` renders it to HTTP, `grpc.rs` to Envoy's API.
 //!
-//! The endpoint decides whatever URI its caller names, so only a trusted caller may ask: the
-//! listener is on loopback or a unix socket, or every call carries the shared secret
-//! ([`trusted`]). Identity headers in the call are never read: the decision reads the
+//! The endpoint decides whatever request its caller names, so only a trusted caller may
+//! ask: the listener is on loopback or a unix socket, or every call carries the shared
+//! secret ([`trusted`]). Identity headers in the call are never read: the decision reads the
 //! credential, and the answer carries the identity the caller sets.
 
-pub mod grpc;
-
+use super::exchange::Exchange;
 use crate::answer::{Outcome, Rendered};
+use crate::compile::CallerSecret;
 use crate::decision::Verdict;
-use crate::generation::Generation;
-use crate::otel;
+use crate::metrics::FrontEnd;
 use crate::request::{Connection, Head};
-use crate::requestlog::{self, Entry};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
-use opentelemetry::context::FutureExt;
 use std::net::{IpAddr, SocketAddr};
-
-/// Who asks, by the conventions it follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrontEnd {
-    /// nginx `auth_request`: `X-Original-Method`, `X-Original-URI` (set in its configuration).
-    Nginx,
-    /// Traefik `forwardAuth`, Caddy `forward_auth`: `X-Forwarded-Method`, `-Uri`, `-Host`,
-    /// `-Proto`.
-    ForwardAuth,
-    /// Envoy `ext_authz` over HTTP: the original method, and the original path after the
-    /// configured `path_prefix`.
-    EnvoyHttp,
-    /// Envoy `ext_authz` over gRPC (`envoy.service.auth.v3.Authorization/Check`).
-    EnvoyGrpc,
-}
-
-impl FrontEnd {
-    pub fn label(self) -> &'static str {
-        match self {
-            FrontEnd::Nginx => "nginx",
-            FrontEnd::ForwardAuth => "forward_auth",
-            FrontEnd::EnvoyHttp => "envoy_http",
-            FrontEnd::EnvoyGrpc => "envoy_grpc",
-        }
-    }
-}
 
 /// The path prefix of each HTTP front end on the decision listener.
 pub const NGINX_PATH: &str = "/nginx";
 pub const FORWARD_AUTH_PATH: &str = "/forward-auth";
 pub const ENVOY_PREFIX: &str = "/envoy";
+
+/// The length of the client's body, as a caller that does not pass the body says it.
+pub const ORIGINAL_CONTENT_LENGTH: &str = "x-original-content-length";
 
 /// A call that is not a question the endpoint answers: the caller's setup is at fault, not
 /// the client, and nothing is decided.
@@ -69,10 +44,10 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The status and JSON body; 403 for an untrusted caller, so that a proxy passing it on
-    /// refuses the client too.
-    pub fn answer(self) -> (http::StatusCode, String) {
-        let (status, error, description) = match self {
+    /// The status, the reason (the JSON `error`) and its description; 403 for an untrusted
+    /// caller, so that a proxy passing it on refuses the client too.
+    pub fn parts(self) -> (http::StatusCode, &'static str, String) {
+        match self {
             CallError::Untrusted => (
                 http::StatusCode::FORBIDDEN,
                 "untrusted_caller",
@@ -95,9 +70,24 @@ impl CallError {
                 "caller_misconfigured",
                 format!("{h} is not an origin-form request target or method"),
             ),
-        };
-        let body = serde_json::json!({"error": error, "error_description": description});
-        (status, body.to_string())
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(self) -> String {
+        let (_, error, description) = self.parts();
+        serde_json::json!({"error": error, "error_description": description}).to_string()
+    }
+
+    /// Counts and logs the refused call in `exchange`.
+    pub fn record(self, exchange: &mut Exchange) {
+        let (status, reason, _) = self.parts();
+        exchange.refused_as(
+            None,
+            Outcome::Status(status.as_u16()),
+            status.as_u16(),
+            reason,
+        );
     }
 }
 
@@ -109,15 +99,16 @@ pub struct Original {
     pub conn: Connection,
 }
 
-/// Whether the call carries the shared secret (constant-time), when one is configured.
-pub fn trusted(headers: &HeaderMap, secret: Option<&(HeaderName, String)>) -> bool {
-    let Some((name, secret)) = secret else {
+/// Whether the call carries the shared secret exactly once (compared in constant time), when
+/// one is configured.
+pub fn trusted(headers: &HeaderMap, secret: Option<&CallerSecret>) -> bool {
+    let Some(secret) = secret else {
         return true;
     };
-    let mut values = headers.get_all(name).iter();
+    let mut values = headers.get_all(&secret.header).iter();
     match (values.next(), values.next()) {
         (Some(v), None) => {
-            aws_lc_rs::constant_time::verify_slices_are_equal(v.as_bytes(), secret.as_bytes())
+            aws_lc_rs::constant_time::verify_slices_are_equal(v.as_bytes(), secret.value.as_bytes())
                 .is_ok()
         }
         _ => false,
@@ -126,7 +117,7 @@ pub fn trusted(headers: &HeaderMap, secret: Option<&(HeaderName, String)>) -> bo
 
 /// Headers of the callers' conventions: they describe the call, not the client's request,
 /// and are not part of what is decided.
-const CONVENTION: [&str; 8] = [
+const CONVENTION: [&str; 9] = [
     "x-original-uri",
     "x-original-method",
     "x-original-host",
@@ -135,6 +126,7 @@ const CONVENTION: [&str; 8] = [
     "x-forwarded-host",
     "x-forwarded-proto",
     "x-real-ip",
+    ORIGINAL_CONTENT_LENGTH,
 ];
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -142,13 +134,15 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The original request of an HTTP call to the decision listener: which front end by the
-/// call's path, then the method, target, host and client address by its conventions.
+/// call's path, then the method, target, host, body length and client address by its
+/// conventions. A convention's method is required: a caller that forgot it would otherwise
+/// have every request decided as the call's own GET.
 pub fn original(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-    secret: Option<&(HeaderName, String)>,
+    secret: Option<&CallerSecret>,
 ) -> Result<(FrontEnd, Original), CallError> {
     if !trusted(headers, secret) {
         return Err(CallError::Untrusted);
@@ -157,7 +151,8 @@ pub fn original(
     let (front_end, method, target, host) = if path == NGINX_PATH {
         let target =
             header(headers, "x-original-uri").ok_or(CallError::Missing("X-Original-URI"))?;
-        let method = header(headers, "x-original-method").unwrap_or(method.as_str());
+        let method =
+            header(headers, "x-original-method").ok_or(CallError::Missing("X-Original-Method"))?;
         let host = header(headers, "x-original-host");
         (FrontEnd::Nginx, method, target.to_string(), host)
     } else if path == FORWARD_AUTH_PATH {
@@ -183,14 +178,25 @@ pub fn original(
         .map_err(|_| CallError::BadOriginal("the original method"))?;
     let proto = header(headers, "x-forwarded-proto");
     let client = client_address(headers).or(peer.map(|p| p.ip()));
+    let length = header(headers, ORIGINAL_CONTENT_LENGTH).map(str::to_string);
     let mut original = build(method, &target, headers, host, client, proto)
         .ok_or(CallError::BadOriginal("the original request target"))?;
     // What the caller added for this call is not the client's.
     for name in CONVENTION {
         original.headers.remove(name);
     }
-    if let Some((name, _)) = secret {
-        original.headers.remove(name);
+    if let Some(s) = secret {
+        original.headers.remove(&s.header);
+    }
+    // The call has no body; the client's request may have had one.
+    original.headers.remove(http::header::CONTENT_LENGTH);
+    original.headers.remove(http::header::TRANSFER_ENCODING);
+    if let Some(n) = length.filter(|n| !n.is_empty()) {
+        let bad = CallError::BadOriginal("X-Original-Content-Length");
+        let n: u64 = n.parse().map_err(|_| bad)?;
+        original
+            .headers
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     Ok((front_end, original))
 }
@@ -242,99 +248,71 @@ fn client_address(headers: &HeaderMap) -> Option<IpAddr> {
     }
 }
 
+/// What a caller must do to forward the request as the proxy would have.
+pub struct Allowance {
+    /// Every identity header, each set to the gateway's value or empty when the gateway sets
+    /// none (so no caller leaves a client's copy, or invents one).
+    pub identity: Vec<(HeaderName, HeaderValue)>,
+    /// The client's headers to drop: the strip list and prefixes, underscore spellings,
+    /// credentials on a public route (and `Authorization` under `forward.authorization:
+    /// strip`).
+    pub remove: Vec<HeaderName>,
+    /// The decided target: the normalized path that was matched, and the query without a
+    /// credential. The caller forwards it instead of the client's spelling.
+    pub target: String,
+    pub request_id: HeaderValue,
+    /// The answer must not be stored by shared caches (authenticated by `?access_token=`,
+    /// RFC 6750 §2.3): `Cache-Control: private`.
+    pub private: bool,
+}
+
 /// What the endpoint answers.
-pub enum Answer {
-    /// Forward: set these identity headers (replacing the client's copies), remove the
-    /// client's copies of `remove`. `path` is the normalized target the decision matched.
-    Allow {
-        set: Vec<(HeaderName, HeaderValue)>,
-        remove: Vec<HeaderName>,
-        path: String,
-        /// A public route that does not check credentials: the caller should not forward
-        /// those the client presented.
-        strip_credentials: bool,
-    },
+pub enum CallerAnswer {
+    Allow(Allowance),
     /// Refuse with exactly what the proxy would have answered.
     Deny(Rendered),
 }
 
-/// Decides `original` with `generation`, counting it for `front_end`.
-pub async fn decide(generation: &Generation, front_end: FrontEnd, original: &Original) -> Answer {
-    let start = std::time::Instant::now();
+/// Decides `original` in `exchange`.
+pub async fn decide(exchange: &mut Exchange, original: &Original) -> CallerAnswer {
     let head = Head {
         method: &original.method,
         uri: &original.uri,
         headers: &original.headers,
         conn: &original.conn,
     };
-    // The caller is trusted: its request carries the client's trace context.
-    let trace = otel::request_span(&original.headers, true, || {
-        format!("decide {}", front_end.label())
-    });
-    let decided = generation.gateway.decide_with(&head, &generation.network);
-    let decided = match &trace {
-        Some(cx) => decided.with_context(cx.clone()).await,
-        None => decided.await,
-    };
-    let mut entry = Entry {
-        time: Some(std::time::SystemTime::now()),
-        front_end: front_end.label(),
-        trace_id: Entry::trace_id_of(original.headers.get("traceparent")),
-        route: decided
-            .route
-            .map(|r| generation.gateway.rules.routes[r].name.clone()),
-        method: Some(original.method.clone()),
-        path: Some(original.uri.path().chars().take(256).collect()),
-        status: 200,
-        client: original.conn.peer.map(|p| p.ip()),
-        ..Entry::default()
-    };
-    let (answer, outcome) = match decided.verdict {
+    let decided = exchange.decide(&head).await;
+    let generation = exchange.generation().clone();
+    match decided.verdict {
         Verdict::Forward(f) => {
-            entry.principal = f.principal.clone();
-            entry.org = f.org.clone();
+            exchange.allowed(decided.route);
             let policy = &generation.gateway.rules.forward;
-            let set: Vec<(HeaderName, HeaderValue)> = policy
+            let set: Vec<(&HeaderName, HeaderValue)> = policy
                 .identity_headers(f.principal.as_deref(), f.org.as_ref())
-                .map(|(n, v)| (n.clone(), v))
                 .collect();
-            let remove = policy
+            let identity = policy
                 .identity_names()
                 .into_iter()
-                .filter(|n| !set.iter().any(|(s, _)| s == *n))
-                .cloned()
+                .map(|name| {
+                    let value = set.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+                    (name.clone(), value.unwrap_or(HeaderValue::from_static("")))
+                })
                 .collect();
-            let outcome = Outcome::Allowed;
-            let answer = Answer::Allow {
-                set,
-                remove,
-                path: f.path_and_query,
-                strip_credentials: f.strip_credentials,
-            };
-            (answer, outcome)
+            CallerAnswer::Allow(Allowance {
+                identity,
+                remove: policy.for_caller(&original.headers, f.strip_credentials),
+                target: f.path_and_query,
+                request_id: exchange.request_id().clone(),
+                private: f.query_credential,
+            })
         }
         Verdict::Refuse(r) => {
-            entry.refused(&r);
-            let outcome = r.outcome();
-            (Answer::Deny(r.render()), outcome)
+            exchange.refused(decided.route, &r);
+            CallerAnswer::Deny(r.render())
         }
-    };
-    let metrics = &generation.decisions;
-    metrics.count(front_end.label(), decided.route, outcome);
-    metrics.seconds.observe(start.elapsed().as_secs_f64());
-    entry.duration = Some(start.elapsed());
-    if let Some(cx) = &trace {
-        entry.trace_id = Some(otel::trace_id(cx));
-        otel::annotate(
-            cx,
-            [("scopegate.reason", entry.refusal.unwrap_or("").into())],
-        );
-        otel::annotate_int(cx, "http.response.status_code", i64::from(entry.status));
-        otel::end(cx);
     }
-    requestlog::write(&generation.serving.log, &entry);
-    answer
 }
 
 #[cfg(test)]
+#[path = "conventions_tests.rs"]
 mod tests;

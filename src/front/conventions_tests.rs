@@ -1,6 +1,7 @@
 //! How each caller's conventions name the original request.
 
 use super::*;
+use crate::compile::CallerSecret;
 use http::HeaderMap;
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -45,6 +46,39 @@ fn nginx_names_the_original_by_x_original_uri_and_method() {
         call("/nginx", &[]).err(),
         Some(CallError::Missing("X-Original-URI"))
     );
+    // A caller that leaves the method out is told so: the call's own GET is never assumed.
+    assert_eq!(
+        call("/nginx", &[("x-original-uri", "/orgs/acme")]).err(),
+        Some(CallError::Missing("X-Original-Method"))
+    );
+}
+
+#[test]
+fn the_clients_body_length_is_named_by_a_convention_header() {
+    let (_, o) = call(
+        "/nginx",
+        &[
+            ("x-original-uri", "/upload"),
+            ("x-original-method", "POST"),
+            ("x-original-content-length", "1048576"),
+            ("content-length", "0"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(o.headers["content-length"], "1048576");
+    assert!(o.headers.get("x-original-content-length").is_none());
+    assert_eq!(
+        call(
+            "/nginx",
+            &[
+                ("x-original-uri", "/"),
+                ("x-original-method", "GET"),
+                ("x-original-content-length", "a b")
+            ]
+        )
+        .err(),
+        Some(CallError::BadOriginal("X-Original-Content-Length"))
+    );
 }
 
 #[test]
@@ -84,7 +118,11 @@ fn envoy_http_names_the_original_path_after_its_prefix() {
 fn only_origin_form_targets_and_real_methods_are_questions() {
     for target in ["http://evil.example/", "*", "orgs/acme"] {
         assert_eq!(
-            call("/nginx", &[("x-original-uri", target)]).err(),
+            call(
+                "/nginx",
+                &[("x-original-uri", target), ("x-original-method", "GET")]
+            )
+            .err(),
             Some(CallError::BadOriginal("the original request target")),
             "{target}"
         );
@@ -101,10 +139,10 @@ fn only_origin_form_targets_and_real_methods_are_questions() {
 
 #[test]
 fn the_shared_secret_is_required_once_and_exactly() {
-    let secret = (
-        HeaderName::from_static("x-scopegate-secret"),
-        "0123456789abcdef".to_string(),
-    );
+    let secret = CallerSecret {
+        header: HeaderName::from_static("x-scopegate-secret"),
+        value: "0123456789abcdef".to_string(),
+    };
     let s = Some(&secret);
     assert!(trusted(
         &headers(&[("x-scopegate-secret", "0123456789abcdef")]),
@@ -130,6 +168,7 @@ fn the_shared_secret_is_required_once_and_exactly() {
         &uri,
         &headers(&[
             ("x-original-uri", "/"),
+            ("x-original-method", "GET"),
             ("x-scopegate-secret", "0123456789abcdef"),
         ]),
         None,

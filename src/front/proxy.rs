@@ -1,16 +1,18 @@
-//! The hyper engine: a hyper 1.x server (HTTP/1.1 and HTTP/2, optional rustls) in front of a
-//! pooled hyper client, with the gateway's decision in between. Requests and responses
-//! stream through; the gateway only ever looks at the request head.
+//! The reverse proxy: requests served by hyper (HTTP/1.1 and HTTP/2, optional rustls) are
+//! decided in their exchange and forwarded by a pooled hyper client. Requests and
+//! responses stream through; the gateway only ever looks at the request head.
 
-use super::wire::{self, BodyFault, Watched};
-use crate::answer::{Outcome, Refusal};
+use super::exchange::{Arrival, Exchange};
+use super::listen::Peer;
+use super::wire::{BodyFault, Watched};
+use crate::answer::Refusal;
 use crate::decision::Verdict;
 use crate::forward::Settled;
 use crate::generation::{Current, Generation};
-use crate::otel::{self, Kind, TraceContext};
+use crate::metrics::FrontEnd;
+use crate::otel::{self, Kind};
 use crate::request::FramingError;
 use crate::request::{Connection, Head};
-use crate::requestlog::{self, Entry};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::uri::{PathAndQuery, Scheme};
@@ -20,11 +22,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use opentelemetry::context::FutureExt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<Incoming, Full<Bytes>>;
 type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Watched>;
 
 pub struct Engine {
@@ -35,10 +36,14 @@ pub struct Engine {
     tls: bool,
 }
 
+/// The request's id on the gateway's own answers.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Response headers that describe the upstream connection, not the response.
 const HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "trailer"];
 
-fn answer(refusal: &Refusal) -> Response<Body> {
+/// The gateway's own answer, with the request's id.
+fn answer(refusal: &Refusal, request_id: &HeaderValue) -> Response<Body> {
     let a = refusal.render();
     let mut resp = Response::new(Either::Right(Full::new(a.body)));
     *resp.status_mut() = a.status;
@@ -46,6 +51,7 @@ fn answer(refusal: &Refusal) -> Response<Body> {
     for (name, value) in a.headers {
         h.append(name, value);
     }
+    h.insert(X_REQUEST_ID, request_id.clone());
     if a.close {
         // hyper closes the connection after a response that says so.
         h.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -87,106 +93,60 @@ enum UpstreamError {
 }
 use UpstreamError::{Failed, Timeout};
 
-/// What a request's log line needs from the request itself: its method, path (without the
-/// query), declared length, trace id and client, before the request is taken apart.
-fn entry_for(req: &Request<Incoming>, peer: SocketAddr) -> Entry {
-    let path = req.uri().path();
-    Entry {
-        time: Some(std::time::SystemTime::now()),
-        front_end: "proxy",
-        method: Some(req.method().clone()),
-        // At most 256 bytes of what the client sent; the normalized path once decided.
-        path: Some(path.chars().take(256).collect()),
-        trace_id: Entry::trace_id_of(req.headers().get("traceparent")),
-        bytes_in: req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok()),
-        client: Some(peer.ip()),
-        ..Entry::default()
-    }
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
 }
 
 impl Engine {
-    /// Answers one request and writes its log line.
-    pub async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        wire: &wire::Connection,
-    ) -> Response<Body> {
-        let start = Instant::now();
-        let mut entry = entry_for(&req, peer);
+    /// Answers one request: its exchange (span, metrics, log line) around the decision and
+    /// the forwarding.
+    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
         let generation = self.current.load_full();
+        let addr = peer.addr.expect("the proxy listens on TCP");
+        let policy = &generation.gateway.rules.forward;
         // A trace is continued from the client only when the peer is a trusted proxy.
-        let trusted = generation
-            .gateway
-            .rules
-            .forward
-            .trusted_proxies
-            .contains(&peer.ip());
-        let method = req.method();
-        let trace = otel::request_span(req.headers(), trusted, || method.to_string());
-        if let Some(cx) = &trace {
-            entry.trace_id = Some(otel::trace_id(cx));
-        }
+        let trusted = policy.trusted_proxies.contains(&addr.ip());
+        let arrival = Arrival {
+            method: req.method(),
+            path: req.uri().path(),
+            client: Some(addr.ip()),
+            request_id: policy.request_id(req.headers()),
+            trace_parent: trusted.then(|| req.headers()),
+            body_size: declared_length(req.headers()),
+        };
+        let mut exchange = Exchange::begin(FrontEnd::Proxy, generation.clone(), arrival);
         let resp = self
-            .respond(req, peer, wire, &generation, &mut entry, trace.as_ref())
+            .respond(req, addr, peer, &generation, &mut exchange)
             .await;
-        entry.status = resp.status().as_u16();
-        if let Some(cx) = &trace {
-            let route = entry.route.clone().unwrap_or_default();
-            otel::annotate(
-                cx,
-                [
-                    ("http.route", route.into()),
-                    (
-                        "scopegate.decision",
-                        (if entry.allowed() {
-                            "allowed"
-                        } else {
-                            "refused"
-                        })
-                        .into(),
-                    ),
-                    ("scopegate.reason", entry.refusal.unwrap_or("").into()),
-                ],
-            );
-            otel::annotate_int(cx, "http.response.status_code", i64::from(entry.status));
-            otel::end(cx);
-        }
-        entry.duration = Some(start.elapsed());
-        entry.bytes_out = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
-        requestlog::write(&generation.serving.log, &entry);
+        let size = declared_length(resp.headers());
+        exchange.finish(resp.status().as_u16(), size);
         resp
     }
 
     async fn respond(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
-        wire: &wire::Connection,
+        addr: SocketAddr,
+        peer: &Peer,
         // Held to the end of the request: a reload meanwhile does not change its rules.
         generation: &Generation,
-        entry: &mut Entry,
-        trace: Option<&TraceContext>,
+        exchange: &mut Exchange,
     ) -> Response<Body> {
-        let start = Instant::now();
-        let _busy = wire.busy();
-        if let Some(e) = wire.next_request() {
+        let _busy = peer.wire.busy();
+        let request_id = exchange.request_id().clone();
+        let refuse = |exchange: &mut Exchange, route, r: Refusal| {
+            exchange.refused(route, &r);
+            answer(&r, &request_id)
+        };
+        if let Some(e) = peer.wire.next_request() {
             // The stand-in of a head the wire check refused: nothing of it is forwarded.
-            let refusal = Refusal::BadFraming(e);
-            generation.requests.refused(None, &refusal);
-            entry.refused(&refusal);
-            return answer(&refusal);
+            return refuse(exchange, None, Refusal::BadFraming(e));
         }
         let gw = &generation.gateway;
-        let metrics = &generation.requests;
         let conn = Connection {
-            peer: Some(peer),
+            peer: Some(addr),
             tls: self.tls,
             version: req.version(),
             peer_certificate: None,
@@ -198,36 +158,12 @@ impl Engine {
                 headers: req.headers(),
                 conn: &conn,
             };
-            match trace {
-                // The decision's span; the network work it needs nests under it.
-                Some(cx) => {
-                    let decision = otel::child(cx, "decision", Kind::Internal);
-                    let decided = gw
-                        .decide_with(&head, &generation.network)
-                        .with_context(decision.clone())
-                        .await;
-                    otel::end(&decision);
-                    decided
-                }
-                None => gw.decide_with(&head, &generation.network).await,
-            }
+            exchange.decide(&head).await
         };
-        metrics
-            .decision_seconds
-            .observe(start.elapsed().as_secs_f64());
-        entry.route = decided.route.map(|r| gw.rules.routes[r].name.clone());
         let forward = match decided.verdict {
-            Verdict::Refuse(r) => {
-                metrics.refused(decided.route, &r);
-                entry.refused(&r);
-                return answer(&r);
-            }
+            Verdict::Refuse(r) => return refuse(exchange, decided.route, r),
             Verdict::Forward(f) => f,
         };
-        entry.principal = forward.principal.clone();
-        entry.org = forward.org.clone();
-        let path = forward.path_and_query.split('?').next().unwrap_or_default();
-        entry.path = Some(path.to_string());
 
         // HTTP/2 clients send `:authority` instead of Host; HTTP/1 upstreams need a Host.
         if !req.headers().contains_key(HOST)
@@ -240,17 +176,16 @@ impl Engine {
         }
         let (mut parts, body) = req.into_parts();
         let client_headers = std::mem::take(&mut parts.headers);
-        let request_id;
-        (parts.headers, request_id) = gw.rules.forward.rewrite(
+        parts.headers = gw.rules.forward.rewrite(
             client_headers,
             &conn,
             Settled {
                 principal: forward.principal.as_deref(),
                 org: forward.org.as_ref(),
                 strip_credentials: forward.strip_credentials,
+                request_id: request_id.clone(),
             },
         );
-        entry.request_id = Some(request_id);
         parts.version = http::Version::HTTP_11;
         let upstream = &gw.rules.upstreams[forward.upstream];
         let mut uri = http::uri::Parts::default();
@@ -263,14 +198,12 @@ impl Engine {
         uri.path_and_query = PathAndQuery::try_from(forward.path_and_query).ok();
         parts.uri = match Uri::from_parts(uri) {
             Ok(u) => u,
-            Err(_) => {
-                metrics.refused(decided.route, &Refusal::BadGateway);
-                entry.refused(&Refusal::BadGateway);
-                return answer(&Refusal::BadGateway);
-            }
+            Err(_) => return refuse(exchange, decided.route, Refusal::BadGateway),
         };
         // The upstream call's span, whose context the upstream receives as `traceparent`.
-        let call = trace.map(|cx| otel::child(cx, "upstream", Kind::Client));
+        let call = exchange
+            .trace()
+            .map(|cx| otel::child(cx, "upstream", Kind::Client));
         if let Some(call) = &call {
             otel::inject(call, &mut parts.headers);
         }
@@ -278,9 +211,10 @@ impl Engine {
         let body = Watched::new(
             body,
             forward.max_body_bytes,
-            generation.serving.timeouts.body,
+            generation.serving.body_timeout,
         );
         let fault = body.fault.clone();
+        let counted = body.counted.clone();
         let asked = self.client.request(Request::from_parts(parts, body));
         let asked = async {
             let answered = asked.await;
@@ -296,11 +230,12 @@ impl Engine {
             }
             answered
         };
-        let answered = tokio::time::timeout(generation.serving.timeouts.upstream_response, async {
+        let answered = tokio::time::timeout(generation.serving.upstream_response, async {
             asked.await.map_err(Failed)
         })
         .await
         .unwrap_or(Err(Timeout));
+        exchange.body_read(counted.load(std::sync::atomic::Ordering::Relaxed));
         // The client's body broke, not the upstream: the client's fault, and its
         // connection cannot be trusted for another request.
         let client_fault = fault.get().map(|f| match f {
@@ -310,10 +245,11 @@ impl Engine {
         });
         match answered {
             Ok(resp) => {
-                metrics.count(decided.route, Outcome::Allowed);
-                metrics.observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
-                entry.upstream_status = Some(resp.status().as_u16());
-                entry.upstream_duration = Some(sent.elapsed());
+                exchange.allowed(decided.route);
+                generation
+                    .requests
+                    .observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
+                exchange.upstream(resp.status().as_u16(), sent.elapsed());
                 let (mut parts, body) = resp.into_parts();
                 for name in HOP_BY_HOP {
                     parts.headers.remove(HeaderName::from_static(name));
@@ -332,9 +268,7 @@ impl Engine {
                         Refusal::BadGateway
                     }
                 };
-                metrics.refused(decided.route, &refusal);
-                entry.refused(&refusal);
-                answer(&refusal)
+                refuse(exchange, decided.route, refusal)
             }
         }
     }
