@@ -119,7 +119,7 @@ pub fn explain(
                 out.push_str("  public route: no credential checked\n");
             }
             out.push_str(&format!(
-                "decision endpoint: 200 with these identity headers and x-scopegate-path: {}\n",
+                "decision endpoint: 200 with these identity headers and x-scopegate-target: {}\n",
                 f.path_and_query
             ));
             true

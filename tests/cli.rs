@@ -323,7 +323,7 @@ fn explain_decides_legacy_credentials_given_as_headers_or_in_the_query() {
     assert!(!out.contains("zoho-mailer-authtoken-33d0"), "{out}");
     assert!(
         out.contains(
-            "decision endpoint: 200 with these identity headers and x-scopegate-path: /crm/v2/Leads"
+            "decision endpoint: 200 with these identity headers and x-scopegate-target: /crm/v2/Leads"
         ),
         "{out}"
     );

@@ -18,7 +18,10 @@ use hyper::body::Incoming;
 
 /// The decided target (normalized path, query without a credential): the caller forwards it
 /// instead of the client's spelling (nginx: `proxy_pass http://api$scopegate_target`).
+pub const X_SCOPEGATE_TARGET: HeaderName = HeaderName::from_static("x-scopegate-target");
+/// The same target's path and query apart, for callers that set them apart.
 pub const X_SCOPEGATE_PATH: HeaderName = HeaderName::from_static("x-scopegate-path");
+pub const X_SCOPEGATE_QUERY: HeaderName = HeaderName::from_static("x-scopegate-query");
 /// The client's headers the caller must drop, comma-separated (those the client sent that
 /// the proxy would not forward).
 pub const X_SCOPEGATE_REMOVE: HeaderName = HeaderName::from_static("x-scopegate-remove");
@@ -54,7 +57,14 @@ pub async fn handle(
     );
     let (front_end, method, path) = match &called {
         Ok((f, o)) => (*f, &o.method, o.uri.path()),
-        Err(_) => (FrontEnd::Decision, req.method(), req.uri().path()),
+        Err(_) => {
+            let front_end = conventions::front_end_for(req.uri().path());
+            (
+                front_end.unwrap_or(FrontEnd::Decision),
+                req.method(),
+                req.uri().path(),
+            )
+        }
     };
     let arrival = Arrival {
         method,
@@ -108,8 +118,15 @@ fn allow(a: Allowance, front_end: FrontEnd) -> Response<Full<Bytes>> {
     for (name, value) in a.identity {
         h.insert(name, value);
     }
-    if let Ok(v) = HeaderValue::from_str(&a.target) {
-        h.insert(X_SCOPEGATE_PATH, v);
+    let (path, query) = a.target.split_once('?').unwrap_or((&a.target, ""));
+    for (name, value) in [
+        (X_SCOPEGATE_TARGET, a.target.as_str()),
+        (X_SCOPEGATE_PATH, path),
+        (X_SCOPEGATE_QUERY, query),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
     }
     if !a.remove.is_empty() {
         let list = a

@@ -133,6 +133,21 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The front end a call to the decision listener names by its path.
+pub fn front_end_for(path: &str) -> Option<FrontEnd> {
+    match path {
+        NGINX_PATH => Some(FrontEnd::Nginx),
+        FORWARD_AUTH_PATH => Some(FrontEnd::ForwardAuth),
+        p if p
+            .strip_prefix(ENVOY_PREFIX)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
+        {
+            Some(FrontEnd::EnvoyHttp)
+        }
+        _ => None,
+    }
+}
+
 /// The original request of an HTTP call to the decision listener: which front end by the
 /// call's path, then the method, target, host, body length and client address by its
 /// conventions. A convention's method is required: a caller that forgot it would otherwise

@@ -1,9 +1,11 @@
 //! The proxies teams already run, from the OS packages, started by the tests in front of the
-//! test upstream and configured to ask the gateway's decision endpoint: nginx with
-//! `auth_request`, Caddy with `forward_auth`. Their configurations are the README's.
+//! test upstream with the shipped configurations (`config/proxies/`) as they are — only the
+//! addresses, the port and the secret filled in — asking the gateway's decision endpoint:
+//! nginx with `auth_request`, Caddy with `forward_auth`. Each is stopped the way its
+//! documentation says, and waited for, so no process outlives the test.
 
 use super::free_port;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,14 +19,32 @@ pub const IDENTITY: [&str; 6] = [
     "X-Auth-Issuer",
 ];
 
+/// The secret the shipped nginx configuration carries, replaced by the test's.
+const SHIPPED_SECRET: &str = "change-me-to-the-shared-secret";
+/// The decision endpoint and the API of the shipped configurations.
+const SHIPPED_DECISION: &str = "127.0.0.1:9100";
+const SHIPPED_API: &str = "10.0.0.10:3000";
+
 pub struct Proxy {
     child: Child,
     pub url: String,
     dir: PathBuf,
+    /// How the process is asked to stop (nginx: SIGQUIT, a graceful shutdown; Caddy: SIGINT).
+    stop_signal: &'static str,
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args([self.stop_signal, &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -37,7 +57,7 @@ fn workdir(what: &str) -> PathBuf {
     dir
 }
 
-fn wait_listening(port: u16, child: &mut Child, what: &str, log: &std::path::Path) {
+fn wait_listening(port: u16, child: &mut Child, what: &str, log: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -54,54 +74,43 @@ fn wait_listening(port: u16, child: &mut Child, what: &str, log: &std::path::Pat
     panic!("{what} did not listen on {port}");
 }
 
-/// The nginx `auth_request` configuration of the README, for `decision` (host:port),
-/// `upstream` (host:port) and the shared `secret`.
-pub fn nginx_site(listen: u16, decision: &str, upstream: &str, secret: &str) -> String {
-    let mut set = String::new();
-    let mut pass = String::new();
-    for h in IDENTITY {
-        let var = h.to_ascii_lowercase().replace('-', "_");
-        set.push_str(&format!(
-            "      auth_request_set ${var} $upstream_http_{var};\n"
-        ));
-        // An empty value removes the header: a client's copy never passes.
-        pass.push_str(&format!("      proxy_set_header {h} ${var};\n"));
-    }
-    format!(
-        r#"  server {{
-    listen 127.0.0.1:{listen};
-    location / {{
-      auth_request /_scopegate;
-{set}{pass}      # The refusal's challenge and the decision's reason, to the client.
-      auth_request_set $scopegate_www_authenticate $upstream_http_www_authenticate;
-      add_header WWW-Authenticate $scopegate_www_authenticate always;
-      proxy_pass http://{upstream};
-    }}
-    location = /_scopegate {{
-      internal;
-      proxy_pass http://{decision}/nginx;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Original-Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Scopegate-Secret "{secret}";
-    }}
-  }}
-"#
-    )
+/// A shipped configuration file.
+pub fn shipped(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("config/proxies")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Fails with the command that installs `tool` when it is missing.
+pub fn need(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{tool} is needed for this test: apt-get install {package} (or run .ci/run, which installs it)"
+    );
 }
 
 impl Proxy {
-    /// nginx (`/usr/sbin/nginx`) in front of `upstream`, asking `decision`.
+    /// nginx in front of `upstream`, asking `decision`, with `config/proxies/nginx.conf`.
     pub fn nginx(decision: &str, upstream: &str, secret: &str) -> Proxy {
+        need("nginx", "nginx");
         let dir = workdir("nginx");
         let port = free_port();
+        let site = shipped("nginx.conf")
+            .replace(SHIPPED_DECISION, decision)
+            .replace(SHIPPED_API, upstream)
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+            .replace(SHIPPED_SECRET, secret);
         let d = dir.display();
+        // One process (no master and worker to leave behind), in the foreground.
         let conf = format!(
             r#"daemon off;
-worker_processes 1;
+master_process off;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 256; }}
@@ -113,8 +122,7 @@ http {{
   uwsgi_temp_path {d}/uwsgi;
   scgi_temp_path {d}/scgi;
 {site}}}
-"#,
-            site = nginx_site(port, decision, upstream, secret)
+"#
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let log = dir.join("error.log");
@@ -128,52 +136,45 @@ http {{
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nginx (apt-get install nginx) is needed for this test");
+            .unwrap();
         wait_listening(port, &mut child, "nginx", &log);
         Proxy {
             child,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            stop_signal: "-QUIT",
         }
     }
 
-    /// Caddy (`/usr/bin/caddy`) in front of `upstream`, asking `decision` by `forward_auth`.
+    /// Caddy in front of `upstream`, asking `decision`, with `config/proxies/Caddyfile`.
     pub fn caddy(decision: &str, upstream: &str, secret: &str) -> Proxy {
+        need("caddy", "caddy");
         let dir = workdir("caddy");
         let port = free_port();
-        let caddyfile = format!(
-            "{{\n  admin off\n  auto_https off\n}}\n\nhttp://127.0.0.1:{port} {{\n{}}}\n",
-            caddy_site(decision, upstream, secret)
-        );
+        let site = shipped("Caddyfile")
+            .replace(SHIPPED_DECISION, decision)
+            .replace(SHIPPED_API, upstream)
+            .replace("api.example.com {", &format!("http://127.0.0.1:{port} {{"));
+        let caddyfile = format!("{{\n  admin off\n  auto_https off\n}}\n\n{site}");
         std::fs::write(dir.join("Caddyfile"), caddyfile).unwrap();
         let log = dir.join("caddy.log");
         let mut child = Command::new("caddy")
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(dir.join("Caddyfile"))
+            .env("SCOPEGATE_DECISION_SECRET", secret)
             .env("HOME", &dir)
             .env("XDG_DATA_HOME", &dir)
             .env("XDG_CONFIG_HOME", &dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("caddy (apt-get install caddy) is needed for this test");
+            .unwrap();
         wait_listening(port, &mut child, "caddy", &log);
         Proxy {
             child,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            stop_signal: "-INT",
         }
     }
-}
-
-/// The Caddy site block of the README.
-pub fn caddy_site(decision: &str, upstream: &str, secret: &str) -> String {
-    let identity = IDENTITY.join(" ");
-    let removed: String = IDENTITY
-        .iter()
-        .map(|h| format!("    request_header -{h}\n"))
-        .collect();
-    format!(
-        "  route {{\n    # The client's copies go first: copy_headers sets only what the answer has.\n{removed}    forward_auth {decision} {{\n      uri /forward-auth\n      header_up X-Scopegate-Secret \"{secret}\"\n      copy_headers {identity}\n    }}\n    reverse_proxy {upstream}\n  }}\n"
-    )
 }
