@@ -229,3 +229,146 @@ fn idle_connections_are_closed_and_busy_ones_are_not() {
         assert!(ended.is_ok(), "the server ended the idle HTTP/2 connection");
     });
 }
+
+/// Reads until the peer closes or `within` passes; whether it closed, and when.
+fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn a_half_sent_head_is_closed_at_the_header_timeout_not_the_idle_one() {
+    let w = world(&["timeouts: { header: 1s, idle: 4s }"]);
+    let mut s = TcpStream::connect(w.gw.addr).unwrap();
+    s.write_all(b"GET /fast HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        .unwrap();
+    let at = closed_within(&mut s, Duration::from_secs(6)).expect("closed");
+    assert!(at < Duration::from_millis(2500), "closed after {at:?}");
+}
+
+#[test]
+fn an_idle_http2_peer_that_never_answers_a_ping_is_closed() {
+    let w = world(&["timeouts: { idle: 1s }"]);
+    // The HTTP/2 preface and an empty SETTINGS frame; then nothing, not even the SETTINGS
+    // acknowledgement or a PING answer.
+    let mut s = TcpStream::connect(w.gw.addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let at = closed_within(&mut s, Duration::from_secs(8)).expect("closed");
+    assert!(at < Duration::from_secs(4), "closed after {at:?}");
+}
+
+/// A gateway with the decision endpoint (HTTP and gRPC) and the admin port, each with
+/// tight bounds of its own.
+fn tight_listeners() -> (World, std::net::SocketAddr, std::net::SocketAddr) {
+    let decision = format!("127.0.0.1:{}", free_port());
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let auth = AuthServer::start();
+    let (addr, rt) = slow_upstream();
+    let yaml = Template::corp(&[API])
+        .section(&format!(
+            "decision:\n  listen: \"{decision}\"\n  grpc_listen: \"{grpc}\"\n  limits: {{ max_connections: 2 }}\n  timeouts: {{ header: 1s, idle: 2s }}"
+        ))
+        .routes("  - { name: any, match: { path: \"/{*rest}\" }, upstream: api, auth: none }")
+        .yaml()
+        .replace(
+            "admin:\n  listen: \"{admin}\"\n",
+            "admin:\n  listen: \"{admin}\"\n  limits: { max_connections: 3, max_header_bytes: 16384, max_body_bytes: 1024 }\n  timeouts: { header: 1s, idle: 2s, body: 1s }\n",
+        )
+        .replace("{listen}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{issuer}", &auth.url)
+        .replace("{upstream}", &format!("http://{addr}"));
+    let w = World {
+        gw: TestGateway::start(&yaml),
+        _auth: auth,
+        _upstream: rt,
+    };
+    (w, decision.parse().unwrap(), grpc.parse().unwrap())
+}
+
+#[test]
+fn every_listener_has_its_own_connection_cap_and_head_and_idle_timeouts() {
+    let (w, decision, grpc) = tight_listeners();
+    let admin: std::net::SocketAddr = w.gw.admin.trim_start_matches("http://").parse().unwrap();
+    // The decision listener: two connections held, the third is answered 503 and closed.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(decision).unwrap();
+            s.write_all(b"GET /nginx HTTP/1.1\r\nHost: d\r\nX-Original-URI: /x\r\nX-Original-Method: GET\r\n\r\n")
+                .unwrap();
+            let mut buf = [0u8; 12];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"HTTP/1.1 200");
+            s
+        })
+        .collect();
+    let mut third = TcpStream::connect(decision).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut out = String::new();
+    let _ = third.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    // Both held connections are closed when idle (2 s), freeing their slots.
+    for mut s in held {
+        let at = closed_within(&mut s, Duration::from_secs(5)).expect("idle closed");
+        assert!(at < Duration::from_secs(4), "closed after {at:?}");
+    }
+    // A half-sent head is closed at the header timeout (1 s), on each listener.
+    for (what, addr) in [("decision", decision), ("admin", admin)] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            .unwrap();
+        let at = closed_within(&mut s, Duration::from_secs(5)).expect("closed");
+        assert!(
+            at < Duration::from_millis(2500),
+            "{what}: closed after {at:?}"
+        );
+    }
+    // The gRPC listener is capped too: two HTTP/2 connections held, the third closed.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(grpc).unwrap();
+            s.write_all(preface).unwrap();
+            let mut buf = [0u8; 9];
+            s.read_exact(&mut buf).unwrap(); // the server's SETTINGS
+            s
+        })
+        .collect();
+    let mut third = TcpStream::connect(grpc).unwrap();
+    let _ = third.write_all(preface);
+    assert!(
+        closed_within(&mut third, Duration::from_secs(3)).is_some(),
+        "a third gRPC connection is closed"
+    );
+    drop(held);
+    // The admin port's body limit.
+    let big = "x".repeat(4096);
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/events", w.gw.admin))
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // And everything still answers.
+    assert_eq!(
+        reqwest::blocking::get(format!("{}/healthz", w.gw.admin))
+            .unwrap()
+            .status(),
+        200
+    );
+}

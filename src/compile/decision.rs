@@ -120,7 +120,12 @@ pub fn compile(file: &File, origin: &str) -> Result<Option<DecisionServing>, Con
         grpc_listen,
         secret,
         continue_traces: d.trace_context == TraceContext::Continue,
-        bounds: SideListener::compile(&d.limits, &d.timeouts, file.server.limits.max_uri_bytes),
+        bounds: SideListener::compile(
+            SideListener::DECISION,
+            &d.limits,
+            &d.timeouts,
+            file.server.limits.max_uri_bytes,
+        ),
     }))
 }
 

@@ -13,15 +13,14 @@ mod observe;
 mod organizations;
 mod revocation;
 mod routes;
+mod serving;
 mod upstreams;
 
-use crate::otel::TraceSettings;
-use crate::requestlog::LogSettings;
 pub use decision::{Bind, CallerSecret, DecisionServing};
 pub use inputs::{Inputs, Unresolved};
 pub use lint::lint;
 pub use organizations::{OrgLocation, OrgSourceRules, org_policies};
-use serde::Serialize;
+pub use serving::{AdminListener, AtStart, Connections, ProxyListener, Serving, SideListener};
 
 use crate::config::{ConfigError, File};
 use crate::decision::{CacheSettings, Gateway, Rules, State};
@@ -33,7 +32,6 @@ use jsonwebtoken::Algorithm;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A configuration, compiled: the rules, how the state starts, how it is served, and what
 /// the sync tasks keep current.
@@ -44,143 +42,6 @@ pub struct Compiled {
     pub organizations: Option<Organizations>,
     pub serving: Serving,
     pub sync: SyncPlan,
-}
-
-/// How the configuration is served: what is bound at start, and what a reload may change.
-#[derive(Debug, Clone)]
-pub struct Serving {
-    /// Listeners, their bounds, threads: bound at start.
-    pub at_start: AtStart,
-    /// Longest pause between two reads of a proxied request body (408 beyond).
-    pub body_timeout: Duration,
-    /// From forwarding to the upstream's response head (504 beyond).
-    pub upstream_response: Duration,
-    /// How often the configuration file is looked at for changes; `None`: only SIGHUP.
-    pub watch_config: Option<Duration>,
-    /// The request and decision log.
-    pub log: LogSettings,
-    /// Redis shared by the replicas, when configured.
-    pub cluster: Option<ClusterSettings>,
-}
-
-/// What the process binds when it starts: a reload that changes any of it is refused (it
-/// needs a restart). One value compared whole, so a setting added here can never reload
-/// silently into a configuration the process does not serve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AtStart {
-    pub server: ProxyListener,
-    pub admin: AdminListener,
-    /// The decision endpoint, when configured.
-    pub decision: Option<DecisionServing>,
-    /// Proxy worker threads.
-    pub threads: usize,
-    /// Connecting to an upstream (the pooled client is built once).
-    pub upstream_connect: Duration,
-    /// How long requests in flight may take to finish after SIGTERM.
-    pub shutdown_grace: Duration,
-    /// OpenTelemetry traces, when configured.
-    pub traces: Option<TraceSettings>,
-}
-
-impl AtStart {
-    /// The settings that differ between `self` and `other`, by their path in the compiled
-    /// form (`server.listen`, `decision.max_connections`, …).
-    pub fn differences(&self, other: &AtStart) -> Vec<String> {
-        use serde_json::Value;
-        fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
-            match (a, b) {
-                (Value::Object(x), Value::Object(y)) => {
-                    let keys: std::collections::BTreeSet<&String> =
-                        x.keys().chain(y.keys()).collect();
-                    for k in keys {
-                        let here = if path.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{path}.{k}")
-                        };
-                        let (a, b) = (x.get(k), y.get(k));
-                        walk(
-                            &here,
-                            a.unwrap_or(&Value::Null),
-                            b.unwrap_or(&Value::Null),
-                            out,
-                        );
-                    }
-                }
-                (a, b) if a != b => out.push(path.to_string()),
-                _ => {}
-            }
-        }
-        let value = |s: &AtStart| serde_json::to_value(s).unwrap_or_default();
-        let mut out = Vec::new();
-        walk("", &value(self), &value(other), &mut out);
-        out
-    }
-}
-
-/// The proxy listener (`server:`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProxyListener {
-    pub listen: SocketAddr,
-    /// (certificate, key) paths when the listener speaks TLS.
-    pub tls: Option<(String, String)>,
-    #[serde(flatten)]
-    pub connections: Connections,
-}
-
-/// How a listener bounds its connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Connections {
-    /// Connections served at once (503 and close beyond).
-    pub max_connections: usize,
-    /// A request head must arrive within this.
-    pub header: Duration,
-    /// A connection that served nothing this long is closed gracefully.
-    pub idle: Duration,
-    /// A TLS handshake must finish within this.
-    pub tls_handshake: Duration,
-}
-
-/// A listener beside the proxy's (`admin:`, `decision:`): its connections and what one
-/// request may hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SideListener {
-    #[serde(flatten)]
-    pub connections: Connections,
-    pub max_uri_bytes: usize,
-    pub max_header_bytes: usize,
-    pub max_body_bytes: u64,
-    /// Longest pause between two reads of a body.
-    pub body: Duration,
-}
-
-impl SideListener {
-    fn compile(
-        limits: &crate::config::schema::ListenerLimits,
-        timeouts: &crate::config::schema::ListenerTimeouts,
-        max_uri_bytes: usize,
-    ) -> SideListener {
-        SideListener {
-            connections: Connections {
-                max_connections: limits.max_connections.max(1),
-                header: timeouts.header.0,
-                idle: timeouts.idle.0,
-                tls_handshake: Duration::ZERO,
-            },
-            max_uri_bytes,
-            max_header_bytes: limits.max_header_bytes,
-            max_body_bytes: limits.max_body_bytes,
-            body: timeouts.body.0,
-        }
-    }
-}
-
-/// The admin listener (`admin:`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AdminListener {
-    pub listen: SocketAddr,
-    #[serde(flatten)]
-    pub bounds: SideListener,
 }
 
 /// `cluster:`: the Redis the replicas share.
@@ -283,6 +144,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             admin: AdminListener {
                 listen: socket_addr(origin, "admin.listen", &file.admin.listen)?,
                 bounds: SideListener::compile(
+                    SideListener::ADMIN,
                     &file.admin.limits,
                     &file.admin.timeouts,
                     limits.max_uri_bytes,

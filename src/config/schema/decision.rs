@@ -27,9 +27,9 @@ pub struct Decision {
     /// which a client cannot set.
     #[serde(default)]
     pub trace_context: TraceContext,
-    #[serde(default = "ListenerLimits::decision")]
+    #[serde(default)]
     pub limits: ListenerLimits,
-    #[serde(default = "ListenerTimeouts::decision")]
+    #[serde(default)]
     pub timeouts: ListenerTimeouts,
 }
 

@@ -68,9 +68,9 @@ pub struct File {
 pub struct Admin {
     #[serde(default = "default_admin_listen")]
     pub listen: EnvString,
-    #[serde(default = "ListenerLimits::admin")]
+    #[serde(default)]
     pub limits: ListenerLimits,
-    #[serde(default = "ListenerTimeouts::admin")]
+    #[serde(default)]
     pub timeouts: ListenerTimeouts,
 }
 
@@ -82,8 +82,8 @@ impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: default_admin_listen(),
-            limits: ListenerLimits::admin(),
-            timeouts: ListenerTimeouts::admin(),
+            limits: ListenerLimits::default(),
+            timeouts: ListenerTimeouts::default(),
         }
     }
 }

@@ -146,68 +146,28 @@ impl Default for Timeouts {
 }
 
 /// The bounds of a listener beside the proxy's (the admin port, the decision endpoint): what
-/// one peer may hold of it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// one peer may hold of it. Each has its listener's default (see `compile`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ListenerLimits {
     /// Connections served at once; beyond, a connection is answered 503 and closed.
-    pub max_connections: usize,
+    pub max_connections: Option<usize>,
     /// Header fields of a request (431 beyond); the request target is bounded by
     /// `server.limits.max_uri_bytes`.
-    pub max_header_bytes: usize,
+    pub max_header_bytes: Option<usize>,
     /// A request body (413 beyond).
-    pub max_body_bytes: u64,
+    pub max_body_bytes: Option<u64>,
 }
 
-impl ListenerLimits {
-    /// The admin port: probes, scrapes and pushed Security Event Tokens.
-    pub fn admin() -> ListenerLimits {
-        ListenerLimits {
-            max_connections: 256,
-            max_header_bytes: 16 * 1024,
-            max_body_bytes: 64 * 1024,
-        }
-    }
-
-    /// The decision endpoint: a caller forwards its client's headers (bounded by its own
-    /// limits) and, at most, a small body (Envoy `with_request_body`).
-    pub fn decision() -> ListenerLimits {
-        ListenerLimits {
-            max_connections: 4096,
-            max_header_bytes: 64 * 1024,
-            max_body_bytes: 64 * 1024,
-        }
-    }
-}
-
-/// How long a listener beside the proxy's waits for its peers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How long a listener beside the proxy's waits for its peers; each has its listener's
+/// default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ListenerTimeouts {
     /// A request head must arrive within this.
-    pub header: Dur,
+    pub header: Option<Dur>,
     /// A connection that served nothing this long is closed.
-    pub idle: Dur,
+    pub idle: Option<Dur>,
     /// Longest pause between two reads of a request body: 408.
-    pub body: Dur,
-}
-
-impl ListenerTimeouts {
-    pub fn admin() -> ListenerTimeouts {
-        let s = |n| Dur(Duration::from_secs(n));
-        ListenerTimeouts {
-            header: s(10),
-            idle: s(60),
-            body: s(10),
-        }
-    }
-
-    pub fn decision() -> ListenerTimeouts {
-        let s = |n| Dur(Duration::from_secs(n));
-        ListenerTimeouts {
-            header: s(10),
-            idle: s(75),
-            body: s(10),
-        }
-    }
+    pub body: Option<Dur>,
 }
