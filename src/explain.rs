@@ -5,7 +5,7 @@ use crate::compile::Compiled;
 use crate::decision::{Backend, Verdict};
 use crate::request::{Connection, Head};
 use crate::sync::{Introspector, KeySync, OrgSourceSync};
-use crate::token::Cached;
+use crate::token::{Cached, TokenHash};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 
 /// Decides `method path` with `token` and `extra` headers (`Name: value`, e.g. a legacy
@@ -159,11 +159,16 @@ struct Once(Introspector);
 impl Backend for Once {
     async fn refresh_keys(&self, _issuer: usize) {}
 
-    async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
-        self.0.introspect(token, client).await
+    async fn introspect(
+        &self,
+        token: &str,
+        digest: TokenHash,
+        client: Option<std::net::IpAddr>,
+    ) -> Option<Cached> {
+        self.0.introspect(token, digest, client).await
     }
 
-    async fn membership(&self, token: &str, issuer: usize, org: &str) {
-        self.0.membership(token, issuer, org).await
+    async fn membership(&self, token: &str, digest: TokenHash, issuer: usize, org: &str) {
+        self.0.membership(token, digest, issuer, org).await
     }
 }

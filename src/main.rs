@@ -35,12 +35,17 @@ enum Command {
     Explain {
         #[arg(long)]
         config: PathBuf,
-        /// The bearer token (omit to see what happens without one).
+        /// A file holding the bearer token, `-` for stdin (omit to see what happens without
+        /// one). Never the token itself: a command line is visible to every user of the host.
         #[arg(long)]
-        token: Option<String>,
-        /// Another request header, `Name: value` (e.g. a legacy credential); repeatable.
+        token_file: Option<PathBuf>,
+        /// Another request header, `Name: value`; repeatable. A secret (a legacy credential)
+        /// belongs in `--header-file`.
         #[arg(long = "header")]
         headers: Vec<String>,
+        /// A file of request headers, one `Name: value` per line, `-` for stdin.
+        #[arg(long)]
+        header_file: Option<PathBuf>,
         method: String,
         path: String,
     },
@@ -53,6 +58,19 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9901/healthz")]
         url: String,
     },
+}
+
+/// The contents of `path` (`-`: stdin), without the line break at its end.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// mimalloc: measured cheaper than glibc malloc on the proxy path (README, Performance).
@@ -190,11 +208,16 @@ fn main() -> ExitCode {
         }
         Command::Explain {
             config,
-            token,
-            headers,
+            token_file,
+            mut headers,
+            header_file,
             method,
             path,
         } => load(&config).and_then(|(_, compiled)| {
+            let token = token_file.map(|f| read_secret(&f)).transpose()?;
+            if let Some(f) = header_file {
+                headers.extend(read_secret(&f)?.lines().map(str::to_string));
+            }
             let (text, allowed) =
                 scopegate::explain::explain(compiled, token.as_deref(), &headers, &method, &path)?;
             print!("{text}");

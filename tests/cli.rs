@@ -5,6 +5,27 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A file under the target directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn with(contents: &str) -> TempFile {
+        let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "cli-{}-{}",
+            std::process::id(),
+            contents.len()
+        ));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn scopegate(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
         .args(args)
@@ -309,12 +330,14 @@ fn explain_decides_legacy_credentials_given_as_headers_or_in_the_query() {
         "{}/config/examples/zoho-migration.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
+    // A secret header comes from a file, not the command line.
+    let headers = TempFile::with("Authorization: Zoho-authtoken zoho-mailer-authtoken-33d0\n");
     let (ok, out, err) = scopegate(&[
         "explain",
         "--config",
         &config,
-        "--header",
-        "Authorization: Zoho-authtoken zoho-mailer-authtoken-33d0",
+        "--header-file",
+        headers.0.to_str().unwrap(),
         "GET",
         "/crm/v2/Leads",
     ]);

@@ -479,13 +479,19 @@ fn explain_names_the_route_and_the_reason_without_printing_the_token() {
     let auth = AuthServer::start();
     let upstream = Upstream::start();
     let file = TempPath::with(&config(&config_template(), &auth, &upstream));
+    // The token is read from stdin: never on the command line, which every user can list.
     let explain = |token: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scopegate"))
             .args(["explain", "--config"])
             .arg(&file.0)
-            .args(["--token", token, "GET", "/orgs/acme/repos"])
-            .output()
+            .args(["--token-file", "-", "GET", "/orgs/acme/repos"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+        let out = child.wait_with_output().unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,7 +1,7 @@
 //! JWT access tokens (RFC 9068), verified locally with the issuer's keys and cached.
 
 use super::bearer::{self, Kind};
-use super::{Authenticator, Authn, Context, Need};
+use super::{Authenticator, Authn, Context, Need, Presented};
 use crate::token::{self, VerifyError};
 use std::sync::Arc;
 
@@ -9,12 +9,16 @@ use std::sync::Arc;
 pub struct Jwt;
 
 impl Authenticator for Jwt {
-    fn authenticate(&self, secret: &str, ctx: &Context) -> Authn {
-        let key = token::hash(secret);
+    fn claims(&self, p: &Presented, _: &Context) -> bool {
+        p.is_bearer() && token::looks_like_jwt(p.secret)
+    }
+
+    fn authenticate(&self, p: &Presented, ctx: &Context) -> Authn {
+        let key = p.digest;
         if let Some(known) = bearer::known(&key, Kind::Jwt, ctx) {
             return known;
         }
-        let verified = token::verify(secret, ctx.issuers, ctx.issuer_states, ctx.now);
+        let verified = token::verify(p.secret, ctx.issuers, ctx.issuer_states, ctx.now);
         let principal = match verified {
             Ok(v) => ctx
                 .principals

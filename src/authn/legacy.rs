@@ -5,8 +5,9 @@
 //! stopping at a match, so neither the answer's timing nor its content says how close a guess
 //! was. The principal of each credential is built once, at load.
 
-use super::{Authenticator, Authn, Context};
+use super::{Authenticator, Authn, Context, Presented};
 use crate::answer::Refusal;
+use crate::credential::Source;
 use crate::principal::Principal;
 use crate::token::TokenError;
 use std::sync::Arc;
@@ -39,13 +40,12 @@ pub struct LegacyCredentials {
 }
 
 impl LegacyCredentials {
-    /// The credential `secret` is, among those presented the way `presentation` says; `None`
-    /// when it is none of them.
-    pub fn find(&self, presentation: usize, secret: &str, now: u64) -> Option<LegacyMatch> {
-        let digest = digest(secret);
+    /// The credential whose secret has `digest` (its SHA-256), among those presented the way
+    /// `presentation` says; `None` when it is none of them.
+    pub fn find(&self, presentation: usize, digest: &Digest, now: u64) -> Option<LegacyMatch> {
         let mut found = None;
         for (i, c) in self.entries.iter().enumerate() {
-            let same = aws_lc_rs::constant_time::verify_slices_are_equal(&c.digest, &digest);
+            let same = aws_lc_rs::constant_time::verify_slices_are_equal(&c.digest, digest);
             if c.presentation == presentation && same.is_ok() {
                 found = Some(i);
             }
@@ -56,18 +56,22 @@ impl LegacyCredentials {
     }
 }
 
-/// The legacy credentials presented one way (a header, a scheme, a query parameter).
-pub struct LegacyKeys<'a> {
-    pub table: &'a LegacyCredentials,
-    /// Index into `credential::Rules::legacy`.
-    pub presentation: usize,
-}
+/// The legacy credentials, each presented its own way (a header, a scheme, a query
+/// parameter).
+pub struct LegacyKeys;
 
-impl Authenticator for LegacyKeys<'_> {
+impl Authenticator for LegacyKeys {
+    fn claims(&self, p: &Presented, _: &Context) -> bool {
+        matches!(p.source, Source::Legacy(_))
+    }
+
     /// Every use of a configured credential is counted, also after its `not_after`, so
     /// operators see who still has to migrate.
-    fn authenticate(&self, secret: &str, ctx: &Context) -> Authn {
-        let Some(m) = self.table.find(self.presentation, secret, ctx.now) else {
+    fn authenticate(&self, p: &Presented, ctx: &Context) -> Authn {
+        let Source::Legacy(presentation) = p.source else {
+            return Authn::Refused(Refusal::InvalidToken(TokenError::Unknown));
+        };
+        let Some(m) = ctx.legacy.find(presentation, &p.digest, ctx.now) else {
             return Authn::Refused(Refusal::InvalidToken(TokenError::Unknown));
         };
         ctx.metrics.legacy_uses[m.index].inc();
@@ -75,20 +79,16 @@ impl Authenticator for LegacyKeys<'_> {
             ctx.metrics.legacy_retired_uses[m.index].inc();
             return Authn::Refused(Refusal::RetiredCredential);
         }
-        Authn::Authenticated(self.table.entries[m.index].principal.clone())
+        Authn::Authenticated(ctx.legacy.entries[m.index].principal.clone())
     }
-}
-
-fn digest(secret: &str) -> Digest {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
 }
 
 /// The lowercase hex SHA-256 of a secret, as written in `credentials[].sha256`.
 pub fn sha256_hex(secret: &str) -> String {
-    digest(secret).iter().map(|b| format!("{b:02x}")).collect()
+    crate::token::hash(secret)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Parses 64 hex digits (either case).
@@ -140,21 +140,30 @@ mod tests {
     #[test]
     fn a_configured_secret_is_found_with_its_presentation_only() {
         let t = table();
-        let m = t.find(0, "s3cret", 10).unwrap();
+        let m = t.find(0, &crate::token::hash("s3cret"), 10).unwrap();
         assert_eq!(m.index, 0);
         assert!(!m.retired);
         // The same secret presented the other way is the other credential.
-        assert_eq!(t.find(1, "s3cret", 10).unwrap().index, 2);
-        assert!(t.find(0, "s3cret ", 10).is_none());
-        assert!(t.find(0, "S3CRET", 10).is_none());
-        assert!(t.find(2, "s3cret", 10).is_none());
+        assert_eq!(
+            t.find(1, &crate::token::hash("s3cret"), 10).unwrap().index,
+            2
+        );
+        assert!(t.find(0, &crate::token::hash("s3cret "), 10).is_none());
+        assert!(t.find(0, &crate::token::hash("S3CRET"), 10).is_none());
+        assert!(t.find(2, &crate::token::hash("s3cret"), 10).is_none());
     }
 
     #[test]
     fn a_credential_is_refused_from_its_not_after_on() {
         let t = table();
-        assert!(!t.find(0, "retired-key", 999).unwrap().retired);
-        let late = t.find(0, "retired-key", 1_000).unwrap();
+        assert!(
+            !t.find(0, &crate::token::hash("retired-key"), 999)
+                .unwrap()
+                .retired
+        );
+        let late = t
+            .find(0, &crate::token::hash("retired-key"), 1_000)
+            .unwrap();
         assert_eq!(
             late,
             LegacyMatch {

@@ -3,8 +3,11 @@
 //! principal, a refusal, or what it needs from the network first. Synchronous and free of
 //! I/O: the network part is done by `sync/` and handed back to [`resume`].
 //!
-//! Adding a credential kind: a file here with a type that implements [`Authenticator`], and
-//! one arm in [`authenticate`] that picks it (see `docs/architecture.md`).
+//! Each authenticator gets the whole presented credential — the secret, where it was, its
+//! digest (computed once per request), and the request head with its connection — and says
+//! whether the credential is its kind ("not mine" lets the next one try). Adding a kind: a
+//! file here with a type that implements [`Authenticator`], and its place in
+//! [`AUTHENTICATORS`] (see `docs/architecture.md`).
 
 mod bearer;
 mod jwt;
@@ -20,8 +23,8 @@ pub use opaque::Opaque;
 use crate::answer::Refusal;
 use crate::credential::{Credential, Source};
 use crate::principal::Principal;
-use crate::request::Connection;
-use crate::token::{Cached, Issuer, IssuerState, Principals, Revocations, TokenCache};
+use crate::request::Head;
+use crate::token::{Cached, Issuer, IssuerState, Principals, Revocations, TokenCache, TokenHash};
 use std::sync::Arc;
 
 /// What authenticating a credential came to.
@@ -41,9 +44,6 @@ pub enum Need {
     Keys { issuer: usize, ever_fetched: bool },
     /// An opaque token: only introspection can say what it is.
     Introspection,
-    /// The issuer (index) is asked whether the token's user is a member of the organization
-    /// the request names (GitHub); asked by the organization stage, after authentication.
-    Membership { issuer: usize },
 }
 
 impl Need {
@@ -54,10 +54,36 @@ impl Need {
             Need::Keys {
                 ever_fetched: true, ..
             } => Refusal::InvalidToken(crate::token::TokenError::UnknownKey),
-            Need::Keys { .. } | Need::Introspection | Need::Membership { .. } => {
-                Refusal::Unavailable
-            }
+            Need::Keys { .. } | Need::Introspection => Refusal::Unavailable,
         }
+    }
+}
+
+/// A credential as a request presents it, with what every authenticator may read: the
+/// secret, where it was, its SHA-256 (computed once per request: the cache and revocation
+/// key, and a legacy credential's digest), and the request head with its connection (a
+/// proof-of-possession kind reads its proof header, or the client certificate).
+pub struct Presented<'a> {
+    pub secret: &'a str,
+    pub source: Source,
+    pub digest: TokenHash,
+    pub head: &'a Head<'a>,
+}
+
+impl<'a> Presented<'a> {
+    /// `cred`, extracted from `head`; hashed here, once.
+    pub fn new(cred: &'a Credential<'a>, head: &'a Head<'a>) -> Presented<'a> {
+        Presented {
+            secret: &cred.token,
+            source: cred.source,
+            digest: crate::token::hash(&cred.token),
+            head,
+        }
+    }
+
+    /// A bearer token (the `Authorization` header or `?access_token=`), not a legacy key.
+    pub fn is_bearer(&self) -> bool {
+        matches!(self.source, Source::Header | Source::Query)
     }
 }
 
@@ -70,58 +96,53 @@ pub enum Found {
 }
 
 /// What every authenticator reads: the compiled rules it needs, the shared state, and the
-/// request's connection and time.
+/// time.
 pub struct Context<'a> {
     pub issuers: &'a [Issuer],
     pub issuer_states: &'a [IssuerState],
     pub principals: &'a Principals,
+    pub legacy: &'a LegacyCredentials,
     pub cache: &'a TokenCache,
     pub revocations: &'a Revocations,
     pub metrics: &'a AuthnMetrics,
-    pub conn: &'a Connection,
     pub now: u64,
 }
 
 /// One kind of credential.
-pub trait Authenticator {
-    /// Authenticates `secret` with the keys, cache and revocations at hand.
-    fn authenticate(&self, secret: &str, ctx: &Context) -> Authn;
+pub trait Authenticator: Sync {
+    /// Whether `presented` is this kind's; "not mine" (`false`) lets the next one try.
+    fn claims(&self, presented: &Presented, ctx: &Context) -> bool;
+    /// Authenticates a credential it claims, with the keys, cache and revocations at hand.
+    fn authenticate(&self, presented: &Presented, ctx: &Context) -> Authn;
 }
 
-/// Authenticates an extracted credential with the authenticator of its kind.
-pub fn authenticate(cred: &Credential, legacy: &LegacyCredentials, ctx: &Context) -> Authn {
-    match cred.source {
-        Source::Legacy(presentation) => LegacyKeys {
-            table: legacy,
-            presentation,
-        }
-        .authenticate(&cred.token, ctx),
-        Source::Header | Source::Query => {
-            // An issuer's token prefix or pattern comes first: a dotted opaque token (Zoho's
-            // `1000.x.y`) is its issuer's, whatever it looks like.
-            let claimed = ctx
-                .issuers
-                .iter()
-                .any(|i| i.introspection.is_some() && i.opaque_tokens.claims(&cred.token));
-            if !claimed && crate::token::looks_like_jwt(&cred.token) {
-                Jwt.authenticate(&cred.token, ctx)
-            } else {
-                Opaque.authenticate(&cred.token, ctx)
-            }
-        }
-    }
+/// The credential kinds, asked in this order: legacy keys (by where they are presented),
+/// opaque tokens (an introspecting issuer's prefix or pattern comes first, so a dotted
+/// opaque token such as Zoho's `1000.x.y` is its issuer's whatever it looks like; then every
+/// bearer token that is no JWT), JWTs.
+pub const AUTHENTICATORS: [&dyn Authenticator; 3] = [&LegacyKeys, &Opaque, &Jwt];
+
+/// Authenticates a presented credential with the first authenticator that claims it.
+pub fn authenticate(presented: &Presented, ctx: &Context) -> Authn {
+    AUTHENTICATORS
+        .iter()
+        .find(|a| a.claims(presented, ctx))
+        .map_or(
+            Authn::Refused(Refusal::InvalidToken(crate::token::TokenError::Unknown)),
+            |a| a.authenticate(presented, ctx),
+        )
 }
 
 /// Finishes authenticating once the network did what `need` asked; what it still cannot
 /// tell is refused (see [`Need::refusal`]).
-pub fn resume(cred: &Credential, need: Need, found: Found, ctx: &Context) -> Authn {
+pub fn resume(presented: &Presented, need: Need, found: Found, ctx: &Context) -> Authn {
     match (need, found) {
-        (Need::Keys { .. }, Found::Keys) => match Jwt.authenticate(&cred.token, ctx) {
+        (Need::Keys { .. }, Found::Keys) => match Jwt.authenticate(presented, ctx) {
             Authn::Needs(still) => Authn::Refused(still.refusal()),
             done => done,
         },
         (Need::Introspection, Found::Introspection(answer)) => {
-            Opaque::introspected(&cred.token, answer, ctx)
+            Opaque::introspected(presented, answer, ctx)
         }
         (need, _) => Authn::Refused(need.refusal()),
     }

@@ -2,7 +2,7 @@
 //! introspection, called by `sync::introspect`); its answers are cached like verified JWTs.
 
 use super::bearer::{self, Kind};
-use super::{Authenticator, Authn, Context, Need};
+use super::{Authenticator, Authn, Context, Need, Presented};
 use crate::answer::Refusal;
 use crate::token::{self, Cached, TokenError};
 
@@ -10,8 +10,19 @@ use crate::token::{self, Cached, TokenError};
 pub struct Opaque;
 
 impl Authenticator for Opaque {
-    fn authenticate(&self, secret: &str, ctx: &Context) -> Authn {
-        let key = token::hash(secret);
+    /// A bearer token an introspecting issuer claims by its prefix or pattern, or one that is
+    /// no JWT.
+    fn claims(&self, p: &Presented, ctx: &Context) -> bool {
+        p.is_bearer()
+            && (ctx
+                .issuers
+                .iter()
+                .any(|i| i.introspection.is_some() && i.opaque_tokens.claims(p.secret))
+                || !token::looks_like_jwt(p.secret))
+    }
+
+    fn authenticate(&self, p: &Presented, ctx: &Context) -> Authn {
+        let key = p.digest;
         if let Some(known) = bearer::known(&key, Kind::Opaque, ctx) {
             return known;
         }
@@ -27,10 +38,10 @@ impl Authenticator for Opaque {
 impl Opaque {
     /// The decision on an introspected token; `None`: the authorization server could not
     /// answer and nothing was cached (fail closed, 503).
-    pub fn introspected(secret: &str, answer: Option<Cached>, ctx: &Context) -> Authn {
+    pub fn introspected(p: &Presented, answer: Option<Cached>, ctx: &Context) -> Authn {
         match answer {
             // Revoked while the call was in flight: the index has the last word.
-            Some(_) if ctx.revocations.is_token_revoked(&token::hash(secret)) => {
+            Some(_) if ctx.revocations.is_token_revoked(&p.digest) => {
                 bearer::refused(TokenError::Revoked)
             }
             Some(c) => bearer::answer(c, ctx),

@@ -15,13 +15,13 @@ pub use rules::{OrgRule, OrgSource, RouteRules, Rules, Upstream};
 pub use state::{CacheSettings, State};
 
 use crate::answer::Refusal;
-use crate::authn::{self, Authn, Context, Found, Need};
+use crate::authn::{self, Authn, Context, Found, Need, Presented};
 use crate::clock::unix_now;
 use crate::credential::{self, Credential, Presentation, QUERY_PARAMETER, Source};
 use crate::principal::Principal;
-use crate::request::{self, Connection, Head, NormalizedPath};
+use crate::request::{self, Head, NormalizedPath};
 use crate::route::Lookup;
-use crate::token::Cached;
+use crate::token::{Cached, TokenHash};
 use std::sync::Arc;
 
 /// The compiled rules and the state they are applied with.
@@ -53,12 +53,32 @@ pub struct Forward {
     pub max_body_bytes: u64,
 }
 
+/// What a decision needs from the network before it can be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// What authentication needs (keys, introspection).
+    Authn(Need),
+    /// Whether the token's user is a member of the organization the request names, asked of
+    /// the issuer's API (GitHub): the organization stage's question, after authentication.
+    Membership { issuer: usize },
+}
+
+impl Ask {
+    /// The answer when the network cannot help.
+    pub fn refusal(self) -> Refusal {
+        match self {
+            Ask::Authn(need) => need.refusal(),
+            Ask::Membership { .. } => Refusal::Unavailable,
+        }
+    }
+}
+
 pub struct Decided {
     /// The matched route, if any (for metrics and logs).
     pub route: Option<usize>,
     pub verdict: Verdict,
     /// Set by [`Gateway::decide`] when the refusal may go away once the network did its part.
-    pub need: Option<Need>,
+    pub need: Option<Ask>,
     /// Who the caller was found to be, also when what it asked was refused afterwards (a
     /// 403 names its principal in the log).
     pub principal: Option<Arc<Principal>>,
@@ -75,7 +95,7 @@ impl Decided {
     }
 
     /// Refused until the network did what `need` says.
-    fn needs(route: usize, need: Need) -> Decided {
+    fn needs(route: usize, need: Ask) -> Decided {
         Decided {
             need: Some(need),
             ..Decided::refuse(Some(route), need.refusal())
@@ -87,16 +107,24 @@ impl Decided {
 pub trait Backend {
     /// Fetches an issuer's keys now (rate-limited by the implementation).
     fn refresh_keys(&self, issuer: usize) -> impl Future<Output = ()> + Send;
-    /// Introspects an opaque token (coalesced, cached, bounded per `client` by the
-    /// implementation); `None` when the authorization server could not or may not be asked.
+    /// Introspects an opaque token whose SHA-256 is `digest` (coalesced, cached, bounded per
+    /// `client` by the implementation); `None` when the authorization server could not or
+    /// may not be asked.
     fn introspect(
         &self,
         token: &str,
+        digest: TokenHash,
         client: Option<std::net::IpAddr>,
     ) -> impl Future<Output = Option<Cached>> + Send;
     /// Asks `issuer` whether the token's user is a member of `org`, and remembers the answer
     /// in the state's memberships; nothing is remembered when the issuer could not answer.
-    fn membership(&self, token: &str, issuer: usize, org: &str) -> impl Future<Output = ()> + Send;
+    fn membership(
+        &self,
+        token: &str,
+        digest: TokenHash,
+        issuer: usize,
+        org: &str,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// A request that passed the stages before authentication.
@@ -116,12 +144,9 @@ impl Gateway {
             Ok(b) => b,
             Err(decided) => return decided,
         };
-        let authn = authn::authenticate(
-            &begun.cred,
-            &self.rules.legacy,
-            &self.context(head.conn, now),
-        );
-        self.finish(begun, authn)
+        let presented = Presented::new(&begun.cred, head);
+        let authn = authn::authenticate(&presented, &self.context(now));
+        self.finish(&begun, &presented, authn)
     }
 
     /// Decides, doing first what authentication needs from the network: refreshing an
@@ -132,40 +157,38 @@ impl Gateway {
             Ok(b) => b,
             Err(decided) => return decided,
         };
-        let ctx = self.context(head.conn, unix_now());
-        let authn = match authn::authenticate(&begun.cred, &self.rules.legacy, &ctx) {
+        let presented = Presented::new(&begun.cred, head);
+        let authn = match authn::authenticate(&presented, &self.context(unix_now())) {
             Authn::Needs(need) => {
                 let found = match need {
                     Need::Keys { issuer, .. } => {
                         backend.refresh_keys(issuer).await;
-                        Some(Found::Keys)
+                        Found::Keys
                     }
                     Need::Introspection => {
                         let client = head.conn.peer.map(|p| p.ip());
-                        let answer = backend.introspect(&begun.cred.token, client).await;
-                        Some(Found::Introspection(answer))
+                        let answer = backend
+                            .introspect(presented.secret, presented.digest, client)
+                            .await;
+                        Found::Introspection(answer)
                     }
-                    // Asked by the organization stage, never by authentication.
-                    Need::Membership { .. } => None,
                 };
-                let ctx = self.context(head.conn, unix_now());
-                match found {
-                    Some(found) => authn::resume(&begun.cred, need, found, &ctx),
-                    None => Authn::Refused(need.refusal()),
-                }
+                authn::resume(&presented, need, found, &self.context(unix_now()))
             }
             done => done,
         };
         let Authn::Authenticated(principal) = authn else {
-            return self.finish(begun, authn);
+            return self.finish(&begun, &presented, authn);
         };
-        let decided = self.authorize(&begun, principal.clone());
+        let decided = self.authorize(&begun, &presented, principal.clone());
         // The organization stage asked the issuer's API for a membership: ask once, then
         // decide again (what is still unknown is a 503).
-        if let Some(Need::Membership { issuer }) = decided.need {
+        if let Some(Ask::Membership { issuer }) = decided.need {
             let org = begun.org.as_deref().unwrap_or_default();
-            backend.membership(&begun.cred.token, issuer, org).await;
-            return self.authorize(&begun, principal);
+            backend
+                .membership(presented.secret, presented.digest, issuer, org)
+                .await;
+            return self.authorize(&begun, &presented, principal);
         }
         decided
     }
@@ -202,15 +225,15 @@ impl Gateway {
         Ok(())
     }
 
-    fn context<'a>(&'a self, conn: &'a Connection, now: u64) -> Context<'a> {
+    fn context(&self, now: u64) -> Context<'_> {
         Context {
             issuers: &self.rules.issuers,
             issuer_states: &self.state.issuers,
             principals: &self.rules.principals,
+            legacy: &self.rules.legacy,
             cache: &self.state.cache,
             revocations: &self.state.revocations,
             metrics: &self.state.metrics,
-            conn,
             now,
         }
     }
@@ -311,24 +334,34 @@ impl Gateway {
     }
 
     /// The stages after authentication.
-    fn finish(&self, begun: Begun, authn: Authn) -> Decided {
+    fn finish(&self, begun: &Begun, presented: &Presented, authn: Authn) -> Decided {
         let index = begun.route;
         match authn {
-            Authn::Authenticated(p) => self.authorize(&begun, p),
+            Authn::Authenticated(p) => self.authorize(begun, presented, p),
             Authn::Refused(r) => Decided::refuse(Some(index), r),
-            Authn::Needs(need) => Decided::needs(index, need),
+            Authn::Needs(need) => Decided::needs(index, Ask::Authn(need)),
         }
     }
 
     /// What an authenticated principal may do: the route's issuers, its requirement, its
     /// organization; then what is forwarded.
-    fn authorize(&self, begun: &Begun, principal: Arc<Principal>) -> Decided {
-        let mut decided = self.authorize_as(begun, &principal);
+    fn authorize(
+        &self,
+        begun: &Begun,
+        presented: &Presented,
+        principal: Arc<Principal>,
+    ) -> Decided {
+        let mut decided = self.authorize_as(begun, presented, &principal);
         decided.principal = Some(principal);
         decided
     }
 
-    fn authorize_as(&self, begun: &Begun, principal: &Arc<Principal>) -> Decided {
+    fn authorize_as(
+        &self,
+        begun: &Begun,
+        presented: &Presented,
+        principal: &Arc<Principal>,
+    ) -> Decided {
         let index = begun.route;
         let route = &self.rules.routes[index];
         if let Some(accepted) = &route.issuers
@@ -352,7 +385,7 @@ impl Gateway {
             None => None,
             Some(rule) => {
                 let name = begun.org.as_deref();
-                let member = match self.asked_membership(rule, name, principal, begun) {
+                let member = match self.asked_membership(rule, name, principal, presented) {
                     Ok(member) => member,
                     Err(need) => return Decided::needs(index, need),
                 };
@@ -396,8 +429,8 @@ impl Gateway {
         rule: &OrgRule,
         name: Option<&str>,
         principal: &Principal,
-        begun: &Begun,
-    ) -> Result<Option<crate::token::Membership>, Need> {
+        presented: &Presented,
+    ) -> Result<Option<crate::token::Membership>, Ask> {
         let Some(issuer) = principal.issuer else {
             return Ok(None);
         };
@@ -407,10 +440,9 @@ impl Gateway {
         if !self.rules.issuers[issuer].asks_membership() {
             return Ok(None);
         }
-        let token = crate::token::hash(&begun.cred.token);
-        match self.state.memberships.get(&token, name) {
+        match self.state.memberships.get(&presented.digest, name) {
             Some(member) => Ok(Some(member)),
-            None => Err(Need::Membership { issuer }),
+            None => Err(Ask::Membership { issuer }),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::authn::sha256_hex;
+use crate::request::Connection;
 use crate::token::TokenError;
 use crate::token::testing::{self, Signer};
 use http::{HeaderMap, Method, Uri};
@@ -152,12 +153,18 @@ impl super::Backend for Backend {
         self.keys_asked.fetch_add(1, Ordering::Relaxed);
     }
 
-    async fn introspect(&self, _token: &str, _client: Option<std::net::IpAddr>) -> Option<Cached> {
+    async fn introspect(
+        &self,
+        token: &str,
+        digest: TokenHash,
+        _client: Option<std::net::IpAddr>,
+    ) -> Option<Cached> {
+        assert_eq!(digest, crate::token::hash(token), "the token's digest");
         self.introspections.fetch_add(1, Ordering::Relaxed);
         self.answer.clone()
     }
 
-    async fn membership(&self, _token: &str, _issuer: usize, _org: &str) {
+    async fn membership(&self, _token: &str, _digest: TokenHash, _issuer: usize, _org: &str) {
         unreachable!("no issuer of these tests asks for memberships")
     }
 }
@@ -212,10 +219,10 @@ fn an_unknown_kid_needs_keys_then_one_refresh_decides_without_running_the_pipeli
     let without = decide(&gw, "/any", &bearer(&token));
     assert_eq!(
         without.need,
-        Some(Need::Keys {
+        Some(Ask::Authn(Need::Keys {
             issuer: 0,
             ever_fetched: true
-        })
+        }))
     );
     assert!(matches!(
         refusal(without),
@@ -256,7 +263,7 @@ fn an_opaque_token_is_decided_by_the_introspection_answer() {
     let opaque = "opaque-token-1";
     assert_eq!(
         decide(&gw, "/any", &bearer(opaque)).need,
-        Some(Need::Introspection)
+        Some(Ask::Authn(Need::Introspection))
     );
     let unreachable = Backend::default();
     assert!(matches!(

@@ -19,7 +19,7 @@ pub use org_source::OrgSourceSync;
 pub use poll::Poller;
 
 use crate::decision::Backend;
-use crate::token::Cached;
+use crate::token::{Cached, TokenHash};
 use std::sync::Arc;
 
 /// Largest answer read from an authorization server or policy source: a JWKS, a poll batch
@@ -53,15 +53,18 @@ impl Backend for Network {
         crate::otel::in_span("key fetch", self.keys.refresh(issuer)).await
     }
 
-    async fn introspect(&self, token: &str, client: Option<std::net::IpAddr>) -> Option<Cached> {
-        crate::otel::in_span("introspection", self.introspector.introspect(token, client)).await
+    async fn introspect(
+        &self,
+        token: &str,
+        digest: TokenHash,
+        client: Option<std::net::IpAddr>,
+    ) -> Option<Cached> {
+        let asked = self.introspector.introspect(token, digest, client);
+        crate::otel::in_span("introspection", asked).await
     }
 
-    async fn membership(&self, token: &str, issuer: usize, org: &str) {
-        crate::otel::in_span(
-            "membership",
-            self.introspector.membership(token, issuer, org),
-        )
-        .await
+    async fn membership(&self, token: &str, digest: TokenHash, issuer: usize, org: &str) {
+        let asked = self.introspector.membership(token, digest, issuer, org);
+        crate::otel::in_span("membership", asked).await
     }
 }

@@ -5,26 +5,29 @@
 
 use super::Introspector;
 use super::dialect::GITHUB_API_VERSION;
-use crate::token::{self, Membership, membership_path, read_membership};
+use crate::token::{Membership, TokenHash, membership_path, read_membership};
 use http::header::ACCEPT;
 use std::time::Instant;
 
 impl Introspector {
     /// Asks `issuer` whether the user of `token` is a member of `org`, and remembers the
     /// answer; remembers nothing when the issuer could not answer.
-    pub async fn membership(&self, token: &str, issuer: usize, org: &str) {
-        let key = (token::hash(token), org.to_ascii_lowercase());
+    pub async fn membership(&self, token: &str, digest: TokenHash, issuer: usize, org: &str) {
+        let key = (digest, org.to_ascii_lowercase());
         self.memberships_in_flight
-            .run(key, || self.ask_membership(token, issuer, org), || {})
+            .run(
+                key,
+                || self.ask_membership(token, digest, issuer, org),
+                || {},
+            )
             .await
     }
 
-    async fn ask_membership(&self, token: &str, issuer: usize, org: &str) {
+    async fn ask_membership(&self, token: &str, key: TokenHash, issuer: usize, org: &str) {
         let i = &self.issuers[issuer];
         let (Some(rules), Some(client)) = (i.introspection.as_ref(), &self.clients[issuer]) else {
             return;
         };
-        let key = token::hash(token);
         let count = |result: &str| {
             self.metrics
                 .memberships

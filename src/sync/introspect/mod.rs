@@ -221,10 +221,14 @@ impl Introspector {
         }
     }
 
-    /// The answer for `token`, asking the authorization server at most once for all
-    /// concurrent callers; `None` when no issuer could answer.
-    pub async fn introspect(&self, token: &str, client: Option<IpAddr>) -> Introspected {
-        let key = token::hash(token);
+    /// The answer for `token` (whose SHA-256 is `key`), asking the authorization server at
+    /// most once for all concurrent callers; `None` when no issuer could answer.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        key: TokenHash,
+        client: Option<IpAddr>,
+    ) -> Introspected {
         self.in_flight
             .run(
                 key,
