@@ -320,6 +320,37 @@ fn every_hostile_class_is_refused_or_forwarded_unambiguously() {
             false,
         ),
         case(
+            "token in the header and the query, the query way off",
+            &req(
+                &format!("GET /v1/spaces:setup?access_token={repo} HTTP/1.1"),
+                &["Host: a", &bearer, "Connection: close"],
+            ),
+            400,
+            false,
+        ),
+        case(
+            "a tab between scheme and token",
+            &req(
+                "GET /v1/spaces:setup HTTP/1.1",
+                &[
+                    "Host: a",
+                    &format!("Authorization: Bearer\t{repo}"),
+                    "Connection: close",
+                ],
+            ),
+            400,
+            false,
+        ),
+        case(
+            "`..` over an empty segment",
+            &req(
+                "GET /orgs/evil//../acme/repos HTTP/1.1",
+                &["Host: a", &bearer, "Connection: close"],
+            ),
+            400,
+            false,
+        ),
+        case(
             "JWT repeating a claim",
             &req(
                 "GET /v1/spaces:setup HTTP/1.1",
@@ -583,4 +614,46 @@ fn http2_requests_meet_the_same_rules_as_http11() {
         before,
         "nothing malformed was forwarded"
     );
+}
+
+/// An HTTP/2 HEADERS frame (stream 1, END_STREAM | END_HEADERS) whose block writes each field
+/// as an HPACK literal without indexing, names and values raw: what no client library sends.
+fn raw_h2_request(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        assert!(name.len() < 127 && value.len() < 127);
+        block.push(0x00);
+        block.push(name.len() as u8);
+        block.extend_from_slice(name.as_bytes());
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // empty SETTINGS
+    let len = block.len() as u32;
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[0x1, 0x5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    out
+}
+
+#[test]
+fn an_http2_path_with_a_fragment_is_decided_and_forwarded_without_it() {
+    // HTTP/2 (hyper's h2) drops what follows `#` in `:path` before the gateway sees the
+    // request: nothing after it is matched or forwarded, so `/pub#/../orgs/acme/repos` is the
+    // public `/pub` at the upstream, never the protected route.
+    let w = world();
+    let mut s = TcpStream::connect(w.gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(&raw_h2_request(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/pub#/../orgs/acme/repos"),
+        (":authority", "a"),
+    ]))
+    .unwrap();
+    eventually("the request forwarded", || w.upstream.count() == 1);
+    let seen = w.upstream.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen["path"], "/pub");
+    assert!(seen["headers"].get("x-auth-subject").is_none());
 }
