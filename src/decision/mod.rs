@@ -371,7 +371,7 @@ impl Gateway {
         }
         // A public route that verifies a presented credential requires nothing more of it.
         if let Some(requirement) = &route.requirement
-            && !requirement.allows(&principal)
+            && !requirement.allows(principal)
         {
             return Decided::refuse(
                 Some(index),
