@@ -74,7 +74,7 @@ tokens:
   revocation:
     push: {{ transmitter: "https://tx.example", jwks_uri: "{iss}/tx-jwks", audience: "https://gw.example" }}
     retention: 1h
-cluster: {{ redis: "redis://127.0.0.1:{redis_port}", key_prefix: "bench:" }}
+cluster: {{ redis: "redis://127.0.0.1:{redis_port}", key_prefix: "bench:", hmac_key: "bench-cluster-key-0123456789abcdef0123" }}
 upstreams: {{ api: {{ url: "http://127.0.0.1:{up_port}" }} }}
 routes:
   - {{ name: r, match: {{ path: /r }}, upstream: api, require: {{ scopes: repo }} }}

@@ -37,11 +37,13 @@ pub type Current = Arc<ArcSwap<Generation>>;
 impl Generation {
     /// Starts the sync tasks of `compiled` on `sidecar`; what `previous` learnt (revocations,
     /// keys) carries over.
+    /// A `cluster:` that cannot be built is an error (the process does not start, a reload
+    /// is refused): a cluster never switches itself off.
     pub fn start(
         compiled: Compiled,
         previous: Option<&Generation>,
         sidecar: &Handle,
-    ) -> Generation {
+    ) -> Result<Generation, String> {
         let registry = metrics::registry();
         let (mut gateway, serving, plan) = compiled.gateway(&registry);
         if let Some(old) = previous {
@@ -50,17 +52,27 @@ impl Generation {
                 .state
                 .inherit(&gateway.rules, &old.state, &old.rules);
         }
-        let cluster = serving
-            .cluster
-            .as_ref()
-            .and_then(|c| match Cluster::new(c, &registry) {
-                Ok(c) => Some(Arc::new(c)),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    None
-                }
-            });
+        let cluster = match &serving.cluster {
+            Some(c) => Some(Arc::new(Cluster::new(
+                c,
+                gateway.state.unshared.clone(),
+                &registry,
+            )?)),
+            None => None,
+        };
         if let Some(c) = &cluster {
+            // The index is the process's: once it followed Redis, a reload has nothing to
+            // load before it is ready.
+            let followed = previous.is_some_and(|p| {
+                p.gateway
+                    .state
+                    .shared_revocations_loaded
+                    .as_ref()
+                    .is_some_and(|l| l.load(std::sync::atomic::Ordering::Acquire))
+            });
+            if followed {
+                c.loaded.store(true, std::sync::atomic::Ordering::Release);
+            }
             gateway.state.shared_revocations_loaded = Some(c.loaded.clone());
         }
         let gateway = Arc::new(gateway);
@@ -79,8 +91,10 @@ impl Generation {
         };
         if let Some(c) = cluster.clone() {
             spawn(Box::pin(
-                c.follow(state.revocations.clone(), state.cache.clone()),
+                c.clone()
+                    .follow(state.revocations.clone(), state.cache.clone()),
             ));
+            spawn(Box::pin(c.keep_writing()));
         }
         let set_metrics = SetMetrics::new(&registry);
         let receiver = |rules, source| {
@@ -125,7 +139,7 @@ impl Generation {
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
         let requests = RequestMetrics::new(&registry, &routes, &upstreams);
-        Generation {
+        Ok(Generation {
             network: Network {
                 keys,
                 introspector: Arc::new(introspector),
@@ -136,7 +150,7 @@ impl Generation {
             serving,
             sets,
             tasks,
-        }
+        })
     }
 
     pub fn stop_tasks(&self) {

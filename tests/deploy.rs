@@ -148,6 +148,7 @@ fn every_metric_the_dashboard_and_the_alerts_query_is_on_a_live_metrics_endpoint
     let policies = std::env::temp_dir().join(format!("scopegate-orgs-{}.yaml", free_port()));
     std::fs::write(&policies, "acme: { restrict_third_party_apps: false }\n").unwrap();
     let decision = format!("127.0.0.1:{}", free_port());
+    let redis = support::redis::Redis::start();
     let auth = AuthServer::start();
     let upstream = Upstream::start();
     let tx = scopegate::dev::DevIssuer::new(TRANSMITTER.into(), GATEWAY_AUD.into());
@@ -155,6 +156,10 @@ fn every_metric_the_dashboard_and_the_alerts_query_is_on_a_live_metrics_endpoint
     let yaml = Template::corp(&[API, OPAQUE_API])
         .issuer("introspection: { client_id: gateway, client_secret: gateway-secret }")
         .section(&format!("decision:\n  listen: \"{decision}\""))
+        .section(&format!(
+            "cluster:\n  redis: \"{}\"\n  hmac_key: \"deploy-test-key-0123456789abcdef0123\"\n  key_prefix: \"deploy:\"",
+            redis.url
+        ))
         .section(&format!(
             "organization_policy:\n  source:\n    file: {}",
             policies.display()
@@ -185,6 +190,7 @@ fn every_metric_the_dashboard_and_the_alerts_query_is_on_a_live_metrics_endpoint
     reqwest::blocking::Client::new()
         .get(format!("http://{decision}/nginx"))
         .header("x-original-uri", "/orgs/acme/repos")
+        .header("x-original-method", "GET")
         .bearer_auth(&jwt)
         .send()
         .unwrap();

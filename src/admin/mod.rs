@@ -101,10 +101,24 @@ async fn events(
             None,
         ),
         Err(e) => {
-            let resp = json(
-                StatusCode::BAD_REQUEST,
+            // Applied here but not yet shared with the other replicas: the transmitter is
+            // told to deliver it again (RFC 8935 leaves other statuses to HTTP).
+            let not_durable = e.err == crate::sync::NOT_DURABLE;
+            let status = if not_durable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let mut resp = json(
+                status,
                 serde_json::json!({"err": e.err, "description": e.description}),
             );
+            if not_durable {
+                resp.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+            }
             (resp, Some(e.err))
         }
     }

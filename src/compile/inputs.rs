@@ -13,6 +13,15 @@ pub struct Inputs {
     pub addresses: HashMap<(String, u16), SocketAddr>,
     /// The organization policy file (`organization_policy.source.file`), read.
     pub org_document: Option<OrgDocument>,
+    /// The PEM files of `cluster.tls`, read.
+    pub redis_tls: Option<RedisTlsFiles>,
+}
+
+#[derive(Debug, Default)]
+pub struct RedisTlsFiles {
+    pub ca: Option<Vec<u8>>,
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -96,6 +105,21 @@ impl Inputs {
                 text,
                 origin: name,
                 read_at: unix_now(),
+            });
+        }
+        if let Some(tls) = file.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
+            let read = |f: &Option<crate::config::EnvString>| {
+                f.as_ref()
+                    .map(|path| {
+                        std::fs::read(&path.0)
+                            .map_err(|e| ConfigError::new(&path.0, format!("cannot read: {e}")))
+                    })
+                    .transpose()
+            };
+            inputs.redis_tls = Some(RedisTlsFiles {
+                ca: read(&tls.ca)?,
+                cert: read(&tls.cert)?,
+                key: read(&tls.key)?,
             });
         }
         Ok((inputs, warnings))

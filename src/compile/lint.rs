@@ -7,6 +7,14 @@ use crate::scope::ScopeUniverse;
 /// Warnings for a configuration that compiled; they do not fail `check`.
 pub fn lint(file: &File) -> Vec<String> {
     let mut warnings = Vec::new();
+    if let Some(c) = &file.cluster
+        && c.key_prefix == crate::config::schema::DEFAULT_KEY_PREFIX
+    {
+        warnings.push(format!(
+            "cluster.key_prefix is the default `{}`: give each deployment its own, so that two sharing a Redis never read each other's state",
+            c.key_prefix
+        ));
+    }
     let compiled: Vec<Option<(Pattern, MethodSet)>> = file
         .routes
         .iter()

@@ -3,6 +3,7 @@
 //! compile step needs from outside the file (DNS, a policy file) is gathered first
 //! ([`Inputs`]), so compiling itself does no I/O.
 
+mod cluster;
 mod credentials;
 mod decision;
 mod forwarding;
@@ -16,6 +17,7 @@ mod routes;
 mod serving;
 mod upstreams;
 
+pub use cluster::{ClusterSettings, HmacKeys};
 pub use decision::{Bind, CallerSecret, DecisionServing};
 pub use inputs::{Inputs, Unresolved};
 pub use lint::lint;
@@ -42,18 +44,6 @@ pub struct Compiled {
     pub organizations: Option<Organizations>,
     pub serving: Serving,
     pub sync: SyncPlan,
-}
-
-/// `cluster:`: the Redis the replicas share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterSettings {
-    /// `redis://[:password@]host:port[/db]` or `rediss://…` (TLS).
-    pub redis: String,
-    pub key_prefix: String,
-    /// Become ready without Redis (serving with local state) instead of waiting for it.
-    pub start_without_redis: bool,
-    /// Introspection answers shared between replicas.
-    pub share_introspection: bool,
 }
 
 /// `tokens.introspection_limits`.
@@ -159,7 +149,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         body_timeout: timeouts.body.0,
         upstream_response: timeouts.upstream_response.0,
         log: observe::log(file, origin)?,
-        cluster: observe::cluster(file, origin)?,
+        cluster: cluster::compile(file, inputs, origin)?,
         watch_config: {
             let r = &file.server.reload;
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)

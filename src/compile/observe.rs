@@ -1,7 +1,5 @@
-//! `log:`, `traces:` and `cluster:` — how the gateway is watched, and what its replicas
-//! share.
+//! `log:` and `traces:` — how the gateway is watched.
 
-use super::ClusterSettings;
 use crate::config::{ConfigError, File};
 use crate::otel::TraceSettings;
 use crate::requestlog::LogSettings;
@@ -62,25 +60,5 @@ pub fn traces(file: &File, origin: &str) -> Result<Option<TraceSettings>, Config
         service_name: t.service_name.clone(),
         sample_ratio: t.sample_ratio,
         export_interval: t.export_interval.0,
-    }))
-}
-
-/// `cluster:`: the Redis the replicas share.
-pub fn cluster(file: &File, origin: &str) -> Result<Option<ClusterSettings>, ConfigError> {
-    let Some(c) = &file.cluster else {
-        return Ok(None);
-    };
-    let url = &c.redis.0;
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(ConfigError::new(
-            origin,
-            format!("cluster.redis: `{url}` is not a redis:// or rediss:// URL"),
-        ));
-    }
-    Ok(Some(ClusterSettings {
-        redis: url.clone(),
-        key_prefix: c.key_prefix.clone(),
-        start_without_redis: c.start_without_redis,
-        share_introspection: c.share_introspection,
     }))
 }

@@ -6,7 +6,7 @@
 use super::rules::Rules;
 use crate::authn::AuthnMetrics;
 use crate::policy::Organizations;
-use crate::token::{IssuerState, Memberships, Revocations, TokenCache};
+use crate::token::{IssuerState, Memberships, Revocations, TokenCache, Unshared};
 use arc_swap::ArcSwapOption;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,9 @@ pub struct State {
     pub issuers: Arc<[IssuerState]>,
     /// Organization memberships asked of an issuer's API (GitHub), per token.
     pub memberships: Arc<Memberships>,
+    /// Revocations applied here that Redis has not taken yet: like the index, one for the
+    /// process, so a reload keeps what is still to be written.
+    pub unshared: Arc<Unshared>,
     /// With `cluster:`: whether the revocations other replicas made before this one started
     /// were loaded (not ready before).
     pub shared_revocations_loaded: Option<Arc<std::sync::atomic::AtomicBool>>,
@@ -56,6 +59,7 @@ impl State {
                 metrics.cache_evictions.clone(),
             )),
             revocations: Arc::default(),
+            unshared: Arc::default(),
             organizations: Arc::new(ArcSwapOption::from_pointee(organizations)),
             issuers: rules.issuers.iter().map(IssuerState::for_issuer).collect(),
             memberships: Arc::new(Memberships::new(cache.max_entries)),
@@ -65,10 +69,11 @@ impl State {
     }
 
     /// Takes over what the state of the previous configuration learnt: the revocation index
-    /// itself (one for the whole process), and the keys of issuers that fetch them from the
+    /// itself (one for the whole process) and the revocations still to share, and the keys of issuers that fetch them from the
     /// same place.
     pub fn inherit(&mut self, rules: &Rules, old: &State, old_rules: &Rules) {
         self.revocations = old.revocations.clone();
+        self.unshared = old.unshared.clone();
         for (i, issuer) in rules.issuers.iter().enumerate() {
             let same = old_rules
                 .issuers

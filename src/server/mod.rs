@@ -83,11 +83,12 @@ pub fn start(compiled: Compiled, extras: Extras) -> Result<Running, String> {
         .build()
         .map_err(|e| format!("sidecar runtime: {e}"))?;
     let sidecar_handle = sidecar_rt.handle().clone();
-    let current: Current = Arc::new(ArcSwap::from_pointee(Generation::start(
-        compiled,
-        None,
-        &sidecar_handle,
-    )));
+    let first = {
+        // The first generation's clients (Redis) are made inside the sidecar runtime.
+        let _runtime = sidecar_handle.enter();
+        Generation::start(compiled, None, &sidecar_handle)?
+    };
+    let current: Current = Arc::new(ArcSwap::from_pointee(first));
     let (stop_sidecar, sidecar_stopped) = oneshot::channel::<()>();
     let admin_current = current.clone();
     let sidecar = std::thread::Builder::new()
@@ -156,7 +157,10 @@ impl Running {
                 changed.join(", ")
             ));
         }
-        let next = Generation::start(next, Some(&now), &self.sidecar_handle);
+        let next = {
+            let _runtime = self.sidecar_handle.enter();
+            Generation::start(next, Some(&now), &self.sidecar_handle)?
+        };
         let start = Instant::now();
         while let Err(waiting) = next.gateway.readiness() {
             if start.elapsed() > RELOAD_READY_WITHIN {

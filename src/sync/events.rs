@@ -7,7 +7,8 @@ use crate::clock::unix_now;
 use crate::metrics::{must, register};
 use crate::token::set::{self, refuse};
 use crate::token::{
-    Issuer, IssuerState, KeySet, Revocations, Revoked, SetError, SetKeys, SetRules, TokenCache,
+    Applied, Issuer, IssuerState, KeySet, Revocations, Revoked, SetError, SetKeys, SetRules,
+    TokenCache,
 };
 use arc_swap::ArcSwap;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
@@ -77,6 +78,10 @@ pub struct RevocationSink {
 
 /// Why a SET delivered again is refused (the poller acknowledges it: it was applied).
 pub const ALREADY_RECEIVED: &str = "this jti was already received";
+
+/// The error of a SET applied here that Redis did not take: the push is answered 503 so the
+/// transmitter delivers it again; the poller does not acknowledge it.
+pub const NOT_DURABLE: &str = "temporarily_unavailable";
 
 pub struct SetReceiver {
     rules: SetRules,
@@ -235,11 +240,6 @@ impl SetReceiver {
         self.sink
             .revocations
             .add(&revoked, now, now + retention, retention);
-        if let Some(cluster) = &self.sink.cluster {
-            cluster
-                .share(&revoked, now, now + retention, retention)
-                .await;
-        }
         for (event_type, r) in &verified.revoked {
             self.metrics
                 .events
@@ -249,6 +249,29 @@ impl SetReceiver {
                 && self.sink.cache.invalidate(h)
             {
                 self.metrics.evicted.inc();
+            }
+        }
+        // Applied here at once; acknowledged only once the other replicas can have it too.
+        if let Some(cluster) = &self.sink.cluster {
+            let applied: Vec<Applied> = revoked
+                .iter()
+                .map(|r| Applied {
+                    revoked: r.clone(),
+                    at: now,
+                    until: now + retention,
+                    retention,
+                })
+                .collect();
+            if cluster.share(&applied).await.is_err() {
+                // Delivered again, it is processed again (applying is idempotent).
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&verified.jti);
+                return Err(refuse(
+                    NOT_DURABLE,
+                    "applied here, but not yet shared with the other replicas: deliver it again",
+                ));
             }
         }
         Ok(revoked.len())

@@ -12,7 +12,7 @@ mod poll;
 
 pub use budget::Budget;
 pub use cluster::Cluster;
-pub use events::{RevocationSink, SetMetrics, SetReceiver};
+pub use events::{NOT_DURABLE, RevocationSink, SetMetrics, SetReceiver};
 pub use introspect::{IntrospectionMetrics, Introspector};
 pub use jwks::{KeyMetrics, KeySync, RefreshHandle, http_client};
 pub use org_source::OrgSourceSync;

@@ -91,14 +91,20 @@ impl OrgSourceSync {
     /// lease, or no replica wrote it yet, or Redis cannot say).
     async fn shared(&self, url: &str) -> Option<Result<Option<Document>, String>> {
         let cluster = self.cluster.as_ref()?;
-        let name = format!("organizations:{url}");
-        if cluster
-            .hold_lease(&name, self.rules.refresh * 3 + Duration::from_secs(5))
-            .await
-        {
+        let refresh = self.rules.refresh;
+        let lease = super::cluster::Lease {
+            name: url,
+            label: Some("organizations"),
+            ttl: refresh * 3 + Duration::from_secs(5),
+            stale_after: refresh * 3,
+            interval: refresh,
+        };
+        if cluster.hold_lease(lease).await {
             return None;
         }
-        let text = cluster.shared_text(&name).await?;
+        let text = cluster
+            .shared_text(url, refresh * 3 + Duration::from_secs(5))
+            .await?;
         let mut last = self.last_shared.lock().unwrap_or_else(|p| p.into_inner());
         if last.as_deref() == Some(text.as_str()) {
             return Some(Ok(None));
@@ -199,9 +205,7 @@ impl OrgSourceSync {
                 let text = String::from_utf8(body.to_vec())
                     .map_err(|_| format!("{url}: the document is not UTF-8"))?;
                 if let Some(cluster) = &self.cluster {
-                    cluster
-                        .keep_text(&format!("organizations:{url}"), &text)
-                        .await;
+                    cluster.keep_text(url, &text).await;
                 }
                 Ok(Some(Document {
                     text,

@@ -2,6 +2,7 @@
 //! acknowledge the ones applied, report the ones refused, and back off when the endpoint fails.
 //! With `cluster:`, one replica polls a stream at a time (a lease in Redis).
 
+use super::cluster::Lease;
 use super::events::SetReceiver;
 use crate::metrics::must;
 use crate::token::PollRules;
@@ -15,7 +16,8 @@ use std::time::Duration;
 /// Longest pause between polls after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Beyond three poll intervals: how long a silent lease holder keeps the others waiting.
+/// Beyond three poll intervals: how long a silent lease holder keeps the others waiting (and a
+/// holder that has not polled for three intervals is taken over).
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
@@ -63,10 +65,15 @@ impl Poller {
         loop {
             // Across replicas sharing Redis, one polls (the lease holder) and the others
             // get what it applies through Redis; the transmitter sees one consumer.
+            let lease = Lease {
+                name: &self.rules.endpoint,
+                label: Some("poll"),
+                ttl: self.rules.interval * 3 + LEASE_MARGIN,
+                stale_after: self.rules.interval * 3,
+                interval: self.rules.interval,
+            };
             if let Some(cluster) = self.receiver.cluster()
-                && !cluster
-                    .hold_lease(&self.rules.endpoint, self.rules.interval * 3 + LEASE_MARGIN)
-                    .await
+                && !cluster.hold_lease(lease).await
             {
                 tokio::time::sleep(self.rules.interval).await;
                 continue;
@@ -74,7 +81,7 @@ impl Poller {
             match self.poll_once(&ack, &errs).await {
                 Ok((applied, refused, more)) => {
                     held.extend(applied);
-                    ack = if self.receiver.cluster().is_some_and(|c| c.has_pending()) {
+                    ack = if self.receiver.cluster().is_some_and(|c| c.has_unshared()) {
                         Vec::new()
                     } else {
                         std::mem::take(&mut held)
@@ -124,6 +131,8 @@ impl Poller {
                 Ok(_) => applied.push(jti),
                 // Delivered again because its acknowledgement was held: it was applied.
                 Err(e) if e.description == super::events::ALREADY_RECEIVED => applied.push(jti),
+                // Applied here, not yet in Redis: its acknowledgement is held until it is.
+                Err(e) if e.err == super::events::NOT_DURABLE => applied.push(jti),
                 Err(e) => {
                     refused.insert(jti, json!({"err": e.err, "description": e.description}));
                 }

@@ -26,5 +26,5 @@ pub use issuer::{AppRule, ClaimNames, IntrospectionRules, Issuer, IssuerState, O
 pub use jwt::{VerifiedClaims, VerifyError, looks_like_jwt, verify};
 pub use keys::{Key, KeySet};
 pub use membership::{Membership, Memberships};
-pub use revocation::{Revocations, Revoked};
+pub use revocation::{Applied, Revocations, Revoked, Unshared};
 pub use set::{PollRules, SetError, SetKeys, SetRules, VerifiedSet};

@@ -54,6 +54,52 @@ impl Revoked {
     }
 }
 
+/// A revocation with its times (Unix seconds), as applied here and as shared with the other
+/// replicas: applied `at`; a named token or `jti` stays refused `until`; a subject or client
+/// for `retention` seconds after `at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Applied {
+    pub revoked: Revoked,
+    pub at: u64,
+    pub until: u64,
+    pub retention: u64,
+}
+
+impl Applied {
+    /// When it stops mattering (its score in the shared sorted set).
+    pub fn expires(&self) -> u64 {
+        self.until.max(self.at.saturating_add(self.retention))
+    }
+}
+
+/// Revocations applied here that the other replicas have not been told of yet (Redis did
+/// not take them): one list for the process, like the index, so a reload keeps it.
+#[derive(Default)]
+pub struct Unshared(std::sync::Mutex<Vec<Applied>>);
+
+impl Unshared {
+    pub fn push(&self, applied: impl IntoIterator<Item = Applied>) {
+        self.lock().extend(applied);
+    }
+
+    /// Takes them all (to write them); what could not be written is pushed back.
+    pub fn take(&self) -> Vec<Applied> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Applied>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[derive(Default)]
 pub struct Revocations {
     set: ArcSwap<Set>,
@@ -98,34 +144,64 @@ impl Revocations {
     /// Records revocations; entries live until `until` (tokens, jtis) or `retention` seconds
     /// after `now` (subjects, clients). Expired entries are dropped on the way.
     pub fn add(&self, revoked: &[Revoked], now: u64, token_until: u64, retention: u64) {
+        let applied: Vec<Applied> = revoked
+            .iter()
+            .map(|r| Applied {
+                revoked: r.clone(),
+                at: now,
+                until: token_until,
+                retention,
+            })
+            .collect();
+        self.add_all(&applied, now);
+    }
+
+    /// Records revocations applied each at its own time (shared ones, loaded at start): one
+    /// new snapshot for all of them, so loading N costs O(N). What expired by `now` is
+    /// dropped, and the newest time of a subject or client wins.
+    pub fn add_all(&self, applied: &[Applied], now: u64) {
         let mut next = Set::clone(&self.set.load());
         next.tokens.retain(|_, u| *u > now);
         next.jtis.retain(|_, u| *u > now);
         next.subjects.retain(|_, (_, u)| *u > now);
         next.clients.retain(|_, (_, u)| *u > now);
-        for r in revoked {
-            match r {
+        for a in applied.iter().filter(|a| a.expires() > now) {
+            let later = |old: u64, new: u64| old.max(new);
+            let kept = a.at.saturating_add(a.retention);
+            match &a.revoked {
                 Revoked::Token(h) => {
-                    next.tokens.insert(*h, token_until);
+                    let u = next.tokens.entry(*h).or_default();
+                    *u = later(*u, a.until);
                 }
                 Revoked::Jti { iss, jti } => {
-                    next.jtis.insert((iss.clone(), jti.clone()), token_until);
+                    let u = next.jtis.entry((iss.clone(), jti.clone())).or_default();
+                    *u = later(*u, a.until);
                 }
                 Revoked::Subject { iss, sub, at } => {
                     let e = next.subjects.entry((iss.clone(), sub.clone())).or_default();
-                    *e = (e.0.max(*at), now + retention);
+                    *e = (e.0.max(*at), later(e.1, kept));
                 }
                 Revoked::Client { iss, client_id, at } => {
                     let e = next
                         .clients
                         .entry((iss.clone(), client_id.clone()))
                         .or_default();
-                    *e = (e.0.max(*at), now + retention);
+                    *e = (e.0.max(*at), later(e.1, kept));
                 }
             }
         }
         self.set.store(std::sync::Arc::new(next));
         self.any.store(true, Ordering::Release);
+    }
+
+    /// Entries in the index (tokens, token ids, subjects and clients).
+    pub fn len(&self) -> usize {
+        let s = self.set.load();
+        s.tokens.len() + s.jtis.len() + s.subjects.len() + s.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

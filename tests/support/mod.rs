@@ -6,6 +6,7 @@ pub mod poll;
 pub mod providers;
 pub mod proxies;
 pub mod recipe;
+pub mod redis;
 mod template;
 pub use template::Template;
 
@@ -467,6 +468,17 @@ impl TestGateway {
             .unwrap();
         assert!(status.success());
         self.child.wait().unwrap()
+    }
+
+    /// Kills the process (SIGKILL: no drain, nothing given back) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The configuration file of a gateway started from YAML.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self._config.as_ref().expect("started from YAML").0
     }
 
     /// Sends SIGHUP: read the configuration again.

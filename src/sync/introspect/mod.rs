@@ -11,6 +11,7 @@ mod membership;
 
 use super::breaker::Breaker;
 use super::budget::{Budget, Spent};
+use super::cluster::{IssuerIdentity, Lease};
 use crate::clock::unix_now;
 use crate::compile::IntrospectionLimits;
 use crate::metrics::{must, register};
@@ -254,23 +255,35 @@ impl Introspector {
         token: &str,
         key: TokenHash,
     ) -> Result<Option<Map<String, Value>>, CallError> {
-        let Some(cluster) = &self.shared else {
+        let i = &self.issuers[issuer];
+        let endpoint = i.introspection_endpoint(&self.issuer_states[issuer]);
+        let (Some(cluster), Some(endpoint)) = (&self.shared, endpoint) else {
             return self.call(issuer, token).await;
         };
+        // The answer is the issuer's (its `iss` and the endpoint that answered), for this
+        // token; never older than this replica's cache would keep it.
+        let who = IssuerIdentity {
+            iss: &i.iss,
+            endpoint,
+        };
         let digest: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!("{}:{digest}", self.issuers[issuer].id);
-        if let Some(answer) = cluster.shared_answer(&name).await {
+        let max_age = self.cache.max_ttl();
+        if let Some(answer) = cluster.shared_answer(&who, &digest, max_age).await {
             self.metrics.shared.inc();
             return Ok(answer);
         }
-        if !cluster
-            .hold_lease(&format!("introspection:{name}"), SHARED_WAIT)
-            .await
-        {
+        let lease = Lease {
+            name: &format!("introspection:{}:{digest}", i.iss),
+            label: None,
+            ttl: SHARED_WAIT,
+            stale_after: SHARED_WAIT,
+            interval: SHARED_WAIT,
+        };
+        if !cluster.hold_lease(lease).await {
             let waited = Instant::now();
             while waited.elapsed() < SHARED_WAIT {
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                if let Some(answer) = cluster.shared_answer(&name).await {
+                if let Some(answer) = cluster.shared_answer(&who, &digest, max_age).await {
                     self.metrics.shared.inc();
                     return Ok(answer);
                 }
@@ -289,7 +302,7 @@ impl Introspector {
                     .min(self.cache.max_ttl()),
                 None => Duration::from_secs(5),
             };
-            cluster.keep_answer(&name, answer, ttl).await;
+            cluster.keep_answer(&who, &digest, answer, ttl).await;
         }
         result
     }
