@@ -164,6 +164,10 @@ impl Generation {
             .metrics
             .cache_entries
             .set(state.cache.entry_count() as i64);
+        state
+            .metrics
+            .revocation_entries
+            .set(state.revocations.len() as i64);
         metrics::render(&self.registry)
     }
 }

@@ -10,6 +10,8 @@ pub struct AuthnMetrics {
     pub cache_misses: [IntCounter; 2],
     pub cache_evictions: IntCounter,
     pub cache_entries: IntGauge,
+    /// Entries of the revocation index (read when `/metrics` is rendered).
+    pub revocation_entries: IntGauge,
     /// Uses of each legacy credential (by index), accepted or refused as retired.
     pub legacy_uses: Vec<IntCounter>,
     /// Uses of each legacy credential at or after its `not_after` (refused).
@@ -44,6 +46,10 @@ impl AuthnMetrics {
             "scopegate_token_cache_entries",
             "Entries in the token cache",
         ));
+        let revocation_entries = must(IntGauge::new(
+            "scopegate_revocation_entries",
+            "Entries of the revocation index (token digests, token ids, subjects, clients) in force",
+        ));
         let legacy = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_legacy_credential_requests_total",
@@ -66,6 +72,7 @@ impl AuthnMetrics {
                 Box::new(misses.clone()),
                 Box::new(cache_evictions.clone()),
                 Box::new(cache_entries.clone()),
+                Box::new(revocation_entries.clone()),
                 Box::new(legacy.clone()),
             ],
         );
@@ -74,6 +81,7 @@ impl AuthnMetrics {
             cache_misses: KINDS.map(|k| misses.with_label_values(&[k])),
             cache_evictions,
             cache_entries,
+            revocation_entries,
             legacy_uses: credentials
                 .iter()
                 .map(|id| legacy.with_label_values(&[id]))

@@ -2,7 +2,8 @@
 //! endpoint decides whatever URI its caller names, so a caller nobody vouched for must never
 //! reach it: a TCP address beyond loopback needs a shared secret.
 
-use super::{SideListener, socket_addr};
+use super::listener::SideListener;
+use super::socket_addr;
 use crate::config::schema::TraceContext;
 use crate::config::{ConfigError, File};
 use http::HeaderName;

@@ -10,6 +10,7 @@ mod forwarding;
 mod inputs;
 mod issuers;
 mod lint;
+mod listener;
 mod observe;
 mod organizations;
 mod revocation;
