@@ -51,7 +51,7 @@ fn main() {
             .build(0, &gw.rules.issuers[0], claims.as_object().unwrap())
             .unwrap();
         let key = scopegate::token::hash(&format!("token-{i}"));
-        gw.state.cache.insert_valid(key, Arc::new(p), now);
+        gw.state.cache.insert_valid(key, Arc::new(p), now, None);
     }
     gw.state.cache.run_pending_tasks();
     let after = rss_kib();

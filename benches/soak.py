@@ -3,15 +3,24 @@
 while the authorization server slows down, fails, answers garbage and rotates its keys, the
 upstream restarts and the configuration is reloaded. Not part of CI.
 
-    python3 benches/soak.py [--minutes 10] [--workers 8]
+    python3 benches/soak.py [--minutes 10] [--workers 8] [--stale 60s] [--binary PATH]
 
-Needs the release binary (built here unless --skip-build), Node.js (the test authorization
-server under tests/authz-server). Everything listens on 127.0.0.1 and stops by itself.
+Needs the release binary (built here unless --skip-build or --binary), Node.js (the test
+authorization server under tests/authz-server). Everything listens on 127.0.0.1 and stops by
+itself. The authorization server cycles every 20 s through normal, slow (3 s, over the 1 s
+introspection timeout), normal, 500s, normal, garbage; `--stale` sets the issuer's
+`serve_stale_on_error`.
 
 Asserts: zero wrongly allowed requests (an invalid, tampered, under-scoped, made-up or
 revoked credential answered 2xx), the gateway never exits, and its RSS stays bounded (the
-last sample at most 1.5x the one after warm-up, and under 256 MiB). Prints requests by kind
-and status, and RSS over time.
+last sample at most 1.5x the one after warm-up, and under 256 MiB). Reports, against the
+targets (not asserted: the machine is shared):
+- the share of valid requests served (2xx) while the authorization server is healthy
+  (target >= 99 %) and while it fails (with --stale no longer than the fault: >= 95 %);
+  requests that straddle a change of phase, or an upstream restart, are left out of both;
+- the time from "the server is healthy again" to the first 200 for a valid opaque token
+  asked after that moment (target <= 2 s);
+and requests by kind and status, and RSS over time.
 """
 import argparse, base64, collections, http.client, http.server, json, os, random, signal
 import socket, socketserver, subprocess, sys, tempfile, threading, time
@@ -171,7 +180,7 @@ issuers:
     jwks_refresh: 10s
     audiences: ["{api}", "{opaque}"]
     algorithms: [RS256]
-    introspection: {{ endpoint: "{proxy}/token/introspection", client_id: gateway, client_secret: gateway-secret, timeout: 1s }}
+    introspection: {{ endpoint: "{proxy}/token/introspection", client_id: gateway, client_secret: gateway-secret, timeout: 1s{stale} }}
 tokens:
   cache: {{ max_ttl: 5s, negative_ttl: 2s }}
   introspection_limits: {{ per_client_per_second: 1000, per_second: 1000 }}
@@ -195,8 +204,11 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--stale", help="the issuer's introspection.serve_stale_on_error, e.g. 60s")
+    ap.add_argument("--binary", help="the gateway to soak (default: this tree's release build)")
     args = ap.parse_args()
-    if not args.skip_build:
+    binary = args.binary or os.path.join(ROOT, "target/release/scopegate")
+    if not args.skip_build and not args.binary:
         subprocess.run(["cargo", "build", "--release", "--bin", "scopegate"], cwd=ROOT, check=True)
 
     auth = AuthServer()
@@ -210,10 +222,12 @@ def main():
     def write_config(i):
         with open(cfg, "w") as f:
             f.write(CONFIG.format(issuer=auth.url, proxy=proxy.url, api=API, opaque=OPAQUE_API,
-                                  upstream=upstream.port, scopes=scopes[i % 2], **ports))
+                                  upstream=upstream.port, scopes=scopes[i % 2],
+                                  stale=f", serve_stale_on_error: {args.stale}" if args.stale else "",
+                                  **ports))
 
     write_config(0)
-    gw = subprocess.Popen([os.path.join(ROOT, "target/release/scopegate"), "run", "--config", cfg],
+    gw = subprocess.Popen([binary, "run", "--config", cfg],
                           env={**os.environ, "SCOPEGATE_LOG": "error"}, stderr=subprocess.DEVNULL)
     wait_port(ports["listen"])
     for _ in range(100):
@@ -249,6 +263,18 @@ def main():
     counts = collections.Counter()
     wrong = []
     stop = threading.Event()
+    # What the world is like: the fault mode, and a counter bumped when the upstream goes down
+    # and when it is back (odd while it restarts). A request is in a phase when it sees the
+    # same state when it starts and when it ends.
+    world = {"mode": "normal", "upstream": 0}
+    served = collections.Counter()  # (phase, kind, served?) -> n
+    # Each return to healthy: [when, time to the first 200 of a valid opaque token asked since].
+    recoveries = []
+
+    def phase_of(before, after):
+        if before != after or before[1] % 2:
+            return None
+        return "healthy" if before[0] == "normal" else "fault"
 
     def worker():
         conn = http.client.HTTPConnection("127.0.0.1", ports["listen"], timeout=10)
@@ -257,6 +283,8 @@ def main():
             with lock:
                 token = kinds[kind]()
             headers = {"Authorization": f"Bearer {token}"} if token else {}
+            before = (world["mode"], world["upstream"])
+            asked = time.time()
             try:
                 conn.request("GET", "/orgs/acme/repos", headers=headers)
                 r = conn.getresponse()
@@ -268,10 +296,19 @@ def main():
                 status = 0
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", ports["listen"], timeout=10)
+            done = time.time()
+            after = (world["mode"], world["upstream"])
             with lock:
                 counts[(kind, status)] += 1
                 if 200 <= status < 300 and kind not in allowed_ok:
                     wrong.append((kind, status))
+                phase = phase_of(before, after)
+                if kind in allowed_ok and phase:
+                    served[(phase, kind, 200 <= status < 300)] += 1
+                if kind == "valid opaque" and status == 200 and recoveries:
+                    back = recoveries[-1]
+                    if back[1] is None and asked >= back[0]:
+                        back[1] = done - back[0]
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.workers)]
     for t in threads:
@@ -291,9 +328,16 @@ def main():
             break
         rss.append((round(elapsed), rss_kib(gw.pid)))
         if tick % 4 == 0:
-            proxy.mode = modes[(tick // 4) % len(modes)]
+            mode = modes[(tick // 4) % len(modes)]
+            if mode == "normal" and proxy.mode != "normal":
+                with lock:
+                    recoveries.append([time.time(), None])
+            proxy.mode = world["mode"] = mode
         if tick % 6 == 0:
+            world["upstream"] += 1
             upstream.restart()
+            time.sleep(0.2)
+            world["upstream"] += 1
         if tick % 9 == 0:
             write_config(tick // 9)
             gw.send_signal(signal.SIGHUP)
@@ -316,6 +360,26 @@ def main():
         by_kind[kind][status] = n
     for kind, statuses in by_kind.items():
         print(f"  {kind:18} " + ", ".join(f"{s or 'conn-error'}: {n}" for s, n in sorted(statuses.items())))
+    print("  valid requests served (2xx), by phase of the authorization server:")
+    shares = {}
+    for phase in ("healthy", "fault"):
+        cells = []
+        for kind in sorted(allowed_ok):
+            ok, ko = served[(phase, kind, True)], served[(phase, kind, False)]
+            cells.append(f"{kind} {ok}/{ok + ko}")
+        ok = sum(served[(phase, k, True)] for k in allowed_ok)
+        n = ok + sum(served[(phase, k, False)] for k in allowed_ok)
+        shares[phase] = ok / n if n else 0.0
+        print(f"    {phase:8} {100 * shares[phase]:6.2f} %  ({', '.join(cells)})")
+    times = [r[1] for r in recoveries if r[1] is not None]
+    missing = sum(1 for r in recoveries if r[1] is None)
+    if times:
+        print(f"  server healthy again -> first 200 (valid opaque), {len(times)} recoveries: "
+              f"median {sorted(times)[len(times) // 2]:.2f} s, max {max(times):.2f} s"
+              + (f"; {missing} with no 200 before the run ended" if missing else ""))
+    print(f"  targets: healthy >= 99 %: {'met' if shares['healthy'] >= 0.99 else 'MISSED'}; "
+          f"recovery <= 2 s: {'met' if times and max(times) <= 2 and not missing else 'MISSED'}"
+          + (f"; fault >= 95 % with --stale: {'met' if shares['fault'] >= 0.95 else 'MISSED'}" if args.stale else ""))
     print("  RSS KiB over time: " + ", ".join(f"{t}s {k}" for t, k in rss[:: max(1, len(rss) // 20)]))
     warm = rss[min(len(rss) - 1, 6)][1] if rss else 0
     last = rss[-1][1] if rss else 0

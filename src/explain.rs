@@ -1,6 +1,7 @@
 //! `scopegate explain`: one decision, dry-run, with the reason — what the gateway would do
 //! with a request, without starting it. The token is never printed.
 
+use crate::answer::Unreachable;
 use crate::compile::Compiled;
 use crate::decision::{Backend, Verdict};
 use crate::request::{Connection, Head};
@@ -164,7 +165,7 @@ impl Backend for Once {
         token: &str,
         digest: TokenHash,
         client: Option<std::net::IpAddr>,
-    ) -> Option<Cached> {
+    ) -> Result<Cached, Unreachable> {
         self.0.introspect(token, digest, client).await
     }
 

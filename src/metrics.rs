@@ -29,6 +29,22 @@ pub static REQUEST_LOG_DROPPED: std::sync::LazyLock<IntCounter> = std::sync::Laz
     ))
 });
 
+/// Connections a listener could not take, by listener (`server.listen`, ...) and reason:
+/// `max_connections` (answered 503 and closed), `accept_failed` (out of file descriptors or
+/// the like: the listener pauses instead of spinning, and the connection waits in the queue).
+/// Process-wide, like the listeners.
+pub static CONNECTIONS_NOT_TAKEN: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(
+    || {
+        must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_connections_not_taken_total",
+                "Connections a listener could not take: max_connections (answered 503), accept_failed (e.g. out of file descriptors; the listener pauses)",
+            ),
+            &["listener", "reason"],
+        ))
+    },
+);
+
 /// A metric definition; fails only on an invalid name or a duplicate registration, which are
 /// programming errors.
 pub fn must<T>(r: prometheus::Result<T>) -> T {
@@ -47,6 +63,7 @@ pub fn registry() -> Registry {
     let r = Registry::new();
     must(r.register(Box::new(CONFIG_RELOADS.clone())));
     must(r.register(Box::new(REQUEST_LOG_DROPPED.clone())));
+    must(r.register(Box::new(CONNECTIONS_NOT_TAKEN.clone())));
     r
 }
 

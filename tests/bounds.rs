@@ -165,6 +165,12 @@ fn connections_over_the_limit_get_503_and_are_closed() {
     let mut out = String::new();
     let _ = third.read_to_string(&mut out);
     assert_eq!(status_and_error(&out), (503, "overloaded".into()), "{out}");
+    assert!(
+        w.gw.metrics().lines().any(|l| l.starts_with(
+            "scopegate_connections_not_taken_total{listener=\"server.listen\",reason=\"max_connections\"}"
+        )),
+        "counted"
+    );
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(get(&format!("{}/fast", w.gw.url), None).status(), 200);

@@ -36,8 +36,8 @@ pub enum Refusal {
     MissingOrganization,
     /// The organization header is given more than once.
     AmbiguousOrganization,
-    /// The authorization server could not be asked and nothing was cached.
-    Unavailable,
+    /// What the decision needed could not be reached and nothing was cached.
+    Unavailable(Unreachable),
     /// The request body is larger than the route takes.
     PayloadTooLarge,
     /// The request body stalled longer than `server.timeouts.body`.
@@ -47,6 +47,51 @@ pub enum Refusal {
     BadGateway,
     /// The upstream did not answer within `server.timeouts.upstream_response`.
     GatewayTimeout,
+}
+
+/// What a 503 could not reach: the client's answer is the same, the log's and the metrics'
+/// reason says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// An issuer's keys were never fetched.
+    IssuerKeys,
+    /// The introspection endpoint failed (a timeout, a 5xx, a connection error).
+    Introspection,
+    /// Its circuit breaker is open after failures (calls paused, one probe at a time).
+    IntrospectionCircuitOpen,
+    /// It asked to slow down (429): not asked before its `Retry-After`.
+    IntrospectionThrottled,
+    /// New tokens over the introspection budgets (per client, in all, calls in flight).
+    IntrospectionBudget,
+    /// An issuer's membership API (GitHub).
+    Membership,
+    /// Organization policies from a URL never read yet.
+    OrganizationPolicies,
+}
+
+impl Unreachable {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unreachable::IssuerKeys => "issuer_keys_unavailable",
+            Unreachable::Introspection => "introspection_unavailable",
+            Unreachable::IntrospectionCircuitOpen => "introspection_circuit_open",
+            Unreachable::IntrospectionThrottled => "introspection_throttled",
+            Unreachable::IntrospectionBudget => "introspection_budget",
+            Unreachable::Membership => "membership_unavailable",
+            Unreachable::OrganizationPolicies => "organization_policies_unavailable",
+        }
+    }
+
+    /// The authorization server failed (rather than the gateway's own bounds holding): an
+    /// answer that was active may be served stale (`serve_stale_on_error`).
+    pub fn is_server_failure(self) -> bool {
+        matches!(
+            self,
+            Unreachable::Introspection
+                | Unreachable::IntrospectionCircuitOpen
+                | Unreachable::IntrospectionThrottled
+        )
+    }
 }
 
 /// The part of a route's 403 that does not depend on the token: built once per route, so a
@@ -195,7 +240,7 @@ impl Refusal {
             Refusal::MissingOrganization | Refusal::AmbiguousOrganization => {
                 StatusCode::BAD_REQUEST
             }
-            Refusal::Unavailable | Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unavailable(_) | Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
@@ -224,7 +269,7 @@ impl Refusal {
             }
             Refusal::InsufficientScope { .. } => "insufficient_scope",
             Refusal::Organization(d) => d.error(),
-            Refusal::Unavailable => "temporarily_unavailable",
+            Refusal::Unavailable(u) => u.reason(),
             Refusal::BadGateway => "bad_gateway",
             Refusal::GatewayTimeout => "gateway_timeout",
             Refusal::PayloadTooLarge => "payload_too_large",
@@ -303,7 +348,7 @@ impl Refusal {
                 "invalid_request",
                 "the request names the organization more than once",
             ),
-            Refusal::Unavailable => {
+            Refusal::Unavailable(_) => {
                 headers.push((
                     http::header::RETRY_AFTER,
                     HeaderValue::from(RETRY_AFTER_SECS),

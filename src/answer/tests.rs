@@ -134,7 +134,7 @@ fn hostile_framing_is_400_and_closes_the_connection() {
 
 #[test]
 fn unavailable_is_503_with_retry_after() {
-    let a = Refusal::Unavailable.render();
+    let a = Refusal::Unavailable(Unreachable::Introspection).render();
     assert_eq!(a.status, 503);
     assert_eq!(header(&a, "retry-after"), Some("5"));
 }
@@ -153,7 +153,7 @@ fn every_answer_is_json() {
 }
 
 #[test]
-fn the_logged_reason_is_the_answers_error_code() {
+fn the_logged_reason_is_the_answers_error_code_or_names_what_a_503_could_not_reach() {
     use crate::policy::OrgDenial;
     use crate::token::TokenError;
     for r in [
@@ -164,7 +164,6 @@ fn the_logged_reason_is_the_answers_error_code() {
         Refusal::Organization(OrgDenial::NotAMember("acme".into())),
         Refusal::Organization(OrgDenial::Restricted("acme".into())),
         Refusal::MissingOrganization,
-        Refusal::Unavailable,
         Refusal::BadGateway,
         Refusal::GatewayTimeout,
         Refusal::PayloadTooLarge,
@@ -173,4 +172,9 @@ fn the_logged_reason_is_the_answers_error_code() {
     ] {
         assert_eq!(body(&r.render())["error"], r.reason(), "{r:?}");
     }
+    // A 503 says which part could not be reached in the log and the metrics; the client
+    // gets the standard code.
+    let r = Refusal::Unavailable(Unreachable::IntrospectionCircuitOpen);
+    assert_eq!(body(&r.render())["error"], "temporarily_unavailable");
+    assert_eq!(r.reason(), "introspection_circuit_open");
 }

@@ -19,7 +19,7 @@ pub fn known(key: &TokenHash, kind: Kind, ctx: &Context) -> Option<Authn> {
     if ctx.revocations.is_token_revoked(key) {
         return Some(refused(TokenError::Revoked));
     }
-    let cached = ctx.cache.get(key);
+    let cached = ctx.cache.get(key, ctx.now);
     let counter = match cached {
         Some(_) => &ctx.metrics.cache_hits[kind as usize],
         None => &ctx.metrics.cache_misses[kind as usize],

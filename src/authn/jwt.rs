@@ -37,7 +37,7 @@ impl Authenticator for Jwt {
         match principal {
             Ok(p) => {
                 let p = Arc::new(p);
-                ctx.cache.insert_valid(key, p.clone(), ctx.now);
+                ctx.cache.insert_valid(key, p.clone(), ctx.now, None);
                 bearer::admit(p, ctx)
             }
             Err(e) => {

@@ -12,6 +12,8 @@ pub struct AuthnMetrics {
     pub cache_entries: IntGauge,
     /// Entries of the revocation index (read when `/metrics` is rendered).
     pub revocation_entries: IntGauge,
+    /// Decisions made on an answer served stale, by issuer.
+    stale: IntCounterVec,
     /// Uses of each legacy credential (by index), accepted or refused as retired.
     pub legacy_uses: Vec<IntCounter>,
     /// Uses of each legacy credential at or after its `not_after` (refused).
@@ -50,6 +52,13 @@ impl AuthnMetrics {
             "scopegate_revocation_entries",
             "Entries of the revocation index (token digests, token ids, subjects, clients) in force",
         ));
+        let stale = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_introspection_stale_total",
+                "Requests decided on an introspection answer past its cache time, while the authorization server failed (serve_stale_on_error), by issuer",
+            ),
+            &["issuer"],
+        ));
         let legacy = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_legacy_credential_requests_total",
@@ -73,6 +82,7 @@ impl AuthnMetrics {
                 Box::new(cache_evictions.clone()),
                 Box::new(cache_entries.clone()),
                 Box::new(revocation_entries.clone()),
+                Box::new(stale.clone()),
                 Box::new(legacy.clone()),
             ],
         );
@@ -82,6 +92,7 @@ impl AuthnMetrics {
             cache_evictions,
             cache_entries,
             revocation_entries,
+            stale,
             legacy_uses: credentials
                 .iter()
                 .map(|id| legacy.with_label_values(&[id]))
@@ -91,5 +102,10 @@ impl AuthnMetrics {
                 .map(|id| retired.with_label_values(&[id]))
                 .collect(),
         }
+    }
+
+    /// Counts a decision made on a stale answer of `issuer`.
+    pub fn served_stale(&self, issuer: &str) {
+        self.stale.with_label_values(&[issuer]).inc();
     }
 }

@@ -20,7 +20,7 @@ pub use legacy::{LegacyCredential, LegacyCredentials, LegacyKeys, parse_digest, 
 pub use metrics::AuthnMetrics;
 pub use opaque::Opaque;
 
-use crate::answer::Refusal;
+use crate::answer::{Refusal, Unreachable};
 use crate::credential::{Credential, Source};
 use crate::principal::Principal;
 use crate::request::Head;
@@ -31,6 +31,9 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub enum Authn {
     Authenticated(Arc<Principal>),
+    /// Authenticated by an answer past its freshness, while the authorization server fails
+    /// (`serve_stale_on_error`): logged and counted as such.
+    Stale(Arc<Principal>),
     Refused(Refusal),
     /// Only the network can tell: do what [`Need`] says, then [`resume`].
     Needs(Need),
@@ -54,7 +57,8 @@ impl Need {
             Need::Keys {
                 ever_fetched: true, ..
             } => Refusal::InvalidToken(crate::token::TokenError::UnknownKey),
-            Need::Keys { .. } | Need::Introspection => Refusal::Unavailable,
+            Need::Keys { .. } => Refusal::Unavailable(Unreachable::IssuerKeys),
+            Need::Introspection => Refusal::Unavailable(Unreachable::Introspection),
         }
     }
 }
@@ -91,8 +95,8 @@ impl<'a> Presented<'a> {
 pub enum Found {
     /// The issuer's keys were fetched again (or the fetch was skipped by the rate limit).
     Keys,
-    /// The introspection answer; `None` when the authorization server could not answer.
-    Introspection(Option<Cached>),
+    /// The introspection answer, or what could not be reached.
+    Introspection(Result<Cached, Unreachable>),
 }
 
 /// What every authenticator reads: the compiled rules it needs, the shared state, and the

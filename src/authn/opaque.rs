@@ -3,7 +3,7 @@
 
 use super::bearer::{self, Kind};
 use super::{Authenticator, Authn, Context, Need, Presented};
-use crate::answer::Refusal;
+use crate::answer::{Refusal, Unreachable};
 use crate::token::{self, Cached, TokenError};
 
 /// An opaque token: cache, else introspection.
@@ -36,16 +36,48 @@ impl Authenticator for Opaque {
 }
 
 impl Opaque {
-    /// The decision on an introspected token; `None`: the authorization server could not
-    /// answer and nothing was cached (fail closed, 503).
-    pub fn introspected(p: &Presented, answer: Option<Cached>, ctx: &Context) -> Authn {
+    /// The decision on an introspected token. When the authorization server could not
+    /// answer, nothing was cached: fail closed (503) — unless its issuer serves an answer
+    /// that was active stale on a server failure (never on a definite "inactive", never past
+    /// `exp`, never for a revoked token).
+    pub fn introspected(
+        p: &Presented,
+        answer: Result<Cached, Unreachable>,
+        ctx: &Context,
+    ) -> Authn {
+        // Revoked while the call was in flight: the index has the last word.
+        if ctx.revocations.is_token_revoked(&p.digest) {
+            return bearer::refused(TokenError::Revoked);
+        }
         match answer {
-            // Revoked while the call was in flight: the index has the last word.
-            Some(_) if ctx.revocations.is_token_revoked(&p.digest) => {
-                bearer::refused(TokenError::Revoked)
-            }
-            Some(c) => bearer::answer(c, ctx),
-            None => Authn::Refused(Refusal::Unavailable),
+            Ok(c) => bearer::answer(c, ctx),
+            Err(why) => match stale(p, why, ctx) {
+                Some(principal) => match bearer::admit(principal, ctx) {
+                    Authn::Authenticated(principal) => {
+                        ctx.metrics
+                            .served_stale(principal.issuer_id.to_str().unwrap_or("?"));
+                        Authn::Stale(principal)
+                    }
+                    refused => refused,
+                },
+                None => Authn::Refused(Refusal::Unavailable(why)),
+            },
         }
     }
+}
+
+/// The answer that was active, kept past its freshness by its issuer's
+/// `serve_stale_on_error`, when the server failed.
+fn stale(
+    p: &Presented,
+    why: Unreachable,
+    ctx: &Context,
+) -> Option<std::sync::Arc<crate::principal::Principal>> {
+    if !why.is_server_failure() {
+        return None;
+    }
+    let principal = ctx.cache.get_stale(&p.digest, ctx.now)?;
+    let issuer = &ctx.issuers[principal.issuer?];
+    issuer.introspection.as_ref()?.serve_stale_on_error?;
+    Some(principal)
 }

@@ -22,6 +22,9 @@ pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
         .collect()
 }
 
+/// The longest `serve_stale_on_error`.
+const MAX_STALE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     let here = |msg: &str| ConfigError::new(origin, format!("issuer `{}`: {msg}", i.id));
     // GitHub answers only for the app's own tokens: there is no audience to check.
@@ -75,6 +78,17 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
     if let Some(e) = i.introspection.as_ref().and_then(|x| x.endpoint.as_ref()) {
         secure_url(origin, &what("introspection.endpoint"), e, i.allow_http)?;
     }
+    // A window is a bet that the token was not revoked meanwhile: kept short on purpose.
+    if let Some(d) = i
+        .introspection
+        .as_ref()
+        .and_then(|x| x.serve_stale_on_error)
+        && (d.0.is_zero() || d.0 > MAX_STALE_WINDOW)
+    {
+        return Err(here(
+            "`introspection.serve_stale_on_error` must be between 1s and 1h (leave it out for none)",
+        ));
+    }
     let algorithms = i
         .algorithms
         .iter()
@@ -92,6 +106,7 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
         connect_timeout: x.connect_timeout.0,
         expires_in_field: x.expires_in_field.clone(),
         membership_ttl: x.membership_ttl.0,
+        serve_stale_on_error: x.serve_stale_on_error.map(|d| d.0),
     });
     let mut issuer = Issuer::new(
         i.id.clone(),
@@ -159,6 +174,19 @@ mod tests {
         assert!(e.contains("shared-secret algorithm"), "{e}");
         let e = error("{ id: a, issuer: https://a, audiences: [x], algorithms: [XY999] }");
         assert!(e.contains("unknown algorithm `XY999`"), "{e}");
+    }
+
+    #[test]
+    fn a_stale_window_is_between_a_second_and_an_hour() {
+        let with = |w: &str| {
+            format!(
+                "{{ id: a, issuer: https://a, audiences: [x], introspection: {{ endpoint: https://a/i, client_id: c, client_secret: s, serve_stale_on_error: {w} }} }}"
+            )
+        };
+        for bad in ["0s", "2h"] {
+            let e = error(&with(bad));
+            assert!(e.contains("must be between 1s and 1h"), "{bad}: {e}");
+        }
     }
 
     #[test]

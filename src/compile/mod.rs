@@ -53,6 +53,7 @@ pub struct IntrospectionLimits {
     pub concurrent: usize,
     pub per_client_per_second: u32,
     pub per_second: u32,
+    pub per_client_ipv6_prefix: u8,
 }
 
 /// What the background tasks of a configuration do.
@@ -198,6 +199,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                     concurrent: l.concurrent.max(1),
                     per_client_per_second: l.per_client_per_second,
                     per_second: l.per_second,
+                    per_client_ipv6_prefix: l.per_client_ipv6_prefix.min(128),
                 }
             },
             push,

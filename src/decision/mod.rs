@@ -14,7 +14,7 @@ mod state;
 pub use rules::{OrgRule, OrgSource, RouteRules, Rules, Upstream};
 pub use state::{CacheSettings, State};
 
-use crate::answer::Refusal;
+use crate::answer::{Refusal, Unreachable};
 use crate::authn::{self, Authn, Context, Found, Need, Presented};
 use crate::clock::unix_now;
 use crate::credential::{self, Credential, Presentation, QUERY_PARAMETER, Source};
@@ -68,7 +68,7 @@ impl Ask {
     pub fn refusal(self) -> Refusal {
         match self {
             Ask::Authn(need) => need.refusal(),
-            Ask::Membership { .. } => Refusal::Unavailable,
+            Ask::Membership { .. } => Refusal::Unavailable(Unreachable::Membership),
         }
     }
 }
@@ -82,6 +82,8 @@ pub struct Decided {
     /// Who the caller was found to be, also when what it asked was refused afterwards (a
     /// 403 names its principal in the log).
     pub principal: Option<Arc<Principal>>,
+    /// Authenticated by an answer served stale while the authorization server failed.
+    pub stale: bool,
 }
 
 impl Decided {
@@ -91,6 +93,7 @@ impl Decided {
             verdict: Verdict::Refuse(r),
             need: None,
             principal: None,
+            stale: false,
         }
     }
 
@@ -108,14 +111,13 @@ pub trait Backend {
     /// Fetches an issuer's keys now (rate-limited by the implementation).
     fn refresh_keys(&self, issuer: usize) -> impl Future<Output = ()> + Send;
     /// Introspects an opaque token whose SHA-256 is `digest` (coalesced, cached, bounded per
-    /// `client` by the implementation); `None` when the authorization server could not or
-    /// may not be asked.
+    /// `client` by the implementation); `Err` says what could not or may not be asked.
     fn introspect(
         &self,
         token: &str,
         digest: TokenHash,
         client: Option<std::net::IpAddr>,
-    ) -> impl Future<Output = Option<Cached>> + Send;
+    ) -> impl Future<Output = Result<Cached, Unreachable>> + Send;
     /// Asks `issuer` whether the token's user is a member of `org`, and remembers the answer
     /// in the state's memberships; nothing is remembered when the issuer could not answer.
     fn membership(
@@ -177,10 +179,13 @@ impl Gateway {
             }
             done => done,
         };
-        let Authn::Authenticated(principal) = authn else {
-            return self.finish(&begun, &presented, authn);
+        let (principal, stale) = match authn {
+            Authn::Authenticated(p) => (p, false),
+            Authn::Stale(p) => (p, true),
+            other => return self.finish(&begun, &presented, other),
         };
-        let decided = self.authorize(&begun, &presented, principal.clone());
+        let mut decided = self.authorize(&begun, &presented, principal.clone());
+        decided.stale = stale;
         // The organization stage asked the issuer's API for a membership: ask once, then
         // decide again (what is still unknown is a 503).
         if let Some(Ask::Membership { issuer }) = decided.need {
@@ -188,7 +193,9 @@ impl Gateway {
             backend
                 .membership(presented.secret, presented.digest, issuer, org)
                 .await;
-            return self.authorize(&begun, &presented, principal);
+            let mut decided = self.authorize(&begun, &presented, principal);
+            decided.stale = stale;
+            return decided;
         }
         decided
     }
@@ -330,6 +337,7 @@ impl Gateway {
             }),
             need: None,
             principal: None,
+            stale: false,
         }
     }
 
@@ -338,6 +346,10 @@ impl Gateway {
         let index = begun.route;
         match authn {
             Authn::Authenticated(p) => self.authorize(begun, presented, p),
+            Authn::Stale(p) => Decided {
+                stale: true,
+                ..self.authorize(begun, presented, p)
+            },
             Authn::Refused(r) => Decided::refuse(Some(index), r),
             Authn::Needs(need) => Decided::needs(index, Ask::Authn(need)),
         }
@@ -416,6 +428,7 @@ impl Gateway {
             }),
             need: None,
             principal: None,
+            stale: false,
         }
     }
 }

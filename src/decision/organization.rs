@@ -3,7 +3,7 @@
 
 use super::rules::{OrgRule, OrgSource};
 use super::state::State;
-use crate::answer::Refusal;
+use crate::answer::{Refusal, Unreachable};
 use crate::principal::Principal;
 use crate::token::Membership;
 use http::HeaderMap;
@@ -47,7 +47,9 @@ pub fn check(
     }
     // Policies from a URL not read yet: nothing private is decided without them.
     let orgs = state.organizations.load();
-    let orgs = orgs.as_deref().ok_or(Refusal::Unavailable)?;
+    let orgs = orgs
+        .as_deref()
+        .ok_or(Refusal::Unavailable(Unreachable::OrganizationPolicies))?;
     orgs.check_private(name, principal, member)
         .map_err(Refusal::Organization)?;
     Ok(http::HeaderValue::from_str(name).ok())

@@ -141,11 +141,21 @@ fn strip_removes_a_legacy_credential_header_before_forwarding() {
 }
 
 /// The network half, played by the test: counts what it is asked and answers as told.
-#[derive(Default)]
 struct Backend {
     keys_asked: AtomicUsize,
     introspections: AtomicUsize,
-    answer: Option<Cached>,
+    answer: Result<Cached, Unreachable>,
+}
+
+impl Default for Backend {
+    /// An authorization server that fails.
+    fn default() -> Backend {
+        Backend {
+            keys_asked: AtomicUsize::default(),
+            introspections: AtomicUsize::default(),
+            answer: Err(Unreachable::Introspection),
+        }
+    }
 }
 
 impl super::Backend for Backend {
@@ -158,7 +168,7 @@ impl super::Backend for Backend {
         token: &str,
         digest: TokenHash,
         _client: Option<std::net::IpAddr>,
-    ) -> Option<Cached> {
+    ) -> Result<Cached, Unreachable> {
         assert_eq!(digest, crate::token::hash(token), "the token's digest");
         self.introspections.fetch_add(1, Ordering::Relaxed);
         self.answer.clone()
@@ -254,7 +264,10 @@ fn keys_never_fetched_are_a_503_not_a_401() {
     let signer = Signer::new("k1");
     let token = signer.sign(&signer.header(), &testing::claims(unix_now()));
     let d = decide_with(&gw, &bearer(&token), &Backend::default());
-    assert!(matches!(refusal(d), Refusal::Unavailable));
+    assert!(matches!(
+        refusal(d),
+        Refusal::Unavailable(Unreachable::IssuerKeys)
+    ));
 }
 
 #[test]
@@ -268,11 +281,11 @@ fn an_opaque_token_is_decided_by_the_introspection_answer() {
     let unreachable = Backend::default();
     assert!(matches!(
         refusal(decide_with(&gw, &bearer(opaque), &unreachable)),
-        Refusal::Unavailable
+        Refusal::Unavailable(Unreachable::Introspection)
     ));
     assert_eq!(unreachable.introspections.load(Ordering::Relaxed), 1);
     let inactive = Backend {
-        answer: Some(Cached::Invalid(TokenError::Inactive)),
+        answer: Ok(Cached::Invalid(TokenError::Inactive)),
         ..Backend::default()
     };
     assert!(matches!(
@@ -289,11 +302,91 @@ fn an_opaque_token_is_decided_by_the_introspection_answer() {
         )
         .unwrap();
     let active = Backend {
-        answer: Some(Cached::Valid(Arc::new(principal))),
+        answer: Ok(Cached::Valid(Arc::new(principal))),
         ..Backend::default()
     };
     match decide_with(&gw, &bearer(opaque), &active).verdict {
         Verdict::Forward(f) => assert_eq!(f.principal.unwrap().subject, "alice"),
         Verdict::Refuse(r) => panic!("refused: {r:?}"),
     }
+}
+
+#[test]
+fn an_active_answer_is_served_stale_only_on_a_server_failure_within_the_window() {
+    let yaml = CONFIG
+        .replace(
+            "client_secret: s }",
+            "client_secret: s, serve_stale_on_error: 60s }",
+        )
+        .replace("SITE", &sha256_hex("site-secret"))
+        .replace("FREE", &sha256_hex("free-secret"))
+        .replace("OLD", &sha256_hex("old-secret"));
+    let gw = crate::compile::from_text(&yaml, "t")
+        .unwrap()
+        .gateway(&prometheus::Registry::new())
+        .0;
+    let now = unix_now();
+    let principal = gw
+        .rules
+        .principals
+        .build(
+            0,
+            &gw.rules.issuers[0],
+            testing::claims(now).as_object().unwrap(),
+        )
+        .unwrap();
+    let principal = Arc::new(principal);
+    let opaque = "opaque-stale-1";
+    // Cached as active 5 minutes and 10 seconds ago: past its 5-minute freshness, within the
+    // 60-second window.
+    let cached_at = now - gw.state.cache.max_ttl().as_secs() - 10;
+    gw.state.cache.insert_valid(
+        crate::token::hash(opaque),
+        principal.clone(),
+        cached_at,
+        Some(std::time::Duration::from_secs(60)),
+    );
+    // The server fails: served stale, and said so.
+    let d = decide_with(&gw, &bearer(opaque), &Backend::default());
+    assert!(d.stale);
+    assert!(matches!(d.verdict, Verdict::Forward(_)));
+    // The server answers: never stale, whatever it says.
+    let inactive = Backend {
+        answer: Ok(Cached::Invalid(TokenError::Inactive)),
+        ..Backend::default()
+    };
+    assert!(matches!(
+        refusal(decide_with(&gw, &bearer(opaque), &inactive)),
+        Refusal::InvalidToken(TokenError::Inactive)
+    ));
+    // The gateway's own bounds (budgets) are not a server failure: 503.
+    let spent = Backend {
+        answer: Err(Unreachable::IntrospectionBudget),
+        ..Backend::default()
+    };
+    let stale_again = || {
+        gw.state.cache.insert_valid(
+            crate::token::hash(opaque),
+            principal.clone(),
+            cached_at,
+            Some(std::time::Duration::from_secs(60)),
+        )
+    };
+    stale_again();
+    assert!(matches!(
+        refusal(decide_with(&gw, &bearer(opaque), &spent)),
+        Refusal::Unavailable(Unreachable::IntrospectionBudget)
+    ));
+    // A revocation received meanwhile still applies.
+    stale_again();
+    gw.state.revocations.add(
+        &[crate::token::Revoked::Token(crate::token::hash(opaque))],
+        now,
+        now + 3600,
+        3600,
+    );
+    assert!(matches!(
+        refusal(decide_with(&gw, &bearer(opaque), &Backend::default())),
+        Refusal::InvalidToken(TokenError::Revoked)
+    ));
 }

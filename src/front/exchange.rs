@@ -114,6 +114,7 @@ impl Exchange {
             .route
             .map(|r| g.gateway.rules.routes[r].name.clone());
         self.entry.principal = decided.principal.clone();
+        self.entry.stale = decided.stale;
         if let Verdict::Forward(f) = &decided.verdict {
             self.entry.org = f.org.clone();
             let path = f.path_and_query.split('?').next().unwrap_or_default();

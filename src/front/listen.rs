@@ -172,12 +172,18 @@ pub async fn serve<M, S, B>(
             Err(e) => {
                 // Out of file descriptors, or the like: pause instead of spinning.
                 backoff = (backoff * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_BACKOFF);
+                crate::metrics::CONNECTIONS_NOT_TAKEN
+                    .with_label_values(&[name, "accept_failed"])
+                    .inc();
                 tracing::warn!("{name}: accept failed ({e}); pausing {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 continue;
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            crate::metrics::CONNECTIONS_NOT_TAKEN
+                .with_label_values(&[name, "max_connections"])
+                .inc();
             overloaded(io, tls.is_none() && protocols != Protocols::Http2, name);
             continue;
         };

@@ -33,6 +33,8 @@ pub struct Entry {
     pub duration: Option<Duration>,
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
+    /// Decided on an introspection answer served stale (the authorization server failed).
+    pub stale: bool,
 }
 
 fn text(v: &HeaderValue) -> &str {
@@ -104,6 +106,9 @@ impl Entry {
             put("scopegate.issuer", json!(text(&p.issuer_id)));
         }
         put("scopegate.org", json!(self.org.as_ref().map(text)));
+        if self.stale {
+            put("scopegate.stale", json!(true));
+        }
         put("client.address", json!(self.client.map(|c| c.to_string())));
         put(
             "scopegate.upstream.status_code",
@@ -169,6 +174,9 @@ impl Entry {
         }
         if let Some(o) = &self.org {
             w.str("scopegate.org", text(o));
+        }
+        if self.stale {
+            w.raw("scopegate.stale", "true");
         }
         if let Some(c) = self.client {
             w.raw("client.address", &format!("\"{c}\""));

@@ -58,7 +58,7 @@ impl Backend for Network {
         token: &str,
         digest: TokenHash,
         client: Option<std::net::IpAddr>,
-    ) -> Option<Cached> {
+    ) -> Result<Cached, crate::answer::Unreachable> {
         let asked = self.introspector.introspect(token, digest, client);
         crate::otel::in_span("introspection", asked).await
     }

@@ -28,7 +28,10 @@ pub enum Cached {
 #[derive(Clone)]
 struct Entry {
     answer: Cached,
+    /// How long the entry lives (past `fresh_until` only for a stale window).
     ttl: Duration,
+    /// Until when (Unix seconds) the answer is fresh: served as a cache hit.
+    fresh_until: u64,
 }
 
 /// The key is already a SHA-256 digest: its first 8 bytes are as uniform as any hash of it,
@@ -105,20 +108,42 @@ impl TokenCache {
         self.max_ttl
     }
 
-    pub fn get(&self, key: &TokenHash) -> Option<Cached> {
-        self.inner.get(key).map(|e| e.answer)
+    /// The answer for `key` while it is fresh.
+    pub fn get(&self, key: &TokenHash, now: u64) -> Option<Cached> {
+        self.inner
+            .get(key)
+            .filter(|e| now < e.fresh_until)
+            .map(|e| e.answer)
     }
 
-    /// Remembers a verified principal until `min(exp, max_ttl)`.
-    pub fn insert_valid(&self, key: TokenHash, p: Arc<Principal>, now: u64) {
+    /// A valid answer past its freshness, still within its stale window and before the
+    /// token's `exp` (the authorization server cannot be asked again).
+    pub fn get_stale(&self, key: &TokenHash, now: u64) -> Option<Arc<Principal>> {
+        match self.inner.get(key)?.answer {
+            Cached::Valid(p) if now < p.expires_at => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Remembers a verified principal: fresh until `min(exp, max_ttl)`; with a `stale`
+    /// window, kept that much longer (never past `exp`) for [`TokenCache::get_stale`].
+    pub fn insert_valid(
+        &self,
+        key: TokenHash,
+        p: Arc<Principal>,
+        now: u64,
+        stale: Option<Duration>,
+    ) {
         let left = Duration::from_secs(p.expires_at.saturating_sub(now));
-        let ttl = left.min(self.max_ttl);
+        let fresh = left.min(self.max_ttl);
+        let ttl = (fresh + stale.unwrap_or_default()).min(left);
         if !ttl.is_zero() {
             self.inner.insert(
                 key,
                 Entry {
                     answer: Cached::Valid(p),
                     ttl,
+                    fresh_until: now.saturating_add(fresh.as_secs()),
                 },
             );
         }
@@ -132,6 +157,7 @@ impl TokenCache {
                 Entry {
                     answer: Cached::Invalid(e),
                     ttl: self.negative_ttl,
+                    fresh_until: u64::MAX,
                 },
             );
         }
@@ -183,9 +209,9 @@ mod tests {
             evictions(),
         );
         c.insert_invalid(hash("a"), TokenError::BadSignature);
-        assert!(c.get(&hash("a")).is_some());
+        assert!(c.get(&hash("a"), 0).is_some());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(c.get(&hash("a")).is_none());
+        assert!(c.get(&hash("a"), 0).is_none());
     }
 
     #[test]
@@ -199,20 +225,56 @@ mod tests {
         let hot = hash("hot");
         c.insert_invalid(hot, TokenError::BadSignature);
         for _ in 0..20 {
-            assert!(c.get(&hot).is_some());
+            assert!(c.get(&hot, 0).is_some());
         }
         for i in 0..100_000 {
             c.insert_invalid(hash(&format!("flood-{i}")), TokenError::BadSignature);
             if i % 1000 == 0 {
-                c.get(&hot);
+                c.get(&hot, 0);
             }
         }
         c.run_pending_tasks();
         assert!(c.entry_count() <= 10_000, "{}", c.entry_count());
         assert!(
-            c.get(&hot).is_some(),
+            c.get(&hot, 0).is_some(),
             "TinyLFU kept the frequently used entry"
         );
+    }
+
+    #[test]
+    fn a_stale_window_keeps_an_active_answer_past_its_freshness_but_never_past_exp() {
+        let c = TokenCache::new(
+            10,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            evictions(),
+        );
+        let mut p = Principal::for_tests();
+        p.expires_at = 1_000 + 3_600;
+        let p = Arc::new(p);
+        c.insert_valid(hash("t"), p.clone(), 1_000, Some(Duration::from_secs(60)));
+        assert!(c.get(&hash("t"), 1_059).is_some(), "fresh for max_ttl");
+        assert!(
+            c.get(&hash("t"), 1_060).is_none(),
+            "then a miss: asked again"
+        );
+        assert!(
+            c.get_stale(&hash("t"), 1_060).is_some(),
+            "usable stale meanwhile"
+        );
+        // Never past `exp`, whatever the window.
+        let mut short = Principal::for_tests();
+        short.expires_at = 1_000 + 30;
+        c.insert_valid(
+            hash("s"),
+            Arc::new(short),
+            1_000,
+            Some(Duration::from_secs(600)),
+        );
+        assert!(c.get_stale(&hash("s"), 1_030).is_none());
+        // Without a window nothing is stale.
+        c.insert_valid(hash("n"), p, 1_000, None);
+        assert!(c.get(&hash("n"), 1_060).is_none());
     }
 
     #[test]
@@ -225,9 +287,9 @@ mod tests {
         );
         c.insert_invalid(hash("a"), TokenError::UnknownKey);
         c.insert_invalid(hash("b"), TokenError::BadSignature);
-        assert!(c.get(&hash("a")).is_none());
+        assert!(c.get(&hash("a"), 0).is_none());
         assert!(matches!(
-            c.get(&hash("b")),
+            c.get(&hash("b"), 0),
             Some(Cached::Invalid(TokenError::BadSignature))
         ));
     }

@@ -83,6 +83,9 @@ pub struct IntrospectionRules {
     pub expires_in_field: Option<String>,
     /// How long an organization-membership answer is trusted (dialects that ask for it).
     pub membership_ttl: Duration,
+    /// How long past its cache time an active answer may serve while the authorization
+    /// server fails (`serve_stale_on_error`); `None`: not at all.
+    pub serve_stale_on_error: Option<Duration>,
 }
 
 impl IntrospectionRules {
@@ -98,6 +101,7 @@ impl IntrospectionRules {
             connect_timeout: Duration::from_secs(1),
             expires_in_field: None,
             membership_ttl: Duration::from_secs(60),
+            serve_stale_on_error: None,
         }
     }
 }

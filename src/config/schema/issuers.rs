@@ -72,6 +72,10 @@ pub struct Introspection {
     /// How long an organization-membership answer is trusted (`dialect: github`).
     #[serde(default = "default_membership_ttl")]
     pub membership_ttl: Dur,
+    /// Off by default. When the authorization server fails (a timeout, a 5xx, a connection
+    /// error, its circuit open — never an answer that the token is inactive), an answer that
+    /// was active stays usable this long past its cache time, never past the token's `exp`.
+    pub serve_stale_on_error: Option<Dur>,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]

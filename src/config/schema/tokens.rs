@@ -31,6 +31,8 @@ pub struct IntrospectionLimits {
     pub per_client_per_second: u32,
     /// New tokens introspected per second, all clients together.
     pub per_second: u32,
+    /// An IPv6 client is its network of this prefix length (one host usually has a /64).
+    pub per_client_ipv6_prefix: u8,
 }
 
 impl Default for IntrospectionLimits {
@@ -39,6 +41,7 @@ impl Default for IntrospectionLimits {
             concurrent: 64,
             per_client_per_second: 20,
             per_second: 200,
+            per_client_ipv6_prefix: 64,
         }
     }
 }

@@ -9,9 +9,10 @@ mod coalesce;
 mod dialect;
 mod membership;
 
-use super::breaker::Breaker;
+use super::breaker::{self, Breaker};
 use super::budget::{Budget, Spent};
 use super::cluster::{IssuerIdentity, Lease};
+use crate::answer::Unreachable;
 use crate::clock::unix_now;
 use crate::compile::IntrospectionLimits;
 use crate::metrics::{must, register};
@@ -30,7 +31,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// The answer for a token, or `None` when no authorization server could give one.
-type Introspected = Option<Cached>;
+/// An answer, or what could not be reached.
+type Introspected = Result<Cached, Unreachable>;
 
 /// What introspection counts.
 #[derive(Clone)]
@@ -41,6 +43,7 @@ pub struct IntrospectionMetrics {
     seconds: HistogramVec,
     coalesced: IntCounter,
     circuit_open: IntGaugeVec,
+    circuit: IntGaugeVec,
     memberships: IntCounterVec,
     /// Answers taken from another replica (Redis) instead of a call.
     shared: IntCounter,
@@ -68,7 +71,7 @@ impl IntrospectionMetrics {
         let refused = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_introspection_refused_total",
-                "New opaque tokens answered 503 without a call, by reason (client_budget, total_budget, throttled, concurrency)",
+                "New opaque tokens answered 503 without a call, by reason (client_budget, total_budget, client_table_full, throttled, concurrency)",
             ),
             &["reason"],
         ));
@@ -80,6 +83,13 @@ impl IntrospectionMetrics {
             Opts::new(
                 "scopegate_introspection_circuit_open",
                 "1 while calls to the issuer's introspection endpoint are paused after failures",
+            ),
+            &["issuer"],
+        ));
+        let circuit = must(IntGaugeVec::new(
+            Opts::new(
+                "scopegate_introspection_circuit",
+                "The circuit breaker of the issuer's introspection endpoint: 0 closed, 1 open (calls paused after failures), 2 half-open (one call probes)",
             ),
             &["issuer"],
         ));
@@ -104,6 +114,7 @@ impl IntrospectionMetrics {
                 Box::new(seconds.clone()),
                 Box::new(coalesced.clone()),
                 Box::new(circuit_open.clone()),
+                Box::new(circuit.clone()),
             ],
         );
         IntrospectionMetrics {
@@ -112,6 +123,7 @@ impl IntrospectionMetrics {
             seconds,
             coalesced,
             circuit_open,
+            circuit,
             memberships,
             shared,
         }
@@ -151,9 +163,24 @@ const SHARED_WAIT: Duration = Duration::from_secs(2);
 enum CallError {
     Timeout,
     Failed,
-    /// The server asked for a pause (429), or is still in it, or as many calls as allowed
-    /// are in flight: not an outage, so the breaker does not count it.
+    /// The breaker is open, or half-open with its probe out: no call.
+    CircuitOpen,
+    /// The server asked for a pause (429), or is still in it: not an outage, so the breaker
+    /// does not count it.
     Throttled,
+    /// As many calls as allowed are in flight.
+    Busy,
+}
+
+impl CallError {
+    fn unreachable(self) -> Unreachable {
+        match self {
+            CallError::Timeout | CallError::Failed => Unreachable::Introspection,
+            CallError::CircuitOpen => Unreachable::IntrospectionCircuitOpen,
+            CallError::Throttled => Unreachable::IntrospectionThrottled,
+            CallError::Busy => Unreachable::IntrospectionBudget,
+        }
+    }
 }
 
 /// Longest pause a 429's `Retry-After` can ask for (and the pause when it gives none: 1 s).
@@ -208,7 +235,11 @@ impl Introspector {
                 .map(|_| Semaphore::new(limits.concurrent.max(1)))
                 .collect(),
             throttled_until: issuers.iter().map(|_| Mutex::default()).collect(),
-            budget: Budget::new(limits.per_client_per_second, limits.per_second),
+            budget: Budget::new(
+                limits.per_client_per_second,
+                limits.per_second,
+                limits.per_client_ipv6_prefix,
+            ),
             issuers,
             issuer_states,
             principals,
@@ -331,11 +362,12 @@ impl Introspector {
             let reason = match spent {
                 Spent::Client => "client_budget",
                 Spent::Total => "total_budget",
+                Spent::Clients => "client_table_full",
             };
             self.metrics.refused.with_label_values(&[reason]).inc();
-            return None;
+            return Err(Unreachable::IntrospectionBudget);
         }
-        let mut unreachable = false;
+        let mut unreachable = None;
         let mut refusal = TokenError::Inactive;
         for i in self.candidates(token) {
             let now = unix_now();
@@ -354,22 +386,26 @@ impl Introspector {
                     ) {
                         Ok(p) => {
                             let p = Arc::new(p);
-                            self.cache.insert_valid(key, p.clone(), now);
-                            return Some(Cached::Valid(p));
+                            let stale = self.issuers[i]
+                                .introspection
+                                .as_ref()
+                                .and_then(|r| r.serve_stale_on_error);
+                            self.cache.insert_valid(key, p.clone(), now, stale);
+                            return Ok(Cached::Valid(p));
                         }
                         Err(TokenError::Inactive) => {}
                         Err(e) => refusal = e,
                     }
                 }
-                Err(_) => unreachable = true,
+                Err(e) => unreachable = Some(e.unreachable()),
             }
         }
-        if unreachable && refusal == TokenError::Inactive {
+        if let (Some(why), TokenError::Inactive) = (unreachable, refusal) {
             // Some issuer could not say: fail closed with a 503, and remember nothing.
-            return None;
+            return Err(why);
         }
         self.cache.insert_invalid(key, refusal);
-        Some(Cached::Invalid(refusal))
+        Ok(Cached::Invalid(refusal))
     }
 
     /// One call in the issuer's dialect: its answer, `None` when the provider does not know
@@ -385,9 +421,17 @@ impl Introspector {
         let count = |result: &str| self.metrics.calls.with_label_values(&[&i.id, result]).inc();
         let breaker = &self.breakers[issuer];
         let lock = || breaker.lock().unwrap_or_else(|p| p.into_inner());
-        if !lock().allows(Instant::now()) {
+        let (allowed, state) = {
+            let mut b = lock();
+            (b.allows(Instant::now()), b.state())
+        };
+        self.metrics
+            .circuit
+            .with_label_values(&[&i.id])
+            .set(state as i64);
+        if !allowed {
             count("circuit_open");
-            return Err(CallError::Failed);
+            return Err(CallError::CircuitOpen);
         }
         let throttled = *self.throttled_until[issuer]
             .lock()
@@ -401,7 +445,8 @@ impl Introspector {
                 .refused
                 .with_label_values(&["concurrency"])
                 .inc();
-            return Err(CallError::Throttled);
+            // A half-open probe that could not go out leaves the breaker to the next one.
+            return Err(CallError::Busy);
         };
         let Some(endpoint) = i.introspection_endpoint(&self.issuer_states[issuer]) else {
             count("error");
@@ -474,20 +519,29 @@ impl Introspector {
             Err(CallError::Timeout) => count("timeout"),
             Err(CallError::Failed) => count("error"),
             Err(CallError::Throttled) => count("throttled"),
+            Err(CallError::CircuitOpen | CallError::Busy) => {}
         }
-        let open = match result {
+        let state = match result {
             Ok(_) => {
                 lock().success();
-                false
+                breaker::State::Closed
             }
-            // Asked to slow down: not an outage.
-            Err(CallError::Throttled) => return result,
+            // Asked to slow down: not an outage, and proof that the server answers (its
+            // `Retry-After` pauses the calls instead).
+            Err(CallError::Throttled) => {
+                lock().success();
+                breaker::State::Closed
+            }
             Err(_) => lock().failure(Instant::now()),
         };
         self.metrics
             .circuit_open
             .with_label_values(&[&i.id])
-            .set(open as i64);
+            .set(i64::from(state == breaker::State::Open));
+        self.metrics
+            .circuit
+            .with_label_values(&[&i.id])
+            .set(state as i64);
         result
     }
 }
