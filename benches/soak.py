@@ -228,7 +228,8 @@ def main():
 
     write_config(0)
     gw = subprocess.Popen([binary, "run", "--config", cfg],
-                          env={**os.environ, "SCOPEGATE_LOG": "error"}, stderr=subprocess.DEVNULL)
+                          env={**os.environ, "SCOPEGATE_LOG": "error"},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(ports["listen"])
     for _ in range(100):
         try:
@@ -266,7 +267,9 @@ def main():
     # What the world is like: the fault mode, and a counter bumped when the upstream goes down
     # and when it is back (odd while it restarts). A request is in a phase when it sees the
     # same state when it starts and when it ends.
-    world = {"mode": "normal", "upstream": 0}
+    world = {"mode": "normal", "upstream": 0, "since": time.time()}
+    # Valid requests refused while healthy, by whole seconds since the phase began.
+    late = collections.Counter()
     served = collections.Counter()  # (phase, kind, served?) -> n
     # Each return to healthy: [when, time to the first 200 of a valid opaque token asked since].
     recoveries = []
@@ -305,6 +308,8 @@ def main():
                 phase = phase_of(before, after)
                 if kind in allowed_ok and phase:
                     served[(phase, kind, 200 <= status < 300)] += 1
+                    if phase == "healthy" and not 200 <= status < 300:
+                        late[int(asked - world["since"])] += 1
                 if kind == "valid opaque" and status == 200 and recoveries:
                     back = recoveries[-1]
                     if back[1] is None and asked >= back[0]:
@@ -333,6 +338,7 @@ def main():
                 with lock:
                     recoveries.append([time.time(), None])
             proxy.mode = world["mode"] = mode
+            world["since"] = time.time()
         if tick % 6 == 0:
             world["upstream"] += 1
             upstream.restart()
@@ -371,6 +377,9 @@ def main():
         n = ok + sum(served[(phase, k, False)] for k in allowed_ok)
         shares[phase] = ok / n if n else 0.0
         print(f"    {phase:8} {100 * shares[phase]:6.2f} %  ({', '.join(cells)})")
+    if late:
+        print("    valid requests refused while healthy, by second of the phase: "
+              + ", ".join(f"{t}s: {n}" for t, n in sorted(late.items())))
     times = [r[1] for r in recoveries if r[1] is not None]
     missing = sum(1 for r in recoveries if r[1] is None)
     if times:

@@ -25,12 +25,31 @@ enum Command {
         config: PathBuf,
     },
     /// Run everything on one machine with no setup (development only).
-    Dev,
+    Dev {
+        /// Your configuration: its routes, upstreams and issuers, with the dev issuer (and an
+        /// echo upstream named `echo`) added, and a curl line per route.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The gateway's port on 127.0.0.1 (default 8080, or the file's `server.listen`).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The admin port on 127.0.0.1, which also serves the dev issuer (default 9901, or
+        /// the file's `admin.listen`).
+        #[arg(long)]
+        admin_port: Option<u16>,
+    },
     /// Validate a configuration and report likely mistakes; exits non-zero on error.
     Check {
         #[arg(long)]
         config: PathBuf,
+        /// An OpenAPI 3 document: report its operations no route serves, and the routes no
+        /// operation reaches.
+        #[arg(long)]
+        openapi: Option<PathBuf>,
     },
+    /// Write configuration from another description of the API.
+    #[command(subcommand)]
+    Import(Import),
     /// Dry-run one decision and say why (fetches the issuers' keys); exit 0 when allowed.
     Explain {
         #[arg(long)]
@@ -175,6 +194,60 @@ fn run(config: &Path) -> Result<(), String> {
     Ok(())
 }
 
+#[derive(Subcommand)]
+enum Import {
+    /// Routes from an OpenAPI 3.0/3.1 document (JSON or YAML), printed: each operation's
+    /// path template and method, and the scopes its `security` requirements name.
+    Openapi {
+        file: PathBuf,
+        /// The upstream every route goes to (define it in `upstreams:`).
+        #[arg(long, default_value = "api")]
+        upstream: String,
+    },
+}
+
+fn read_openapi(path: &std::path::Path) -> Result<scopegate::openapi::Spec, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    scopegate::openapi::read(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `scopegate check`: the configuration's errors and warnings, and with `--openapi` how its
+/// routes compare with the document's operations (reported as warnings).
+fn check(config: &std::path::Path, openapi: Option<&std::path::Path>) -> Result<(), String> {
+    let (file, compiled, mut warnings) = compile::check(config).map_err(|e| e.to_string())?;
+    if let Some(path) = openapi {
+        let spec = read_openapi(path)?;
+        let c = scopegate::openapi::compare(&spec, &compiled.rules);
+        for op in &c.unrouted {
+            warnings.push(format!("{}: no route serves {op}", path.display()));
+        }
+        for name in &c.unused {
+            warnings.push(format!(
+                "route `{name}`: no operation of {} reaches it",
+                path.display()
+            ));
+        }
+        println!(
+            "{}: {} operations, {} without a route; {} routes without an operation",
+            path.display(),
+            c.operations,
+            c.unrouted.len(),
+            c.unused.len()
+        );
+    }
+    for w in &warnings {
+        eprintln!("{}: warning: {w}", config.display());
+    }
+    println!(
+        "{}: ok ({} routes, {} issuers, {} warnings)",
+        config.display(),
+        file.routes.len(),
+        file.issuers.len(),
+        warnings.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -187,25 +260,24 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Run { config } => run(&config),
-        Command::Dev => scopegate::dev::run(),
+        Command::Dev {
+            config,
+            port,
+            admin_port,
+        } => scopegate::dev::run(&scopegate::dev::Options {
+            config,
+            port,
+            admin_port,
+        }),
         Command::HashCredential => hash_credential(),
         Command::Health { url } => health(&url),
-        Command::Check { config } => {
-            compile::check(&config)
-                .map_err(|e| e.to_string())
-                .map(|(file, warnings)| {
-                    for w in &warnings {
-                        eprintln!("{}: warning: {w}", config.display());
-                    }
-                    println!(
-                        "{}: ok ({} routes, {} issuers, {} warnings)",
-                        config.display(),
-                        file.routes.len(),
-                        file.issuers.len(),
-                        warnings.len()
-                    );
-                })
-        }
+        Command::Check { config, openapi } => check(&config, openapi.as_deref()),
+        Command::Import(Import::Openapi { file, upstream }) => read_openapi(&file).map(|spec| {
+            print!(
+                "{}",
+                scopegate::openapi::routes_yaml(&spec, &upstream, &file.display().to_string())
+            )
+        }),
         Command::Explain {
             config,
             token_file,

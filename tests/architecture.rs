@@ -11,7 +11,7 @@ use syn::visit::Visit;
 /// Bottom to top. A new module gets a line here, in the layer it belongs to.
 const LAYERS: &[&[&str]] = &[
     &["clock", "config"],
-    &["scope", "request", "route"],
+    &["scope", "request", "route", "resource"],
     &["principal", "credential"],
     &["token"],
     &["policy"],
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["front"],
     &["admin"],
     &["server"],
-    &["dev", "explain"],
+    &["dev", "explain", "openapi"],
 ];
 
 fn layer(module: &str) -> Option<usize> {

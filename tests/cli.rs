@@ -219,50 +219,150 @@ fn health_exits_zero_only_when_the_admin_port_answers_200() {
 }
 
 /// `scopegate dev` on its fixed ports; its curl lines must answer as announced.
-#[test]
-fn dev_prints_curl_lines_that_give_the_announced_answers() {
+/// A free port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `scopegate dev` (killed when dropped) and the `curl` lines it printed, each with the
+/// status announced above it (`None` when none was). Its output stays open while it runs:
+/// a closed pipe would end it at its next line.
+struct Dev(
+    std::process::Child,
+    #[allow(dead_code)] std::io::Lines<BufReader<std::process::ChildStdout>>,
+);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dev(args: &[&str], expected_lines: usize) -> (Dev, Vec<(Option<u16>, String)>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_scopegate"))
         .arg("dev")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut cases = Vec::new();
-    let mut expect = None;
+    let (mut banner, mut cases, mut expect) = (false, Vec::new(), None);
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
+    while start.elapsed() < Duration::from_secs(20) && cases.len() < expected_lines {
         let Some(Ok(line)) = lines.next() else { break };
         let line = line.trim().to_string();
-        if line.contains("DEVELOPMENT ONLY") {
-            cases.push((0, String::new()));
-        }
-        if let Some((_, code)) = line.strip_prefix("# ").and_then(|l| l.rsplit_once(" -> ")) {
-            expect = code.parse::<u16>().ok();
-        } else if let (Some(code), Some(cmd)) = (expect, line.strip_prefix("curl ")) {
-            cases.push((code, cmd.to_string()));
-            expect = None;
-            if cases.len() == 9 {
-                break;
-            }
+        banner |= line.contains("DEVELOPMENT ONLY");
+        if let Some(comment) = line.strip_prefix("# ") {
+            expect = comment
+                .rsplit_once(" -> ")
+                .and_then(|(_, code)| code.parse::<u16>().ok());
+        } else if let Some(cmd) = line.strip_prefix("curl ") {
+            cases.push((expect.take(), cmd.to_string()));
         }
     }
-    assert_eq!(cases.first().map(|c| c.0), Some(0), "no development banner");
-    assert_eq!(cases.len(), 9, "expected 8 curl lines, got {cases:?}");
-    let client = reqwest::blocking::Client::new();
-    for (code, cmd) in &cases[1..] {
-        let url = cmd.split_whitespace().last().unwrap();
-        let mut req = client.get(url);
-        // Every `-H 'Name: value'` of the line.
-        for header in cmd.split("-H '").skip(1) {
-            let (name, value) = header.split('\'').next().unwrap().split_once(": ").unwrap();
-            req = req.header(name, value);
-        }
-        let status = req.send().unwrap().status().as_u16();
-        assert_eq!(status, *code, "{cmd}");
+    let dev = Dev(child, lines);
+    assert!(banner, "no development banner");
+    assert_eq!(cases.len(), expected_lines, "{cases:?}");
+    (dev, cases)
+}
+
+/// Runs a printed curl line (`-X`, every `-H`, the URL) and gives the status.
+fn curl(cmd: &str) -> (u16, String) {
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    let method = words[words.iter().position(|w| *w == "-X").unwrap() + 1];
+    let url = words.last().unwrap();
+    let mut req = reqwest::blocking::Client::new().request(method.parse().unwrap(), *url);
+    for header in cmd.split("-H '").skip(1) {
+        let (name, value) = header.split('\'').next().unwrap().split_once(": ").unwrap();
+        req = req.header(name, value);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    let r = req.send().unwrap();
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+#[test]
+fn dev_prints_curl_lines_that_give_the_announced_answers() {
+    let (port, admin) = (free_port(), free_port());
+    let (_dev, cases) = dev(
+        &[
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ],
+        8,
+    );
+    for (code, cmd) in &cases {
+        assert!(cmd.contains(&format!("http://127.0.0.1:{port}/")), "{cmd}");
+        assert_eq!(
+            curl(cmd).0,
+            code.expect("every persona says its answer"),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn dev_with_your_config_prints_a_caller_per_route_that_the_route_admits() {
+    let (port, admin) = (free_port(), free_port());
+    let config = write(
+        "dev-own-routes.yaml",
+        "server: { listen: \"127.0.0.1:1\" }
+upstreams: { api: { url: \"http://127.0.0.1:2\" } }
+routes:
+  - { name: open, match: { path: /health }, upstream: echo, auth: none }
+  - name: write-invoice
+    match: { methods: [POST], path: \"/invoices/{id}\" }
+    upstream: echo
+    require: { scopes: { all: [invoices.write, { any: [billing, admin] }] } }
+  - name: bot
+    match: { path: \"/bot/{*rest}\" }
+    upstream: echo
+    require: { any: [{ principal: app, scopes: bot.post }, { scopes: admin }] }
+",
+    );
+    let (_dev, cases) = dev(
+        &[
+            "--config",
+            &config,
+            "--port",
+            &port.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+        ],
+        2,
+    );
+    for (code, cmd) in &cases {
+        assert_eq!(*code, None, "a user's route announces no answer: {cmd}");
+        let (status, body) = curl(cmd);
+        assert_eq!(status, 200, "{cmd}: {body}");
+        // The echo upstream saw the identity the gateway set.
+        assert!(body.contains("x-auth-subject"), "{body}");
+    }
+    assert!(cases[0].1.contains("-X POST"), "{}", cases[0].1);
+    assert!(cases[0].1.contains("/invoices/acme"), "{}", cases[0].1);
+    assert!(cases[1].1.contains("/bot/example"), "{}", cases[1].1);
+    // A name dev needs is refused, saying which.
+    let clash = write(
+        "dev-clash.yaml",
+        "server: { listen: \"127.0.0.1:1\" }\nissuers: [{ id: dev, issuer: https://a, audiences: [x] }]\nupstreams: {}\nroutes: []\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_scopegate"))
+        .args(["dev", "--config", &clash])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dev adds an issuer `dev`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -270,7 +270,7 @@ fn three_replicas_sharing_introspection_make_one_authorization_server_call_per_n
         .sum();
     assert_eq!(shared, 2, "two replicas took the third one's answer");
     // What is stored is the answer, never the token.
-    let stored = std::process::Command::new("redis-cli")
+    let stored = support::tools::command("redis-cli")
         .args(["-u", &redis.url, "--scan"])
         .output()
         .unwrap();
@@ -360,7 +360,7 @@ fn a_polled_revocation_is_acknowledged_only_once_it_is_durable_in_redis() {
 
 /// `redis-cli` against `url`, its output.
 fn redis_cli(url: &str, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    let out = support::tools::command("redis-cli")
         .args(["-u", url])
         .args(args)
         .output()
@@ -538,7 +538,7 @@ fn writes_refused_while_subscribed_are_answered_503_and_reach_every_replica_once
 /// A CA, and a certificate it signed for `localhost` and 127.0.0.1, made with `openssl`.
 fn certificates(dir: &std::path::Path) {
     let run = |args: &[&str]| {
-        let ok = Command::new("openssl")
+        let ok = support::tools::command("openssl")
             .args(args)
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -607,7 +607,7 @@ fn redis_over_tls_with_a_private_ca_and_a_password_that_never_shows() {
     let port = free_port();
     let password = "redis-password-4f1c9a";
     let file = |n: &str| dir.join(n).display().to_string();
-    let child = Command::new("redis-server")
+    let child = support::tools::command("redis-server")
         .args([
             "--port",
             "0",

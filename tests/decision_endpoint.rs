@@ -62,6 +62,7 @@ fn world() -> World {
         .section(
             "tokens:\n  query_parameter: true\n  revocation:\n    push:\n      transmitter: \"https://transmitter.scopegate.test\"\n      jwks_uri: \"{jwks}\"\n      audience: \"https://gateway.scopegate.test\"",
         )
+        .section("protected_resources:\n  - { resource: \"https://api.example.com\" }")
         .section(&format!(
             "credentials:\n  - {{ id: legacy, header: X-API-Key, sha256: {}, subject: legacy-bot, scopes: [repo], orgs: [acme] }}",
             digest(LEGACY_KEY)
@@ -473,6 +474,27 @@ fn nginx_and_caddy_with_the_shipped_configurations_forward_only_what_the_proxy_w
     ] {
         assert!(metrics.contains(line), "{line} missing in\n{metrics}");
     }
+    resource_metadata_through(&nginx.url, "nginx");
+    resource_metadata_through(&caddy.url, "caddy");
+}
+
+/// RFC 9728 through a caller: the well-known URL answered by the decision listener, and the
+/// 401 challenge pointing to it.
+fn resource_metadata_through(url: &str, caller: &str) {
+    let r = get(&format!("{url}/.well-known/oauth-protected-resource"), None);
+    assert_eq!(r.status(), 200, "{caller}");
+    let doc: Value = r.json().unwrap();
+    assert_eq!(doc["resource"], "https://api.example.com", "{caller}");
+    assert_eq!(doc["scopes_supported"], json!(["repo"]), "{caller}");
+    let refused = get(&format!("{url}/orgs/acme/repos"), None);
+    assert_eq!(refused.status(), 401, "{caller}");
+    assert!(
+        header(&refused, "www-authenticate").contains(
+            "resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
+        ),
+        "{caller}: {}",
+        header(&refused, "www-authenticate")
+    );
 }
 
 /// A call to the decision endpoint as a caller makes it.
@@ -908,15 +930,13 @@ fn the_shipped_configurations_are_valid_for_their_servers_and_clear_the_whole_st
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = std::env::temp_dir().join(format!("scopegate-proxies-{}", free_port()));
     std::fs::create_dir_all(&dir).unwrap();
-    support::proxies::need("nginx", "nginx");
-    support::proxies::need("caddy", "caddy");
     let wrapper = dir.join("nginx.conf");
     std::fs::write(
         &wrapper,
         format!("events {{}}\nhttp {{\n  include {root}/config/proxies/nginx.conf;\n}}\n"),
     )
     .unwrap();
-    let nginx = std::process::Command::new("nginx")
+    let nginx = support::tools::command("nginx")
         .arg("-t")
         .arg("-p")
         .arg(&dir)
@@ -931,7 +951,7 @@ fn the_shipped_configurations_are_valid_for_their_servers_and_clear_the_whole_st
         "{}",
         String::from_utf8_lossy(&nginx.stderr)
     );
-    let caddy = std::process::Command::new("caddy")
+    let caddy = support::tools::command("caddy")
         .args(["adapt", "--validate", "--adapter", "caddyfile", "--config"])
         .arg(format!("{root}/config/proxies/Caddyfile"))
         .env("SCOPEGATE_DECISION_SECRET", SECRET)

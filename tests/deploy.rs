@@ -15,18 +15,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A tool from PATH, or where `.ci/run` installs the Python ones (`target/tools/bin`).
+/// A tool from PATH or `target/tools/bin`, installed by `scripts/test-tools` when missing.
 fn tool(name: &str) -> PathBuf {
-    let installed = root().join("target/tools/bin").join(name);
-    if installed.exists() {
-        return installed;
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.exists())
-    });
-    found.unwrap_or_else(|| panic!("{name} is needed for this test (.ci/run installs it)"))
+    support::tools::need(name)
 }
 
 fn run(cmd: &mut Command) -> String {

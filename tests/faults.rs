@@ -279,7 +279,7 @@ fn starved_of_file_descriptors_the_gateway_keeps_serving_without_spinning_and_re
     .unwrap();
     // 64 descriptors in all: what the process holds at start, and a few connections.
     let child = KillOnDrop(
-        std::process::Command::new("prlimit")
+        support::tools::command("prlimit")
             .arg("--nofile=64:64")
             .arg(env!("CARGO_BIN_EXE_scopegate"))
             .args(["run", "--config"])

@@ -403,7 +403,7 @@ fn the_tls_listener_serves_http2_and_http1_with_the_same_decisions() {
         .join(format!("tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = std::process::Command::new("openssl")
+    let status = support::tools::command("openssl")
         .args([
             "req",
             "-x509",

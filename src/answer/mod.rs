@@ -185,6 +185,21 @@ pub struct Rendered {
 
 const REALM: &str = "Bearer realm=\"scopegate\"";
 
+impl Rendered {
+    /// Adds `parameter` (RFC 9728 §5.1 `resource_metadata="…"`) to every challenge.
+    pub fn with_challenge_parameter(mut self, parameter: &str) -> Rendered {
+        for (name, value) in &mut self.headers {
+            if *name == http::header::WWW_AUTHENTICATE
+                && let Ok(v) = value.to_str()
+                && let Ok(with) = HeaderValue::from_str(&format!("{v}, {parameter}"))
+            {
+                *value = with;
+            }
+        }
+        self
+    }
+}
+
 fn json_body(error: &str, description: &str) -> Bytes {
     let v = serde_json::json!({ "error": error, "error_description": description });
     Bytes::from(v.to_string())

@@ -13,6 +13,7 @@ mod lint;
 mod listener;
 mod observe;
 mod organizations;
+mod resources;
 mod revocation;
 mod routes;
 mod serving;
@@ -96,13 +97,13 @@ pub fn load(path: &Path) -> Result<(File, Compiled), ConfigError> {
 /// What `scopegate check` does: [`load`], with upstream host names that do not resolve here
 /// reported as warnings (a configuration for a cluster names its services), beside the
 /// [`lint`] warnings.
-pub fn check(path: &Path) -> Result<(File, Vec<String>), ConfigError> {
+pub fn check(path: &Path) -> Result<(File, Compiled, Vec<String>), ConfigError> {
     let origin = path.display().to_string();
     let file = crate::config::load(path)?;
     let (inputs, mut warnings) = Inputs::gather_with(&file, &origin, Unresolved::Warn)?;
-    compile(&file, &inputs, &origin)?;
+    let compiled = compile(&file, &inputs, &origin)?;
     warnings.extend(lint(&file));
-    Ok((file, warnings))
+    Ok((file, compiled, warnings))
 }
 
 /// Parses, gathers the inputs of and compiles a configuration given as text (the embedded
@@ -161,6 +162,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     let universe = routes::universe(file);
     let issuers = issuers::compile(file, origin)?;
     let (table, route_rules) = routes::compile(file, &universe, origin)?;
+    let resources = resources::compile(file, &issuers, origin)?;
     let principals = Principals::new(universe, &issuers);
     let (credentials, legacy) = credentials::compile(file, origin, &principals)?;
     let forward = forwarding::compile(file, origin)?;
@@ -184,6 +186,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             forward,
             verify_public_credentials: file.forward.public_route_credentials
                 == crate::config::schema::StripOrVerify::Verify,
+            resources,
         },
         cache: CacheSettings {
             max_entries: t.cache.max_entries,

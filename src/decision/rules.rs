@@ -29,6 +29,8 @@ pub struct Rules {
     /// Check a credential presented on a public route (optional authentication) instead of
     /// removing it.
     pub verify_public_credentials: bool,
+    /// RFC 9728 metadata published for the resources behind the gateway.
+    pub resources: crate::resource::ProtectedResources,
 }
 
 pub struct RouteRules {

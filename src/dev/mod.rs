@@ -1,114 +1,27 @@
-//! `scopegate dev`: the gateway on the embedded `config/dev.yaml`, with a development issuer
-//! and an echo upstream in the same process, and ready-to-paste curl lines.
+//! `scopegate dev`: the gateway on the embedded `config/dev.yaml` (or the user's own file),
+//! with a development issuer and an echo upstream in the same process, and ready-to-paste
+//! curl lines.
 
 mod echo;
 mod issuer;
+mod personas;
+mod setup;
 
 pub use echo::describe as describe_request;
 pub use issuer::{DevIssuer, TokenRequest};
+pub use setup::{CONFIG, Options};
 
 use crate::compile;
 use crate::generation::Generation;
 use crate::server::{self, Extras};
 use std::sync::Arc;
 
-/// The shipped development configuration.
-pub const CONFIG: &str = include_str!("../../config/dev.yaml");
-
-pub struct Persona {
-    pub what: &'static str,
-    pub expect: u16,
-    pub method: &'static str,
-    pub path: &'static str,
-    pub token: Option<TokenRequest>,
-    /// A legacy credential header instead of a token.
-    pub header: Option<(&'static str, &'static str)>,
-}
-
-/// The `jti` of the token `dev` revokes at start.
-const REVOKED_JTI: &str = "dev-revoked-token";
-
-fn token(sub: &str, client: &str, scope: &str, expires_in: i64) -> Option<TokenRequest> {
-    Some(TokenRequest {
-        sub: sub.into(),
-        client_id: Some(client.into()),
-        scope: scope.into(),
-        expires_in,
-        orgs: vec!["acme".into()],
-        jti: None,
-    })
-}
-
-/// The callers the banner shows, each with the answer it gets.
-pub fn personas() -> Vec<Persona> {
-    let persona = |what, expect, path, token| Persona {
-        what,
-        expect,
-        method: "GET",
-        path,
-        token,
-        header: None,
-    };
-    let mut revoked = token("alice", "dev-dashboard", "repo", 3600);
-    if let Some(t) = revoked.as_mut() {
-        t.jti = Some(REVOKED_JTI.into());
-    }
-    vec![
-        persona(
-            "member of acme through an app acme approved (repo)",
-            200,
-            "/orgs/acme/repos",
-            token("alice", "dev-dashboard", "repo read:org", 3600),
-        ),
-        persona(
-            "the same member through a third-party app acme did not approve",
-            403,
-            "/orgs/acme/repos",
-            token("alice", "third-party-app", "repo", 3600),
-        ),
-        persona(
-            "app token (client credentials) with chat.bot",
-            200,
-            "/v1/spaces/AAAA",
-            token("chat-bot", "chat-bot", "chat.bot", 3600),
-        ),
-        persona(
-            "caller missing the scope (only read:org)",
-            403,
-            "/orgs/acme/repos",
-            token("bob", "dev-dashboard", "read:org", 3600),
-        ),
-        persona("no token", 401, "/orgs/acme/repos", None),
-        persona(
-            "expired token",
-            401,
-            "/orgs/acme/repos",
-            token("alice", "dev-dashboard", "repo", -300),
-        ),
-        persona(
-            "token revoked by a Security Event Token pushed at start",
-            401,
-            "/orgs/acme/repos",
-            revoked,
-        ),
-        Persona {
-            header: Some(("X-API-Key", "dev-api-key-not-a-secret")),
-            ..persona(
-                "legacy API key (credentials: in the config)",
-                200,
-                "/orgs/acme/repos",
-                None,
-            )
-        },
-    ]
-}
-
 /// Revokes the token of the "revoked" persona the way an authorization server would: a
 /// Security Event Token pushed to the admin port's `/events` (RFC 8935).
-fn revoke_at_start(generation: &Generation, dev: &DevIssuer) -> Result<(), String> {
+fn revoke_at_start(generation: &Generation, issuer: usize, dev: &DevIssuer) -> Result<(), String> {
     // The SET is checked with the dev issuer's keys, fetched by the key sync at start.
     let start = std::time::Instant::now();
-    while !generation.gateway.state.issuers[0].has_fetched() {
+    while !generation.gateway.state.issuers[issuer].has_fetched() {
         if start.elapsed() > std::time::Duration::from_secs(5) {
             return Err("the dev issuer's keys were not fetched within 5 s".into());
         }
@@ -120,7 +33,7 @@ fn revoke_at_start(generation: &Generation, dev: &DevIssuer) -> Result<(), Strin
         &serde_json::json!({
             "iss": dev.issuer, "aud": dev.audience, "iat": now, "jti": format!("dev-{now}"),
             "events": {"https://schemas.openid.net/secevent/oauth/event-type/token-revoked":
-                {"subject": {"format": "jwt_id", "iss": dev.issuer, "jti": REVOKED_JTI}}},
+                {"subject": {"format": "jwt_id", "iss": dev.issuer, "jti": personas::REVOKED_JTI}}},
         }),
     );
     let request = format!(
@@ -151,16 +64,25 @@ const BANNER: &str = r#"
 "#;
 
 /// Runs `dev` until interrupted.
-pub fn run() -> Result<(), String> {
-    let compiled =
-        compile::from_text(CONFIG, "config/dev.yaml (embedded)").map_err(|e| e.to_string())?;
-    let iss = &compiled.rules.issuers[0];
-    let dev = Arc::new(DevIssuer::new(iss.iss.clone(), iss.audiences[0].clone()));
-    let echo_addr = compiled.rules.upstreams[0].addr;
-    let serving = compiled.serving.clone();
-    let echo = std::net::TcpListener::bind(echo_addr)
-        .map_err(|e| format!("echo upstream {echo_addr}: {e}"))?;
+pub fn run(options: &Options) -> Result<(), String> {
+    // The echo upstream first: its address goes into the configuration.
+    let echo =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("echo upstream: {e}"))?;
+    let echo_addr = echo.local_addr().map_err(|e| e.to_string())?;
     echo.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let setup = setup::configuration(options, echo_addr)?;
+    let inputs = compile::Inputs::gather(&setup.file, &setup.origin).map_err(|e| e.to_string())?;
+    let compiled =
+        compile::compile(&setup.file, &inputs, &setup.origin).map_err(|e| e.to_string())?;
+    let issuer = compiled
+        .rules
+        .issuers
+        .iter()
+        .position(|i| i.id == setup::ISSUER_ID)
+        .ok_or("no dev issuer")?;
+    let iss = &compiled.rules.issuers[issuer];
+    let dev = Arc::new(DevIssuer::new(iss.iss.clone(), iss.audiences[0].clone()));
+    let serving = compiled.serving.clone();
     let echo_task = Box::pin(async move {
         let listener = tokio::net::TcpListener::from_std(echo).expect("echo listener");
         echo::serve(listener).await
@@ -175,8 +97,8 @@ pub fn run() -> Result<(), String> {
     )?;
     println!("{BANNER}");
     println!(
-        "  gateway  http://{}   (config: config/dev.yaml, embedded)",
-        serving.at_start.server.listen
+        "  gateway  http://{}   (config: {})",
+        serving.at_start.server.listen, setup.origin
     );
     println!(
         "  admin    http://{}/metrics  /healthz  /readyz",
@@ -186,10 +108,15 @@ pub fn run() -> Result<(), String> {
         "  issuer   {}   (mint: POST {}/token with {{\"sub\":\"…\",\"scope\":\"…\"}})",
         dev.issuer, dev.issuer
     );
-    println!("  upstream http://{echo_addr} echoes what it receives\n");
-    revoke_at_start(&running.current(), &dev)?;
+    println!("  upstream http://{echo_addr} (`echo`) echoes what it receives\n");
+    let callers = if setup.embedded {
+        revoke_at_start(&running.current(), issuer, &dev)?;
+        personas::personas()
+    } else {
+        personas::for_routes(&setup.file)
+    };
     println!("  Try:");
-    for p in personas() {
+    for p in callers {
         let mut auth = p
             .token
             .as_ref()
@@ -198,14 +125,18 @@ pub fn run() -> Result<(), String> {
         if let Some((name, value)) = p.header {
             auth.push_str(&format!(" -H '{name}: {value}'"));
         }
-        println!("\n  # {} -> {}", p.what, p.expect);
+        match p.expect {
+            Some(code) => println!("\n  # {} -> {code}", p.what),
+            None => println!("\n  # {}", p.what),
+        }
         println!(
             "  curl -i -X {}{auth} http://{}{}",
             p.method, serving.at_start.server.listen, p.path
         );
     }
     println!();
-    // The embedded configuration cannot change: SIGHUP has nothing to reload.
+    // Nothing to reload: the configuration was assembled at start (restart `dev` to pick
+    // up a change to `--config`).
     while signals.wait() == server::Signal::Reload {}
     running.stop();
     Ok(())

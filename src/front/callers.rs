@@ -4,9 +4,11 @@
 //! what the caller must do to forward (identity, headers to drop, the decided target), or
 //! with the proxy's own refusal.
 
-use super::conventions::{self, Allowance, CallerAnswer};
+use super::conventions::{self, Allowance, CallError, CallerAnswer};
 use super::exchange::{Arrival, Exchange};
 use super::listen::Peer;
+use super::metadata::{self, Served};
+use crate::answer::Rendered;
 use crate::compile::DecisionServing;
 use crate::generation::Current;
 use crate::metrics::FrontEnd;
@@ -84,29 +86,45 @@ pub async fn handle(
             .and_then(|v| v.to_str().ok()?.parse().ok()),
     };
     let mut exchange = Exchange::begin(front_end, generation.clone(), arrival);
-    let resp = match called {
-        Err(e) => {
+    // A trusted caller routes the RFC 9728 well-known URLs here: the document, no decision.
+    let served = match &called {
+        Err(CallError::UnknownPath) => {
+            metadata::serve(&mut exchange, req.method(), req.uri().path())
+        }
+        _ => None,
+    };
+    let resp = match (served, called) {
+        (Some(Served::Document(doc)), _) => {
+            metadata::response(doc, req.method() == http::Method::HEAD)
+        }
+        (Some(Served::Refused(r)), _) => deny(exchange.render(&r)),
+        (None, Err(e)) => {
             e.record(&mut exchange);
             let (status, _, _) = e.parts();
             json(status, e.body())
         }
-        Ok((front_end, original)) => match conventions::decide(&mut exchange, &original).await {
-            CallerAnswer::Allow(a) => allow(a, front_end),
-            CallerAnswer::Deny(r) => {
-                let mut resp = Response::new(Full::new(r.body));
-                *resp.status_mut() = r.status;
-                let h = resp.headers_mut();
-                for (name, value) in r.headers {
-                    h.append(name, value);
-                }
-                resp
+        (None, Ok((front_end, original))) => {
+            match conventions::decide(&mut exchange, &original).await {
+                CallerAnswer::Allow(a) => allow(a, front_end),
+                CallerAnswer::Deny(r) => deny(r),
             }
-        },
+        }
     };
     let mut resp = resp;
     resp.headers_mut()
         .insert(policy.request_id.clone(), exchange.request_id().clone());
     exchange.finish(resp.status().as_u16(), None);
+    resp
+}
+
+/// The proxy's own refusal, as it would have answered it.
+fn deny(r: Rendered) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(r.body));
+    *resp.status_mut() = r.status;
+    let h = resp.headers_mut();
+    for (name, value) in r.headers {
+        h.append(name, value);
+    }
     resp
 }
 

@@ -323,7 +323,7 @@ pub async fn decide(exchange: &mut Exchange, original: &Original) -> CallerAnswe
         }
         Verdict::Refuse(r) => {
             exchange.refused(decided.route, &r);
-            CallerAnswer::Deny(r.render())
+            CallerAnswer::Deny(exchange.render(&r))
         }
     }
 }

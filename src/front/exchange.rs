@@ -3,7 +3,7 @@
 //! end maps its protocol to a [`Head`](crate::request::Head), asks [`Exchange::decide`], and
 //! maps the outcome back; what is counted, traced and logged is decided here, once.
 
-use crate::answer::{Outcome, Refusal};
+use crate::answer::{Outcome, Refusal, Rendered};
 use crate::decision::{Decided, Verdict};
 use crate::generation::Generation;
 use crate::metrics::FrontEnd;
@@ -15,6 +15,9 @@ use opentelemetry::context::FutureExt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The route the request log names for an RFC 9728 document.
+const METADATA_ROUTE: &str = "oauth-protected-resource";
 
 /// One request or decision-endpoint call, from arrival to its log line.
 pub struct Exchange {
@@ -142,6 +145,25 @@ impl Exchange {
             .refused(self.front_end, route, outcome, reason);
         self.entry.status = status;
         self.entry.refusal = Some(reason);
+    }
+
+    /// The gateway's answer to a refusal: rendered once, with the challenges pointing at
+    /// the RFC 9728 metadata of the resource the request is for (`resource_metadata`).
+    pub fn render(&self, r: &Refusal) -> Rendered {
+        let rendered = r.render();
+        let path = self.entry.path.as_deref().unwrap_or("/");
+        match self.generation.gateway.rules.resources.challenge_for(path) {
+            Some(parameter) => rendered.with_challenge_parameter(parameter),
+            None => rendered,
+        }
+    }
+
+    /// Counts and logs a request answered with a resource's RFC 9728 document.
+    pub fn served_metadata(&mut self) {
+        self.entry.route = Some(METADATA_ROUTE.into());
+        self.generation
+            .requests
+            .count(self.front_end, None, Outcome::Allowed);
     }
 
     /// Counts an allowed request (forwarded, or answered allowed to the caller).

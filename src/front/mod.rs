@@ -21,6 +21,7 @@ pub mod conventions;
 pub mod exchange;
 mod grpc;
 pub mod listen;
+mod metadata;
 mod proxy;
 mod wire;
 

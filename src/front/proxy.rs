@@ -4,8 +4,9 @@
 
 use super::exchange::{Arrival, Exchange};
 use super::listen::Peer;
+use super::metadata::{self, Served};
 use super::wire::{BodyFault, Watched};
-use crate::answer::Refusal;
+use crate::answer::{Refusal, Rendered};
 use crate::decision::Verdict;
 use crate::forward::Settled;
 use crate::generation::{Current, Generation};
@@ -43,8 +44,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "trailer"];
 
 /// The gateway's own answer, with the request's id.
-fn answer(refusal: &Refusal, request_id: &HeaderValue) -> Response<Body> {
-    let a = refusal.render();
+fn answer(a: Rendered, request_id: &HeaderValue) -> Response<Body> {
     let mut resp = Response::new(Either::Right(Full::new(a.body)));
     *resp.status_mut() = a.status;
     let h = resp.headers_mut();
@@ -138,11 +138,21 @@ impl Engine {
         let request_id = exchange.request_id().clone();
         let refuse = |exchange: &mut Exchange, route, r: Refusal| {
             exchange.refused(route, &r);
-            answer(&r, &request_id)
+            answer(exchange.render(&r), &request_id)
         };
         if let Some(e) = peer.wire.next_request() {
             // The stand-in of a head the wire check refused: nothing of it is forwarded.
             return refuse(exchange, None, Refusal::BadFraming(e));
+        }
+        match metadata::serve(exchange, req.method(), req.uri().path()) {
+            Some(Served::Document(doc)) => {
+                let mut resp =
+                    metadata::response(doc, req.method() == http::Method::HEAD).map(Either::Right);
+                resp.headers_mut().insert(X_REQUEST_ID, request_id);
+                return resp;
+            }
+            Some(Served::Refused(r)) => return answer(exchange.render(&r), &request_id),
+            None => {}
         }
         let gw = &generation.gateway;
         let conn = Connection {

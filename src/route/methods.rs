@@ -29,6 +29,8 @@ fn bit(m: &Method) -> u16 {
 impl MethodSet {
     pub const ALL: MethodSet = MethodSet(u16::MAX);
     pub const EMPTY: MethodSet = MethodSet(0);
+    /// What a read-only document accepts.
+    pub const GET_HEAD: MethodSet = MethodSet(0b11);
 
     /// Parses a route's method list. `GET` brings `HEAD` along, as in nginx and most
     /// frameworks: a HEAD is a GET without the body.

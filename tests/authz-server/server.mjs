@@ -58,6 +58,8 @@ const ALL_SCOPES = [
     'chat.messages.readonly', 'chat.import', 'chat.delete', 'chat.app.delete', 'chat.app.spaces',
     'chat.admin.spaces.readonly'].map((s) => `${GOOGLE}${s}`),
   'ZohoCRM.modules.ALL', 'ZohoCRM.modules.READ',
+  // Gmail's, for the routes imported from its OpenAPI description (tests/openapi.rs).
+  'https://mail.google.com/', `${GOOGLE}gmail.readonly`, `${GOOGLE}gmail.send`,
   'metrics_read', 'dashboards_read', 'timeseries_query',
 ];
 // Organizations each subject (user or client) belongs to, as an extra claim.

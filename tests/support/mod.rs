@@ -2,12 +2,14 @@
 //! on loopback that records what reaches it, and the gateway started in-process.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod npm;
 pub mod poll;
 pub mod providers;
 pub mod proxies;
 pub mod recipe;
 pub mod redis;
 mod template;
+pub mod tools;
 pub use template::Template;
 
 use bytes::Bytes;
@@ -52,7 +54,7 @@ fn install_authz_server(dir: &std::path::Path) {
         if dir.join("node_modules/oidc-provider").exists() {
             return;
         }
-        let status = Command::new("npm")
+        let status = tools::command("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(dir)
             .status()
@@ -88,7 +90,7 @@ impl AuthServer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz-server");
         install_authz_server(&dir);
         let log = dir.join(format!("server-{port}-{}.log", std::process::id()));
-        let mut child = Command::new("node")
+        let mut child = tools::command("node")
             .arg("server.mjs")
             .current_dir(&dir)
             .env("PORT", port.to_string())

@@ -82,23 +82,9 @@ pub fn shipped(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Fails with the command that installs `tool` when it is missing.
-pub fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "{tool} is needed for this test: apt-get install {package} (or run .ci/run, which installs it)"
-    );
-}
-
 impl Proxy {
     /// nginx in front of `upstream`, asking `decision`, with `config/proxies/nginx.conf`.
     pub fn nginx(decision: &str, upstream: &str, secret: &str) -> Proxy {
-        need("nginx", "nginx");
         let dir = workdir("nginx");
         let port = free_port();
         let site = shipped("nginx.conf")
@@ -126,7 +112,7 @@ http {{
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let log = dir.join("error.log");
-        let mut child = Command::new("nginx")
+        let mut child = super::tools::command("nginx")
             .arg("-p")
             .arg(&dir)
             .arg("-e")
@@ -148,7 +134,6 @@ http {{
 
     /// Caddy in front of `upstream`, asking `decision`, with `config/proxies/Caddyfile`.
     pub fn caddy(decision: &str, upstream: &str, secret: &str) -> Proxy {
-        need("caddy", "caddy");
         let dir = workdir("caddy");
         let port = free_port();
         let site = shipped("Caddyfile")
@@ -158,7 +143,7 @@ http {{
         let caddyfile = format!("{{\n  admin off\n  auto_https off\n}}\n\n{site}");
         std::fs::write(dir.join("Caddyfile"), caddyfile).unwrap();
         let log = dir.join("caddy.log");
-        let mut child = Command::new("caddy")
+        let mut child = super::tools::command("caddy")
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(dir.join("Caddyfile"))
             .env("SCOPEGATE_DECISION_SECRET", secret)

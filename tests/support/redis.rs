@@ -2,7 +2,7 @@
 //! stopped with it.
 
 use super::free_port;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Redis {
@@ -27,7 +27,7 @@ impl Redis {
 
     /// On `port`; with `dir`, persisted there (appendonly, as a production Redis is).
     pub fn on(port: u16, dir: Option<std::path::PathBuf>) -> Redis {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = super::tools::command("redis-server");
         cmd.args([
             "--port",
             &port.to_string(),
@@ -46,7 +46,6 @@ impl Redis {
                 cmd.args(["--appendonly", "no"]);
             }
         }
-        super::proxies::need("redis-server", "redis-server");
         let child = cmd.stdout(Stdio::null()).spawn().unwrap();
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

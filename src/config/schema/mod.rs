@@ -8,6 +8,7 @@ mod forward;
 mod issuers;
 mod log;
 mod organizations;
+mod resources;
 mod server;
 mod tokens;
 
@@ -18,6 +19,7 @@ pub use forward::*;
 pub use issuers::*;
 pub use log::*;
 pub use organizations::*;
+pub use resources::*;
 pub use server::*;
 pub use tokens::*;
 
@@ -61,6 +63,9 @@ pub struct File {
     pub traces: Option<Traces>,
     /// Revocations shared by several replicas through Redis.
     pub cluster: Option<Cluster>,
+    /// RFC 9728 metadata published for the APIs behind the gateway; none by default.
+    #[serde(default)]
+    pub protected_resources: Vec<ProtectedResource>,
 }
 
 #[derive(Debug, Deserialize)]
