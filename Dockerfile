@@ -17,11 +17,10 @@ COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY config config
 COPY benches benches
-RUN cargo build --release --locked --bin scopegate \
-    && strip target/release/scopegate
+RUN cargo build --profile dist --locked --bin scopegate
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/scopegate /usr/local/bin/scopegate
+COPY --from=build /src/target/dist/scopegate /usr/local/bin/scopegate
 USER 65532:65532
 EXPOSE 8080 9901
 # No shell or curl in the image: the binary asks its own admin port.

@@ -50,6 +50,12 @@ enum Command {
     /// Write configuration from another description of the API.
     #[command(subcommand)]
     Import(Import),
+    /// Print the configuration's JSON Schema (for editors), or with `--markdown` its
+    /// reference (docs/configuration.md).
+    Schema {
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Dry-run one decision and say why (fetches the issuers' keys); exit 0 when allowed.
     Explain {
         #[arg(long)]
@@ -162,7 +168,7 @@ fn run(config: &Path) -> Result<(), String> {
     use scopegate::server::{self, Signal};
     // Installed first: a SIGHUP during the start must not end the process.
     let mut signals = server::Signals::install()?;
-    let (_, compiled) = load(config)?;
+    let (mut in_force, compiled) = load(config)?;
     let mut file = server::ConfigFile::new(config);
     let mut running = server::start(compiled, Default::default())?;
     tracing::info!("scopegate serving with {}", config.display());
@@ -172,15 +178,27 @@ fn run(config: &Path) -> Result<(), String> {
             Signal::Stop => break,
             Signal::Reload => {
                 // What SIGHUP reads now is not a change to read again.
-                file.changed();
+                file.taken();
                 "SIGHUP"
             }
             Signal::Changed => "the file changed",
         };
-        match load(config).and_then(|(_, next)| running.reload(next)) {
-            Ok(()) => {
+        let reloaded = load(config).and_then(|(next_file, next)| {
+            running.reload(next)?;
+            Ok(next_file)
+        });
+        match reloaded {
+            Ok(next_file) => {
                 CONFIG_RELOADS.with_label_values(&["ok"]).inc();
-                tracing::info!("configuration reloaded from {} ({why})", config.display());
+                for warning in compile::lint(&next_file) {
+                    tracing::warn!("{}: {warning}", config.display());
+                }
+                tracing::info!(
+                    "configuration reloaded from {} ({why}): {}",
+                    config.display(),
+                    compile::changes(&in_force, &next_file)
+                );
+                in_force = next_file;
             }
             Err(e) => {
                 CONFIG_RELOADS.with_label_values(&["error"]).inc();
@@ -270,6 +288,14 @@ fn main() -> ExitCode {
             admin_port,
         }),
         Command::HashCredential => hash_credential(),
+        Command::Schema { markdown } => {
+            use scopegate::config::reference;
+            match markdown {
+                true => print!("{}", reference::markdown()),
+                false => print!("{}", reference::schema_text()),
+            }
+            Ok(())
+        }
         Command::Health { url } => health(&url),
         Command::Check { config, openapi } => check(&config, openapi.as_deref()),
         Command::Import(Import::Openapi { file, upstream }) => read_openapi(&file).map(|spec| {
@@ -303,7 +329,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line per error (`check` reports every error of a file).
+            for line in e.lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::FAILURE
         }
     }

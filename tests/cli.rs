@@ -84,6 +84,45 @@ fn check_names_file_line_column_and_what_was_expected() {
 }
 
 #[test]
+fn check_reports_every_error_of_a_file_each_at_its_line_and_column() {
+    let path = write(
+        "three-errors.yaml",
+        "server:
+  listen: 127.0.0.1:1
+  timeouts: { idle: 5x }
+issuers: [{ id: corp, issuer: https://a, audiences: [x] }]
+upstreams: { api: { url: http://127.0.0.1:2 } }
+routes:
+  - name: a
+    match: { path: /a }
+    upstream: apii
+    require: { scopes: repo }
+  - name: b
+    match: { path: /b }
+    upstream: api
+    issuers: [crop]
+    require: {}
+",
+    );
+    let (ok, _, err) = scopegate(&["check", "--config", &path]);
+    assert!(!ok);
+    let lines: Vec<&str> = err.lines().collect();
+    // In the order of the file, each with file:line:column.
+    let expected = [
+        "three-errors.yaml:3:21: `5x`: unknown unit `x` (use ms, s, m or h)",
+        "three-errors.yaml:9:15: route `a`: upstream `apii` is not defined (known: api)",
+        "three-errors.yaml:14:14: route `b`: issuers: `crop` is not a configured issuer",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert!(
+            line.ends_with(want),
+            "{line} does not end with {want}\n{err}"
+        );
+    }
+}
+
+#[test]
 fn check_refuses_a_route_without_require_and_names_it() {
     let path = write(
         "no-require.yaml",

@@ -8,18 +8,15 @@ use std::collections::HashSet;
 
 pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
     let mut seen = HashSet::new();
-    file.issuers
-        .iter()
-        .map(|i| {
-            if !seen.insert(i.id.as_str()) {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("issuer id `{}` appears twice", i.id),
-                ));
-            }
-            issuer(i, origin)
-        })
-        .collect()
+    super::each("issuers", &file.issuers, |i| {
+        if !seen.insert(i.id.as_str()) {
+            return Err(ConfigError::new(
+                origin,
+                format!("issuer id `{}` appears twice", i.id),
+            ));
+        }
+        issuer(i, origin)
+    })
 }
 
 /// The longest `serve_stale_on_error`.

@@ -3,6 +3,7 @@
 //! compile step needs from outside the file (DNS, a policy file) is gathered first
 //! ([`Inputs`]), so compiling itself does no I/O.
 
+mod changes;
 mod cluster;
 mod credentials;
 mod decision;
@@ -19,6 +20,7 @@ mod routes;
 mod serving;
 mod upstreams;
 
+pub use changes::summary as changes;
 pub use cluster::{ClusterSettings, HmacKeys};
 pub use decision::{Bind, CallerSecret, DecisionServing};
 pub use inputs::{Inputs, Unresolved};
@@ -88,22 +90,45 @@ impl Compiled {
 /// Reads, gathers the inputs of and compiles the configuration at `path`.
 pub fn load(path: &Path) -> Result<(File, Compiled), ConfigError> {
     let origin = path.display().to_string();
-    let file = crate::config::load(path)?;
-    let inputs = Inputs::gather(&file, &origin)?;
-    let compiled = compile(&file, &inputs, &origin)?;
+    let text = crate::config::read(path)?;
+    let file = crate::config::parse(&text, &origin)?;
+    let located = |e: ConfigError| e.located(&text);
+    let inputs = Inputs::gather(&file, &origin).map_err(located)?;
+    let compiled = compile(&file, &inputs, &origin).map_err(located)?;
     Ok((file, compiled))
 }
 
-/// What `scopegate check` does: [`load`], with upstream host names that do not resolve here
-/// reported as warnings (a configuration for a cluster names its services), beside the
-/// [`lint`] warnings.
+/// What `scopegate check` does: [`load`], reporting every error it finds (each bad value,
+/// and every section's mistakes, with their positions) rather than the first; upstream host
+/// names that do not resolve here are warnings (a configuration for a cluster names its
+/// services), beside the [`lint`] warnings.
 pub fn check(path: &Path) -> Result<(File, Compiled, Vec<String>), ConfigError> {
     let origin = path.display().to_string();
-    let file = crate::config::load(path)?;
-    let (inputs, mut warnings) = Inputs::gather_with(&file, &origin, Unresolved::Warn)?;
-    let compiled = compile(&file, &inputs, &origin)?;
-    warnings.extend(lint(&file));
-    Ok((file, compiled, warnings))
+    let text = crate::config::read(path)?;
+    let (file, mut errors) = crate::config::parse_all(&text, &origin)?;
+    let located = |errors: Vec<ConfigError>| {
+        ConfigError::many(errors)
+            .expect("called with errors")
+            .located(&text)
+    };
+    let (inputs, mut warnings) = match Inputs::gather_with(&file, &origin, Unresolved::Warn) {
+        Ok(gathered) => gathered,
+        Err(e) => {
+            errors.push(e);
+            return Err(located(errors));
+        }
+    };
+    match compile(&file, &inputs, &origin) {
+        Ok(compiled) if errors.is_empty() => {
+            warnings.extend(lint(&file));
+            Ok((file, compiled, warnings))
+        }
+        Ok(_) => Err(located(errors)),
+        Err(e) => {
+            errors.push(e);
+            Err(located(errors))
+        }
+    }
 }
 
 /// Parses, gathers the inputs of and compiles a configuration given as text (the embedded
@@ -114,14 +139,84 @@ pub fn from_text(text: &str, origin: &str) -> Result<Compiled, ConfigError> {
     compile(&file, &inputs, origin)
 }
 
-/// Compiles `file` (named `origin` in errors) with what was gathered for it.
+/// Compiles `file` (named `origin` in errors) with what was gathered for it. Every section
+/// is compiled even when another fails, so the error lists every mistake found (each with
+/// the key it is about, for its position).
 pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, ConfigError> {
+    let mut errors = Vec::new();
     let limits = &file.server.limits;
     let timeouts = &file.server.timeouts;
+    let listen = kept(
+        &mut errors,
+        socket_addr(origin, "server.listen", &file.server.listen),
+    );
+    let admin_listen = kept(
+        &mut errors,
+        socket_addr(origin, "admin.listen", &file.admin.listen),
+    );
+    let decision = kept(&mut errors, decision::compile(file, origin));
+    let traces = kept(&mut errors, observe::traces(file, origin));
+    let log = kept(&mut errors, observe::log(file, origin));
+    let cluster = kept(&mut errors, cluster::compile(file, inputs, origin));
+    let upstreams = kept(&mut errors, upstreams::compile(file, inputs, origin));
+    let universe = routes::universe(file);
+    let issuers = kept(&mut errors, issuers::compile(file, origin));
+    let routes = kept(&mut errors, routes::compile(file, &universe, origin));
+    let forward = kept(&mut errors, forwarding::compile(file, origin));
+    let revocation = kept(&mut errors, revocation::compile(file, origin));
+    let orgs = kept(&mut errors, organizations::compile(file, inputs, origin));
+    // What needs the issuers, once they compiled.
+    let (resources, credentials, principals) = match &issuers {
+        Some(issuers) => {
+            let principals = Principals::new(universe, issuers);
+            (
+                kept(&mut errors, resources::compile(file, issuers, origin)),
+                kept(&mut errors, credentials::compile(file, origin, &principals)),
+                Some(principals),
+            )
+        }
+        None => (None, None, None),
+    };
+    let (
+        Some(listen),
+        Some(admin_listen),
+        Some(decision),
+        Some(traces),
+        Some(log),
+        Some(cluster),
+        Some(upstreams),
+        Some(issuers),
+        Some((table, route_rules)),
+        Some(forward),
+        Some((push, poll)),
+        Some(orgs),
+        Some(resources),
+        Some((credentials, legacy)),
+        Some(principals),
+    ) = (
+        listen,
+        admin_listen,
+        decision,
+        traces,
+        log,
+        cluster,
+        upstreams,
+        issuers,
+        routes,
+        forward,
+        revocation,
+        orgs,
+        resources,
+        credentials,
+        principals,
+    )
+    else {
+        return Err(ConfigError::many(errors).expect("a section that failed said why"));
+    };
     let serving = Serving {
         at_start: AtStart {
             server: ProxyListener {
-                listen: socket_addr(origin, "server.listen", &file.server.listen)?,
+                listen,
                 tls: file
                     .server
                     .tls
@@ -135,7 +230,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 },
             },
             admin: AdminListener {
-                listen: socket_addr(origin, "admin.listen", &file.admin.listen)?,
+                listen: admin_listen,
                 bounds: SideListener::compile(
                     SideListener::ADMIN,
                     &file.admin.limits,
@@ -143,31 +238,21 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                     limits.max_uri_bytes,
                 ),
             },
-            decision: decision::compile(file, origin)?,
+            decision,
             threads: file.server.threads.max(1),
             upstream_connect: timeouts.upstream_connect.0,
             shutdown_grace: file.server.shutdown_grace.0,
-            traces: observe::traces(file, origin)?,
+            traces,
         },
         body_timeout: timeouts.body.0,
         upstream_response: timeouts.upstream_response.0,
-        log: observe::log(file, origin)?,
-        cluster: cluster::compile(file, inputs, origin)?,
+        log,
+        cluster,
         watch_config: {
             let r = &file.server.reload;
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)
         },
     };
-    let upstreams = upstreams::compile(file, inputs, origin)?;
-    let universe = routes::universe(file);
-    let issuers = issuers::compile(file, origin)?;
-    let (table, route_rules) = routes::compile(file, &universe, origin)?;
-    let resources = resources::compile(file, &issuers, origin)?;
-    let principals = Principals::new(universe, &issuers);
-    let (credentials, legacy) = credentials::compile(file, origin, &principals)?;
-    let forward = forwarding::compile(file, origin)?;
-    let (push, poll) = revocation::compile(file, origin)?;
-    let orgs = organizations::compile(file, inputs, origin)?;
     let t = &file.tokens;
     Ok(Compiled {
         rules: Rules {
@@ -215,6 +300,31 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     })
 }
 
+/// The value of a section that compiled; the error of one that did not goes to `errors`.
+fn kept<T>(errors: &mut Vec<ConfigError>, r: Result<T, ConfigError>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
+}
+
+/// Compiles each item with `one`, keeping every item's error (keyed `{list}[n]`).
+fn each<'a, I: 'a, T>(
+    list: &str,
+    items: impl IntoIterator<Item = &'a I>,
+    mut one: impl FnMut(&'a I) -> Result<T, ConfigError>,
+) -> Result<Vec<T>, ConfigError> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (n, item) in items.into_iter().enumerate() {
+        match one(item) {
+            Ok(v) => out.push(v),
+            Err(e) => errors.push(e.key(format!("{list}[{n}]"))),
+        }
+    }
+    match ConfigError::many(errors) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 fn header_name(origin: &str, what: &str, s: &str) -> Result<HeaderName, ConfigError> {
     HeaderName::from_bytes(s.as_bytes())
         .map_err(|_| ConfigError::new(origin, format!("{what}: `{s}` is not a valid header name")))
@@ -226,6 +336,7 @@ fn socket_addr(origin: &str, what: &str, s: &str) -> Result<SocketAddr, ConfigEr
             origin,
             format!("{what}: `{s}` is not an address such as 127.0.0.1:8080"),
         )
+        .key(what)
     })
 }
 

@@ -44,17 +44,20 @@ pub fn compile(
     origin: &str,
 ) -> Result<(RouteTable, Vec<RouteRules>), ConfigError> {
     let upstreams: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
-    let mut patterns = Vec::new();
-    let mut routes = Vec::new();
     let mut names = HashSet::new();
-    for r in &file.routes {
+    let mut n = 0;
+    let compiled = super::each("routes", &file.routes, |r| {
+        let index = n;
+        n += 1;
+        let key = |field: &str| format!("routes[{index}].{field}");
         let here = |msg: String| ConfigError::new(origin, format!("route `{}`: {msg}", r.name));
         if !names.insert(r.name.as_str()) {
-            return Err(here("the name appears twice".into()));
+            return Err(here("the name appears twice".into()).key(key("name")));
         }
-        let pattern = Pattern::parse(&r.matcher.path).map_err(here)?;
+        let pattern =
+            Pattern::parse(&r.matcher.path).map_err(|e| here(e).key(key("match.path")))?;
         let methods = match &r.matcher.methods {
-            Some(m) => MethodSet::parse(m).map_err(here)?,
+            Some(m) => MethodSet::parse(m).map_err(|e| here(e).key(key("match.methods")))?,
             None => MethodSet::ALL,
         };
         let upstream = upstreams
@@ -66,8 +69,9 @@ pub fn compile(
                     r.upstream,
                     upstreams.join(", ")
                 ))
+                .key(key("upstream"))
             })?;
-        let requirement = requirement(r, universe).map_err(here)?;
+        let requirement = requirement(r, universe).map_err(|e| here(e).key(key("require")))?;
         if requirement.is_some() && file.issuers.is_empty() {
             return Err(here(
                 "a protected route needs at least one entry in `issuers`".into(),
@@ -76,7 +80,7 @@ pub fn compile(
         let org = match r.require.as_ref().and_then(|q| q.org.as_ref()) {
             None => None,
             Some(b) => Some(org_rule(b, &pattern, origin).map_err(|e| match e {
-                Bad::Here(m) => here(m),
+                Bad::Here(m) => here(m).key(key("require.org")),
                 Bad::Config(e) => e,
             })?),
         };
@@ -85,7 +89,7 @@ pub fn compile(
             .as_ref()
             .map(|ids| route_issuers(file, ids, requirement.is_some()))
             .transpose()
-            .map_err(here)?;
+            .map_err(|e| here(e).key(key("issuers")))?;
         let forbidden = requirement.as_ref().map(|q| {
             Arc::new(Forbidden::new(
                 &q.accepted_scopes,
@@ -93,17 +97,20 @@ pub fn compile(
                 &q.needs,
             ))
         });
-        patterns.push((pattern, methods));
-        routes.push(RouteRules {
-            name: r.name.clone(),
-            upstream,
-            requirement,
-            forbidden,
-            org,
-            issuers,
-            max_body_bytes: r.max_body_bytes,
-        });
-    }
+        Ok((
+            (pattern, methods),
+            RouteRules {
+                name: r.name.clone(),
+                upstream,
+                requirement,
+                forbidden,
+                org,
+                issuers,
+                max_body_bytes: r.max_body_bytes,
+            },
+        ))
+    })?;
+    let (patterns, routes): (Vec<_>, Vec<_>) = compiled.into_iter().unzip();
     Ok((RouteTable::build(&patterns), routes))
 }
 

@@ -6,10 +6,18 @@ use crate::decision::Upstream;
 
 /// The upstreams in name order (the order routes refer to them by index).
 pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Vec<Upstream>, ConfigError> {
-    file.upstreams
-        .iter()
-        .map(|(name, u)| upstream(origin, name, &u.url, inputs))
-        .collect()
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (name, u) in &file.upstreams {
+        match upstream(origin, name, &u.url, inputs) {
+            Ok(up) => out.push(up),
+            Err(e) => errors.push(e.key(format!("upstreams.{name}.url"))),
+        }
+    }
+    match ConfigError::many(errors) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 fn upstream(origin: &str, name: &str, url: &str, inputs: &Inputs) -> Result<Upstream, ConfigError> {

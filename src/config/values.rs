@@ -1,7 +1,9 @@
 //! Value types of the YAML that need their own parsing: `${ENV}` strings and durations.
 
+use super::deferred::value_error;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use serde_saphyr::Spanned;
 use std::fmt;
 use std::time::Duration;
 
@@ -71,10 +73,12 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
 
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        interpolate(&raw, |name| std::env::var(name).ok())
-            .map(EnvString)
-            .map_err(de::Error::custom)
+        let raw = Spanned::<String>::deserialize(d)?;
+        match interpolate(&raw.value, |name| std::env::var(name).ok()) {
+            Ok(v) => Ok(EnvString(v)),
+            // The text as written stands in (not empty, so no follow-up error is about it).
+            Err(e) => value_error(raw.referenced, e, EnvString(raw.value)),
+        }
     }
 }
 
@@ -85,16 +89,24 @@ pub struct Timestamp(pub u64);
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = EnvString::deserialize(d)?.0;
-        let t = time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| {
-            de::Error::custom(format!(
-                "`{raw}` is not an RFC 3339 time such as 2026-12-31T00:00:00Z ({e})"
-            ))
-        })?;
-        u64::try_from(t.unix_timestamp())
-            .map(Timestamp)
-            .map_err(|_| de::Error::custom(format!("`{raw}` is before 1970")))
+        let spanned = Spanned::<String>::deserialize(d)?;
+        let at = spanned.referenced;
+        let raw = match interpolate(&spanned.value, |name| std::env::var(name).ok()) {
+            Ok(raw) => raw,
+            Err(e) => return value_error(at, e, Timestamp(0)),
+        };
+        let parsed =
+            time::OffsetDateTime::parse(&raw, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| {
+                    format!("`{raw}` is not an RFC 3339 time such as 2026-12-31T00:00:00Z ({e})")
+                })
+                .and_then(|t| {
+                    u64::try_from(t.unix_timestamp()).map_err(|_| format!("`{raw}` is before 1970"))
+                });
+        match parsed {
+            Ok(t) => Ok(Timestamp(t)),
+            Err(e) => value_error(at, e, Timestamp(0)),
+        }
     }
 }
 
@@ -121,19 +133,111 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// What a bad duration reads as while the rest of the file is checked.
+const PLACEHOLDER: Dur = Dur(Duration::from_secs(1));
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as 300ms, 30s, 5m or 1h")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                parse_duration(v).map(Dur).map_err(E::custom)
+        /// The scalar as written: a bare number is a duration without a unit.
+        struct Text(String);
+        impl<'de> Deserialize<'de> for Text {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Text;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a duration such as 300ms, 30s, 5m or 1h")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                        Ok(Text(v.to_string()))
+                    }
+                }
+                d.deserialize_any(V)
             }
         }
-        d.deserialize_str(V)
+        let raw = Spanned::<Text>::deserialize(d)?;
+        match parse_duration(&raw.value.0) {
+            Ok(v) => Ok(Dur(v)),
+            Err(e) => value_error(raw.referenced, e, PLACEHOLDER),
+        }
+    }
+}
+
+// The schema (`scopegate schema`) and the defaults it shows: each value as it is written.
+
+impl serde::Serialize for EnvString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ms = self.0.as_millis();
+        let text = match ms {
+            _ if ms.is_multiple_of(3_600_000) && ms > 0 => format!("{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) && ms > 0 => format!("{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+            _ => format!("{ms}ms"),
+        };
+        s.serialize_str(&text)
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = i64::try_from(self.0)
+            .ok()
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+        s.serialize_str(&t.unwrap_or_default())
+    }
+}
+
+impl schemars::JsonSchema for EnvString {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EnvString".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Text; `${NAME}` is replaced by the environment variable NAME (`${NAME:-default}` when unset), `$${` writes `${`."
+        })
+    }
+}
+
+impl schemars::JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+(ms|s|m|h)$",
+            "description": "A duration: a whole number and a unit, `ms`, `s`, `m` or `h` (`300ms`, `30s`, `5m`, `1h`)."
+        })
+    }
+}
+
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "An RFC 3339 time (`2026-12-31T00:00:00Z`); `${NAME}` is replaced first."
+        })
     }
 }
 

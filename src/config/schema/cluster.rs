@@ -2,9 +2,10 @@
 //! authenticated.
 
 use crate::config::values::EnvString;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     /// `redis://host:port[/db]`, or `rediss://` for TLS. Credentials belong in `username`
@@ -12,6 +13,7 @@ pub struct Cluster {
     pub redis: EnvString,
     /// The Redis ACL user (`AUTH username password`); with `password` only, the default user.
     pub username: Option<EnvString>,
+    /// The Redis password (from the environment: `${NAME}`).
     pub password: Option<EnvString>,
     /// For `rediss://`: a private CA, and a client certificate for mutual TLS.
     pub tls: Option<RedisTls>,
@@ -38,13 +40,14 @@ pub struct Cluster {
     pub max_revocations: usize,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisTls {
     /// PEM file of the CA that signed the server's certificate (instead of the system's).
     pub ca: Option<EnvString>,
     /// PEM files of a client certificate and its key.
     pub cert: Option<EnvString>,
+    /// PEM file of the client certificate's key.
     pub key: Option<EnvString>,
 }
 

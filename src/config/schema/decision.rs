@@ -3,9 +3,10 @@
 
 use super::{ListenerLimits, ListenerTimeouts};
 use crate::config::values::EnvString;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// The HTTP front ends: `host:port`, or `unix:/path/to/socket`.
@@ -15,6 +16,7 @@ pub struct Decision {
     /// Every call must carry it in `secret_header`; required for a TCP address beyond
     /// loopback.
     pub shared_secret: Option<EnvString>,
+    /// The header that carries `shared_secret`.
     #[serde(default = "default_secret_header")]
     pub secret_header: String,
     /// The permissions of a unix socket (`listen: unix:…`), octal, e.g. `"0660"`: who on
@@ -33,7 +35,7 @@ pub struct Decision {
     pub timeouts: ListenerTimeouts,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TraceContext {
     #[default]

@@ -1,12 +1,16 @@
 //! `forward:` — what the upstream receives.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Forward {
+    /// `keep` forwards the `Authorization` header (the upstream may check the token again);
+    /// `strip` removes it.
     #[serde(default)]
     pub authorization: KeepOrStrip,
+    /// Names of the identity headers the gateway sets (client copies are always removed).
     #[serde(default)]
     pub identity_headers: IdentityHeaders,
     /// Client-sent headers that other proxies or frameworks trust for routing or identity.
@@ -26,6 +30,7 @@ pub struct Forward {
     /// identity, so the upstream gets optional authentication.
     #[serde(default)]
     pub public_route_credentials: StripOrVerify,
+    /// The request id header: kept from a trusted proxy, else set by the gateway.
     #[serde(default = "default_request_id")]
     pub request_id_header: String,
 }
@@ -44,7 +49,7 @@ impl Default for Forward {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum DropOrForward {
     #[default]
@@ -52,7 +57,7 @@ pub enum DropOrForward {
     Forward,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum StripOrVerify {
     #[default]
@@ -174,7 +179,7 @@ fn default_request_id() -> String {
     "X-Request-Id".into()
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum KeepOrStrip {
     #[default]
@@ -182,14 +187,20 @@ pub enum KeepOrStrip {
     Strip,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityHeaders {
+    /// The subject (`sub`).
     pub subject: String,
+    /// The client the token was issued to.
     pub client_id: String,
+    /// The scopes granted, space-separated.
     pub scopes: String,
+    /// The organization the request is about, once checked.
     pub org: String,
+    /// `user` or `app`.
     pub principal: String,
+    /// The issuer's `id`.
     pub issuer: String,
 }
 

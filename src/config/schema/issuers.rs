@@ -1,31 +1,40 @@
 //! `issuers:` — who signs or vouches for tokens.
 
 use crate::config::values::{Dur, EnvString};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Issuer {
+    /// A unique name: routes and metrics refer to it.
     pub id: String,
     /// The exact `iss` value.
     pub issuer: EnvString,
+    /// Read `{issuer}/.well-known/openid-configuration` (then RFC 8414's) for `jwks_uri` and
+    /// `introspection_endpoint`.
     #[serde(default = "yes")]
     pub discovery: bool,
+    /// The keys' URL, instead of discovery.
     pub jwks_uri: Option<EnvString>,
     /// Accepted `aud` values; for Google's tokeninfo the OAuth client ids whose tokens are
     /// accepted; none for GitHub (it answers only for the app's own tokens).
     #[serde(default)]
     pub audiences: Vec<EnvString>,
+    /// JWT signature algorithms accepted (never `none`; never `HS*` with published keys).
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
+    /// Leeway on `exp`, `nbf` and `iat`.
     #[serde(default = "default_skew")]
     pub clock_skew: Dur,
     /// Accepted JWT `typ` header values (compared case-insensitively, `application/` prefix ignored).
     #[serde(default = "default_typ")]
     pub typ: Vec<String>,
+    /// Claim names, when the issuer's differ.
     #[serde(default)]
     pub claims: Claims,
+    /// How an application token (no user) is told from a user's.
     #[serde(default)]
     pub app_principal: AppPrincipal,
     /// How often the JWKS is re-read in the background.
@@ -46,7 +55,7 @@ pub struct Issuer {
     pub allow_http: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Introspection {
     /// How the endpoint is asked and its answer read.
@@ -58,12 +67,15 @@ pub struct Introspection {
     /// The gateway's client (RFC 7662), or the OAuth app whose tokens are accepted (GitHub);
     /// not used by Google's tokeninfo.
     pub client_id: Option<EnvString>,
+    /// The secret of `client_id` (from the environment: `${NAME}`).
     pub client_secret: Option<EnvString>,
+    /// How the gateway authenticates to the endpoint (RFC 7591 names).
     #[serde(default)]
     pub auth: ClientAuth,
     /// Total time allowed for one introspection call.
     #[serde(default = "default_introspection_timeout")]
     pub timeout: Dur,
+    /// Time to connect to the endpoint.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Dur,
     /// A non-standard lifetime field in seconds from now (e.g. `expires_in`), used when the
@@ -78,7 +90,7 @@ pub struct Introspection {
     pub serve_stale_on_error: Option<Dur>,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Dialect {
     #[default]
@@ -98,7 +110,7 @@ fn default_connect_timeout() -> Dur {
     Dur(Duration::from_millis(500))
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// HTTP Basic with the URL-encoded client id and secret (RFC 6749 §2.3.1).
@@ -126,12 +138,16 @@ fn default_jwks_refresh() -> Dur {
     Dur(Duration::from_secs(300))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Claims {
+    /// Space-separated scopes (or a list).
     pub scope: String,
+    /// The organizations the subject is a member of.
     pub orgs: String,
+    /// Organizations with an SSO session (for `require_sso`).
     pub sso_orgs: String,
+    /// The client the token was issued to.
     pub client_id: String,
 }
 
@@ -146,7 +162,7 @@ impl Default for Claims {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum AppPrincipal {
     /// RFC 9068 client-credentials tokens: `sub` is the client id.

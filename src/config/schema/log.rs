@@ -1,8 +1,9 @@
 //! `log:` — the request and decision log; `traces:` — OpenTelemetry traces.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
     /// `json` (one object per line on stdout), `text`, or `off`.
@@ -37,11 +38,12 @@ fn plain() -> String {
 }
 
 /// `traces:` — OpenTelemetry traces over OTLP/HTTP.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Traces {
     /// The collector's OTLP/HTTP traces URL, e.g. `http://otel-collector:4318/v1/traces`.
     pub otlp_endpoint: crate::config::values::EnvString,
+    /// `service.name` of the spans.
     #[serde(default = "scopegate")]
     pub service_name: String,
     /// The fraction of new traces recorded (a continued trace follows its parent).

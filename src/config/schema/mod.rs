@@ -24,25 +24,37 @@ pub use server::*;
 pub use tokens::*;
 
 use super::values::EnvString;
-use serde::Deserialize;
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
+    /// The proxy listener: address, TLS, limits, timeouts, reload.
     pub server: Server,
+    /// The admin port: `/metrics`, `/healthz`, `/readyz`, pushed SETs on `/events`. Keep it
+    /// private.
     #[serde(default)]
     pub admin: Admin,
+    /// Who may sign or vouch for tokens (JWTs verified with the issuer's keys, opaque tokens
+    /// by introspection).
     #[serde(default)]
     pub issuers: Vec<Issuer>,
+    /// How tokens are presented, cached, revoked and introspected.
     #[serde(default)]
     pub tokens: Tokens,
+    /// How scopes relate (a scope that implies narrower ones).
     #[serde(default)]
     pub scopes: Scopes,
+    /// Where requests go, by name (routes refer to them).
     pub upstreams: BTreeMap<String, Upstream>,
+    /// Method + path → what the caller must hold; the first route in file order that matches
+    /// decides.
     pub routes: Vec<Route>,
+    /// What the upstream receives: identity headers, headers removed, credentials.
     #[serde(default)]
     pub forward: Forward,
     /// Access restrictions per organization; the entry `default` applies to the others.
@@ -68,9 +80,10 @@ pub struct File {
     pub protected_resources: Vec<ProtectedResource>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
+    /// `host:port` of the admin port.
     #[serde(default = "default_admin_listen")]
     pub listen: EnvString,
     #[serde(default)]
@@ -93,28 +106,37 @@ impl Default for Admin {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scopes {
+    /// A scope and the narrower scopes it grants too (`repo: [repo:status, public_repo]`);
+    /// implications chain.
     #[serde(default)]
     pub implies: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
+    /// `http://host:port` or `https://host:port` of the API (names are resolved at start).
     pub url: EnvString,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// A unique name: metrics, logs and `explain` use it.
     pub name: String,
+    /// Which requests the route takes.
     #[serde(rename = "match")]
     pub matcher: Match,
+    /// The name of an entry of `upstreams`.
     pub upstream: String,
+    /// `token`: a credential is required and checked against `require`; `none`: public,
+    /// nothing checked.
     #[serde(default)]
     pub auth: Auth,
+    /// What the caller must hold (routes with `auth: token`).
     pub require: Option<Require>,
     /// Only credentials of these issuers (ids) are accepted; all when absent.
     pub issuers: Option<Vec<String>>,
@@ -137,14 +159,17 @@ impl Route {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
+    /// Methods taken (`GET` brings `HEAD`); all when absent.
     pub methods: Option<Vec<String>>,
+    /// A path pattern: static segments, `{name}` for one segment, `{*name}` for the rest;
+    /// compared with the normalized path.
     pub path: String,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Auth {
     /// A credential is required and checked against `require`.
@@ -155,24 +180,29 @@ pub enum Auth {
 }
 
 /// `require:` is either one alternative (`scopes` and/or `principal`) or `any:` alternatives.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Require {
+    /// The scopes the token must carry.
     pub scopes: Option<ScopeExpr>,
+    /// The kind of caller: `user` (a person through an app) or `app` (client credentials).
     pub principal: Option<Principal>,
+    /// Alternatives, each a `principal` and/or `scopes`: one must hold.
     pub any: Option<Vec<Alternative>>,
     /// The organization the request is about (checked after the scopes).
     pub org: Option<OrgBinding>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alternative {
+    /// The kind of caller this alternative is for.
     pub principal: Option<Principal>,
+    /// The scopes this alternative needs.
     pub scopes: Option<ScopeExpr>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Principal {
     User,
@@ -193,6 +223,37 @@ impl ScopeExpr {
             ScopeExpr::Scope(s) => out.push(s),
             ScopeExpr::Any(xs) | ScopeExpr::All(xs) => xs.iter().for_each(|x| x.names_into(out)),
         }
+    }
+}
+
+impl Serialize for ScopeExpr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (key, items) = match self {
+            ScopeExpr::Scope(name) => return s.serialize_str(name),
+            ScopeExpr::Any(items) => ("any", items),
+            ScopeExpr::All(items) => ("all", items),
+        };
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(key, items)?;
+        map.end()
+    }
+}
+
+impl JsonSchema for ScopeExpr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ScopeExpr".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let list = generator.subschema_for::<Vec<ScopeExpr>>();
+        schemars::json_schema!({
+            "description": "A scope name (no spaces), `{ any: [...] }` (one of them) or `{ all: [...] }` (every one), nested freely.",
+            "oneOf": [
+                { "type": "string", "pattern": "^[^ ]+$" },
+                { "type": "object", "properties": { "any": list }, "required": ["any"], "additionalProperties": false },
+                { "type": "object", "properties": { "all": list }, "required": ["all"], "additionalProperties": false }
+            ]
+        })
     }
 }
 

@@ -1,11 +1,12 @@
 //! `protected_resources:` — RFC 9728 metadata for the APIs behind the gateway.
 
 use crate::config::EnvString;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// One protected resource: what a client needs to get a token for it. Everything but
 /// `resource` is derived from the routes under the resource's path unless given.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProtectedResource {
     /// The resource identifier: the URL clients use to reach the API through the gateway

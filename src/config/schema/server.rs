@@ -2,13 +2,16 @@
 
 use super::EnvString;
 use crate::config::values::Dur;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
+    /// `host:port` the proxy listens on.
     pub listen: EnvString,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate.
     pub tls: Option<Tls>,
     /// Proxy worker threads; 1 is the cheapest per request on small machines.
     #[serde(default = "one")]
@@ -29,7 +32,7 @@ pub struct Server {
 }
 
 /// When the configuration is read again besides SIGHUP.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reload {
     /// When the file changes, also by a symlink swap (a Kubernetes ConfigMap update).
@@ -65,18 +68,22 @@ fn one() -> usize {
     1
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
+    /// PEM file of the certificate chain.
     pub cert: EnvString,
+    /// PEM file of its private key.
     pub key: EnvString,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
+    /// The request target (414 beyond).
     #[serde(default = "default_max_uri")]
     pub max_uri_bytes: usize,
+    /// All header fields together (431 beyond).
     #[serde(default = "default_max_headers")]
     pub max_header_bytes: usize,
     /// The largest request body (413 beyond), unless a route says otherwise.
@@ -113,7 +120,7 @@ impl Default for Limits {
 }
 
 /// How long the gateway waits, each like its nginx counterpart.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// A request head must arrive within this (`client_header_timeout`).
@@ -147,7 +154,7 @@ impl Default for Timeouts {
 
 /// The bounds of a listener beside the proxy's (the admin port, the decision endpoint): what
 /// one peer may hold of it. Each has its listener's default (see `compile`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerLimits {
     /// Connections served at once; beyond, a connection is answered 503 and closed.
@@ -161,7 +168,7 @@ pub struct ListenerLimits {
 
 /// How long a listener beside the proxy's waits for its peers; each has its listener's
 /// default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenerTimeouts {
     /// A request head must arrive within this.

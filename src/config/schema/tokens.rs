@@ -2,18 +2,23 @@
 
 use super::issuers::default_algorithms;
 use crate::config::values::{Dur, EnvString};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tokens {
+    /// `Authorization` schemes whose value is a token (compared case-insensitively).
     #[serde(default = "default_schemes")]
     pub schemes: Vec<String>,
+    /// Accept `?access_token=` (RFC 6750 §2.3; answers then say `Cache-Control: private`).
     #[serde(default)]
     pub query_parameter: bool,
+    /// Verified and introspected answers kept in memory.
     #[serde(default)]
     pub cache: Cache,
+    /// Revocations received as Security Event Tokens.
     #[serde(default)]
     pub revocation: Revocation,
     #[serde(default)]
@@ -22,7 +27,7 @@ pub struct Tokens {
 
 /// How much introspection a flood of made-up opaque tokens can cause. Only tokens the
 /// cache does not know count; an answer is cached either way.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntrospectionLimits {
     /// Calls in flight per issuer; more new tokens at once get 503.
@@ -46,7 +51,7 @@ impl Default for IntrospectionLimits {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
     /// RFC 8935: the transmitter POSTs Security Event Tokens to the admin port's `/events`.
@@ -75,25 +80,32 @@ impl Default for Revocation {
 
 /// A transmitter polled per RFC 8936. (Its first fields repeat `SetSource`'s: serde's
 /// `flatten` would switch off `deny_unknown_fields`.)
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollSource {
     /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
     /// fetched in clear text: only on a network you trust).
     #[serde(default)]
     pub allow_http: bool,
+    /// The SETs' `iss`.
     pub transmitter: EnvString,
+    /// Keys that sign the SETs.
     pub jwks_uri: Option<EnvString>,
+    /// Reuse this configured issuer's keys for the SETs instead of `jwks_uri`.
     pub issuer: Option<String>,
+    /// The SETs' `aud` must contain this.
     pub audience: EnvString,
+    /// Signature algorithms accepted on SETs.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
     /// The poll endpoint.
     pub endpoint: EnvString,
+    /// How often the endpoint is polled (sooner while it has more).
     #[serde(default = "default_poll_interval")]
     pub interval: Dur,
     /// Sent as `Authorization: Bearer …` to the endpoint, when set.
     pub access_token: Option<EnvString>,
+    /// SETs asked for per poll.
     #[serde(default = "default_max_events")]
     pub max_events: u32,
 }
@@ -106,7 +118,7 @@ fn default_max_events() -> u32 {
 }
 
 /// Who signs Security Event Tokens and for whom.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetSource {
     /// Accept `http://` URLs here beyond loopback addresses (keys, introspection or policies
@@ -117,9 +129,11 @@ pub struct SetSource {
     pub transmitter: EnvString,
     /// Keys that sign SETs; or `issuer:` to reuse a configured issuer's keys.
     pub jwks_uri: Option<EnvString>,
+    /// Reuse this configured issuer's keys for the SETs instead of `jwks_uri`.
     pub issuer: Option<String>,
     /// The SETs' `aud` must contain this.
     pub audience: EnvString,
+    /// Signature algorithms accepted on SETs.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
 }
@@ -140,11 +154,14 @@ impl Default for Tokens {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cache {
+    /// Entries kept (least useful evicted beyond).
     pub max_entries: u64,
+    /// Longest time an answer is used without asking again (never past the token's `exp`).
     pub max_ttl: Dur,
+    /// How long a refusal is remembered.
     pub negative_ttl: Dur,
 }
 
