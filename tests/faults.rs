@@ -67,7 +67,12 @@ impl Introspection {
 /// `introspection:`, `tokens` under `tokens:`.
 fn gateway(endpoint: &str, extra: &str, tokens: &str) -> (TestGateway, Upstream) {
     let upstream = Upstream::start();
-    let yaml = format!(
+    let yaml = configuration(endpoint, extra, tokens, &upstream);
+    (TestGateway::start(&yaml), upstream)
+}
+
+fn configuration(endpoint: &str, extra: &str, tokens: &str, upstream: &Upstream) -> String {
+    format!(
         r#"server:
   listen: "127.0.0.1:{listen}"
 admin:
@@ -88,8 +93,7 @@ routes:
         listen = free_port(),
         admin = free_port(),
         up = upstream.addr,
-    );
-    (TestGateway::start(&yaml), upstream)
+    )
 }
 
 fn status(gw: &TestGateway, token: &str) -> u16 {
@@ -130,7 +134,10 @@ fn after_an_outage_new_tokens_are_served_again_within_two_seconds_of_the_server_
     }
     let probes = server.calls.load(Ordering::SeqCst) - calls;
     println!("{asked} new tokens in 1 s while open: {probes} calls");
-    assert!(probes <= 10 && asked >= 3 * probes, "{probes} calls for {asked} tokens");
+    assert!(
+        probes <= 10 && asked >= 3 * probes,
+        "{probes} calls for {asked} tokens"
+    );
     assert!(
         metric(
             &gw,
@@ -188,6 +195,35 @@ fn an_active_answer_is_served_stale_within_the_window_while_the_server_fails_the
     // Past the window: 503 too.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(status(&gw, "known"), 503);
+}
+
+#[test]
+fn a_reload_during_an_outage_keeps_the_known_tokens_unless_what_they_depend_on_changed() {
+    let server = Introspection::start();
+    let (gw, _up) = gateway(&server.url, "", "  cache: { max_ttl: 5m }");
+    assert_eq!(status(&gw, "known"), 200);
+    server.set(FAILING);
+    let reloaded = |n: u32| {
+        gw.reload();
+        eventually("the reload", || {
+            gw.metrics().contains(&format!(
+                "scopegate_config_reloads_total{{result=\"ok\"}} {n}"
+            ))
+        });
+    };
+    // A new route: nothing a cached answer depends on changed, the cache is kept.
+    let yaml = std::fs::read_to_string(gw.config_path()).unwrap();
+    let more = format!(
+        "{yaml}  - {{ name: more, match: {{ path: /more }}, upstream: api, require: {{ scopes: repo }} }}\n"
+    );
+    gw.rewrite_config(&more);
+    reloaded(1);
+    assert_eq!(status(&gw, "known"), 200, "kept through the reload");
+    // The issuer's audiences changed: what was accepted may not be any more; asked again,
+    // and the server is down: 503.
+    gw.rewrite_config(&more.replace("audiences: [api]", "audiences: [api, other]"));
+    reloaded(2);
+    assert_eq!(status(&gw, "known"), 503, "cache started afresh");
 }
 
 #[test]

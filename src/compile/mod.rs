@@ -166,6 +166,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     let revocation = kept(&mut errors, revocation::compile(file, origin));
     let orgs = kept(&mut errors, organizations::compile(file, inputs, origin));
     // What needs the issuers, once they compiled.
+    let principals_universe_debug = format!("{universe:?}");
     let (resources, credentials, principals) = match &issuers {
         Some(issuers) => {
             let principals = Principals::new(universe, issuers);
@@ -272,6 +273,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             verify_public_credentials: file.forward.public_route_credentials
                 == crate::config::schema::StripOrVerify::Verify,
             resources,
+            token_rules: token_rules(file, &principals_universe_debug),
         },
         cache: CacheSettings {
             max_entries: t.cache.max_entries,
@@ -298,6 +300,24 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             org_read_at: orgs.read_at,
         },
     })
+}
+
+/// The digest of what a cached token answer depends on: the issuers as written, the scope
+/// universe (the bit each scope has), and the token and cache settings.
+fn token_rules(file: &File, universe: &str) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in [
+        format!("{:?}", file.issuers),
+        universe.to_string(),
+        format!("{:?}", file.tokens.cache),
+        format!("{:?}{:?}", file.tokens.schemes, file.tokens.query_parameter),
+    ] {
+        ctx.update(part.as_bytes());
+        ctx.update(&[0]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// The value of a section that compiled; the error of one that did not goes to `errors`.

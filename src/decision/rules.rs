@@ -31,6 +31,9 @@ pub struct Rules {
     pub verify_public_credentials: bool,
     /// RFC 9728 metadata published for the resources behind the gateway.
     pub resources: crate::resource::ProtectedResources,
+    /// A digest of everything a cached token answer depends on (issuers, scopes, token
+    /// and cache settings): a reload that leaves it alone keeps the cache.
+    pub token_rules: [u8; 32],
 }
 
 pub struct RouteRules {

@@ -69,11 +69,17 @@ impl State {
     }
 
     /// Takes over what the state of the previous configuration learnt: the revocation index
-    /// itself (one for the whole process) and the revocations still to share, and the keys of issuers that fetch them from the
-    /// same place.
+    /// itself (one for the whole process) and the revocations still to share, the keys of
+    /// issuers that fetch them from the same place, and — when nothing a cached answer
+    /// depends on changed — the token cache and the memberships asked, so a reload during an
+    /// authorization server's outage does not turn every known token away.
     pub fn inherit(&mut self, rules: &Rules, old: &State, old_rules: &Rules) {
         self.revocations = old.revocations.clone();
         self.unshared = old.unshared.clone();
+        if rules.token_rules == old_rules.token_rules {
+            self.cache = old.cache.clone();
+            self.memberships = old.memberships.clone();
+        }
         for (i, issuer) in rules.issuers.iter().enumerate() {
             let same = old_rules
                 .issuers
