@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header}
 use scopegate::clock::unix_now;
 use scopegate::decision::{Gateway, Verdict};
 use scopegate::request::{Connection, Head, normalize};
-use scopegate::route::{MethodSet, Pattern, RouteTable};
+use scopegate::route::{HostMatch, HostTable, MethodSet, Pattern, RouteTable};
 use scopegate::token::{Key, KeySet};
 use std::hint::black_box;
 
@@ -169,6 +169,45 @@ fn bench_routes(c: &mut Criterion) {
         let path = normalize(&format!("/svc{}/items/42", n - 1)).unwrap();
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| table.lookup(black_box(&Method::GET), black_box(&path)))
+        });
+    }
+    g.finish();
+    // The same lookups through the host tables the gateway uses: no route names a host (one
+    // trie), and 100 hosts of 100 routes each plus a wildcard (three tries per lookup).
+    let mut g = c.benchmark_group("route_match_hosts");
+    let any: Vec<(HostMatch, Pattern, MethodSet)> = (0..10_000)
+        .map(|i| {
+            (
+                HostMatch::Any,
+                Pattern::parse(&format!("/svc{i}/items/{{id}}")).unwrap(),
+                MethodSet::ALL,
+            )
+        })
+        .collect();
+    let hosts: Vec<(HostMatch, Pattern, MethodSet)> = (0..10_000)
+        .map(|i| {
+            let host = match i {
+                0 => HostMatch::parse("*.example.com").unwrap(),
+                _ => HostMatch::parse(&format!("h{}.example.com", i % 100)).unwrap(),
+            };
+            (
+                host,
+                Pattern::parse(&format!("/svc{i}/items/{{id}}")).unwrap(),
+                MethodSet::ALL,
+            )
+        })
+        .collect();
+    let path = normalize("/svc9999/items/42").unwrap();
+    for (name, routes) in [("10000_any_host", any), ("100_hosts_x_100", hosts)] {
+        let table = HostTable::build(&routes);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                table.lookup(
+                    black_box(Some("h99.example.com")),
+                    black_box(&Method::GET),
+                    black_box(&path),
+                )
+            })
         });
     }
     g.finish();

@@ -101,9 +101,12 @@ pub fn explain(
         Verdict::Forward(f) => {
             let upstream = &rules.upstreams[f.upstream];
             out.push_str(&format!(
-                "decision: allowed, forwarded to `{}` as {} {}\n",
-                upstream.name, method, f.path_and_query
+                "decision: allowed, forwarded to `{}` as {} {}{}\n",
+                upstream.name, method, upstream.base_path, f.path_and_query
             ));
+            if f.path_and_query.split('?').next() != Some(f.path.as_str()) {
+                out.push_str(&format!("  matched {} (the route rewrites it)\n", f.path));
+            }
             if let Some(p) = f.principal {
                 let show = |v: &HeaderValue| v.to_str().unwrap_or("?").to_string();
                 out.push_str(&format!("  subject: {}\n", show(&p.subject)));

@@ -136,6 +136,13 @@ impl Generation {
         let introspector =
             Introspector::for_gateway(&gateway, &registry, plan.introspection_limits)
                 .with_cluster(cluster.clone().filter(|_| shares_answers));
+        let upstream_metrics = crate::sync::UpstreamMetrics::new(&registry);
+        for (u, pool) in rules.upstreams.iter().zip(state.upstreams.iter()) {
+            let sync = crate::sync::UpstreamSync::new(u, pool.clone(), upstream_metrics.clone());
+            if crate::sync::UpstreamSync::needed(u) {
+                spawn(Box::pin(sync.run()));
+            }
+        }
         let routes: Vec<&str> = rules.routes.iter().map(|r| r.name.as_str()).collect();
         let upstreams: Vec<&str> = rules.upstreams.iter().map(|u| u.name.as_str()).collect();
         let requests = RequestMetrics::new(&registry, &routes, &upstreams);

@@ -13,12 +13,14 @@
 pub mod admin;
 pub mod answer;
 pub mod authn;
+pub mod balance;
 pub mod clock;
 pub mod compile;
 pub mod config;
 pub mod credential;
 pub mod decision;
 pub mod dev;
+pub mod dns;
 pub mod explain;
 pub mod forward;
 pub mod front;

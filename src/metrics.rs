@@ -143,6 +143,9 @@ pub struct RequestMetrics {
     refusals: IntCounterVec,
     decision_seconds: [Histogram; FrontEnd::ALL.len()],
     by_upstream: Vec<Histogram>,
+    /// Per upstream: requests tried again on another address, and addresses ejected.
+    retries: Vec<IntCounter>,
+    ejections: Vec<IntCounter>,
 }
 
 impl RequestMetrics {
@@ -189,6 +192,22 @@ impl RequestMetrics {
             .iter()
             .map(|u| upstream_seconds.with_label_values(&[u]))
             .collect();
+        let per_upstream = |name: &str, help: &str| {
+            let vec = must(IntCounterVec::new(Opts::new(name, help), &["upstream"]));
+            let each: Vec<IntCounter> = upstreams
+                .iter()
+                .map(|u| vec.with_label_values(&[u]))
+                .collect();
+            (vec, each)
+        };
+        let (retries_vec, retries) = per_upstream(
+            "scopegate_upstream_retries_total",
+            "Requests tried again on another address after a connection failed or was reset before any answer",
+        );
+        let (ejections_vec, ejections) = per_upstream(
+            "scopegate_upstream_ejections_total",
+            "Addresses left alone for a while after consecutive failures",
+        );
         let refusals = must(IntCounterVec::new(
             Opts::new(
                 "scopegate_refusals_total",
@@ -203,6 +222,8 @@ impl RequestMetrics {
                 Box::new(requests.clone()),
                 Box::new(decision),
                 Box::new(upstream_seconds),
+                Box::new(retries_vec),
+                Box::new(ejections_vec),
             ],
         );
         RequestMetrics {
@@ -212,6 +233,8 @@ impl RequestMetrics {
             refusals,
             decision_seconds,
             by_upstream,
+            retries,
+            ejections,
         }
     }
 
@@ -248,5 +271,13 @@ impl RequestMetrics {
 
     pub fn observe_upstream(&self, upstream: usize, seconds: f64) {
         self.by_upstream[upstream].observe(seconds);
+    }
+
+    pub fn retried(&self, upstream: usize) {
+        self.retries[upstream].inc();
+    }
+
+    pub fn ejected(&self, upstream: usize) {
+        self.ejections[upstream].inc();
     }
 }

@@ -10,12 +10,12 @@ use syn::visit::Visit;
 
 /// Bottom to top. A new module gets a line here, in the layer it belongs to.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "config"],
+    &["clock", "config", "dns"],
     &["scope", "request", "route", "resource"],
     &["principal", "credential"],
     &["token"],
     &["policy"],
-    &["answer", "metrics", "otel"],
+    &["answer", "metrics", "otel", "balance"],
     &["requestlog"],
     &["authn", "forward"],
     &["decision"],

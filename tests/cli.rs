@@ -78,7 +78,7 @@ fn check_names_file_line_column_and_what_was_expected() {
     assert!(!ok);
     assert!(err.contains("unknown-key.yaml:5:"), "{err}");
     assert!(
-        err.contains("unknown field `methodz`, expected one of methods, path"),
+        err.contains("unknown field `methodz`, expected one of host, methods, path"),
         "{err}"
     );
 }

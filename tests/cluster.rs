@@ -536,74 +536,11 @@ fn writes_refused_while_subscribed_are_answered_503_and_reach_every_replica_once
 }
 
 /// A CA, and a certificate it signed for `localhost` and 127.0.0.1, made with `openssl`.
-fn certificates(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let ok = support::tools::command("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl is needed for this test")
-            .success();
-        assert!(ok, "openssl {args:?}");
-    };
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=scopegate test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-    ]);
-}
-
 #[test]
 fn redis_over_tls_with_a_private_ca_and_a_password_that_never_shows() {
     let dir = std::env::temp_dir().join(format!("scopegate-redis-tls-{}", free_port()));
     std::fs::create_dir_all(&dir).unwrap();
-    certificates(&dir);
+    support::certs::make(&dir);
     let port = free_port();
     let password = "redis-password-4f1c9a";
     let file = |n: &str| dir.join(n).display().to_string();

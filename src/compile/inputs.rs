@@ -9,16 +9,19 @@ use std::net::SocketAddr;
 
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// Each `upstreams.*.url` host and port, resolved.
-    pub addresses: HashMap<(String, u16), SocketAddr>,
+    /// Each upstream host and port (of `url`, or of `addresses`), resolved: every address.
+    pub addresses: HashMap<(String, u16), Vec<SocketAddr>>,
+    /// The PEM files of each upstream's `tls`, read (reloading reads them again).
+    pub upstream_tls: HashMap<String, TlsFiles>,
     /// The organization policy file (`organization_policy.source.file`), read.
     pub org_document: Option<OrgDocument>,
     /// The PEM files of `cluster.tls`, read.
-    pub redis_tls: Option<RedisTlsFiles>,
+    pub redis_tls: Option<TlsFiles>,
 }
 
-#[derive(Debug, Default)]
-pub struct RedisTlsFiles {
+/// PEM files of a TLS client: a CA bundle, a certificate chain and its key.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFiles {
     pub ca: Option<Vec<u8>>,
     pub cert: Option<Vec<u8>>,
     pub key: Option<Vec<u8>>,
@@ -46,6 +49,23 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
     Some((uri.host()?.to_string(), port))
 }
 
+/// `host:port` (an IPv6 address in brackets).
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// A file named in the configuration, read.
+fn read_file(path: &Option<crate::config::EnvString>) -> Result<Option<Vec<u8>>, ConfigError> {
+    path.as_ref()
+        .map(|p| {
+            std::fs::read(&p.0).map_err(|e| ConfigError::new(&p.0, format!("cannot read: {e}")))
+        })
+        .transpose()
+}
+
 /// What a host name that does not resolve is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unresolved {
@@ -71,26 +91,59 @@ impl Inputs {
         let mut inputs = Inputs::default();
         let mut warnings = Vec::new();
         for (name, u) in &file.upstreams {
-            let Some((host, port)) = host_port(&u.url) else {
-                continue;
-            };
-            // Resolved once at load: upstream addresses are part of the configuration.
-            let resolved = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-                .ok()
-                .and_then(|mut a| a.next());
-            let why = format!(
-                "upstreams.{name}.url `{}`: the host does not resolve",
-                u.url.0
-            );
-            let addr = match (resolved, unresolved) {
-                (Some(a), _) => a,
-                (None, Unresolved::Refuse) => return Err(ConfigError::new(origin, why)),
-                (None, Unresolved::Warn) => {
-                    warnings.push(format!("{why} here (it must where the gateway runs)"));
-                    SocketAddr::from(([0, 0, 0, 0], port))
+            // Resolved at load (every address a name has); sync tasks resolve them again.
+            let mut targets: Vec<(String, u16, String)> = Vec::new();
+            match &u.addresses {
+                Some(list) => {
+                    for a in list {
+                        let text = a.text();
+                        match split_host_port(text) {
+                            Some((h, p)) => {
+                                targets.push((h, p, format!("upstreams.{name}.addresses `{text}`")))
+                            }
+                            None => {
+                                return Err(ConfigError::new(
+                                    origin,
+                                    format!("upstreams.{name}.addresses `{text}`: write host:port"),
+                                )
+                                .key(format!("upstreams.{name}.addresses")));
+                            }
+                        }
+                    }
                 }
-            };
-            inputs.addresses.insert((host, port), addr);
+                None => {
+                    if let Some((host, port)) = host_port(&u.url) {
+                        targets.push((host, port, format!("upstreams.{name}.url `{}`", u.url.0)));
+                    }
+                }
+            }
+            for (host, port, what) in targets {
+                let resolved = crate::dns::resolve(&host, port)
+                    .ok()
+                    .filter(|a| !a.is_empty());
+                let why = format!("{what}: the host does not resolve");
+                let addrs = match (resolved, unresolved) {
+                    (Some(a), _) => a,
+                    (None, Unresolved::Refuse) => {
+                        return Err(ConfigError::new(origin, why).key(format!("upstreams.{name}")));
+                    }
+                    (None, Unresolved::Warn) => {
+                        warnings.push(format!("{why} here (it must where the gateway runs)"));
+                        vec![SocketAddr::from(([0, 0, 0, 0], port))]
+                    }
+                };
+                inputs.addresses.insert((host, port), addrs);
+            }
+            if let Some(tls) = &u.tls {
+                inputs.upstream_tls.insert(
+                    name.clone(),
+                    TlsFiles {
+                        ca: read_file(&tls.ca)?,
+                        cert: read_file(&tls.cert)?,
+                        key: read_file(&tls.key)?,
+                    },
+                );
+            }
         }
         if let Some(path) = file
             .organization_policy
@@ -108,18 +161,10 @@ impl Inputs {
             });
         }
         if let Some(tls) = file.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
-            let read = |f: &Option<crate::config::EnvString>| {
-                f.as_ref()
-                    .map(|path| {
-                        std::fs::read(&path.0)
-                            .map_err(|e| ConfigError::new(&path.0, format!("cannot read: {e}")))
-                    })
-                    .transpose()
-            };
-            inputs.redis_tls = Some(RedisTlsFiles {
-                ca: read(&tls.ca)?,
-                cert: read(&tls.cert)?,
-                key: read(&tls.key)?,
+            inputs.redis_tls = Some(TlsFiles {
+                ca: read_file(&tls.ca)?,
+                cert: read_file(&tls.cert)?,
+                key: read_file(&tls.key)?,
             });
         }
         Ok((inputs, warnings))

@@ -18,6 +18,7 @@ mod resources;
 mod revocation;
 mod routes;
 mod serving;
+mod upstream_tls;
 mod upstreams;
 
 pub use changes::summary as changes;
@@ -27,6 +28,7 @@ pub use inputs::{Inputs, Unresolved};
 pub use lint::lint;
 pub use organizations::{OrgLocation, OrgSourceRules, org_policies};
 pub use serving::{AdminListener, AtStart, Connections, ProxyListener, Serving, SideListener};
+pub use upstream_tls::client_config as upstream_tls_config;
 
 use crate::config::{ConfigError, File};
 use crate::decision::{CacheSettings, Gateway, Rules, State};
@@ -241,7 +243,6 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             },
             decision,
             threads: file.server.threads.max(1),
-            upstream_connect: timeouts.upstream_connect.0,
             shutdown_grace: file.server.shutdown_grace.0,
             traces,
         },
@@ -434,11 +435,11 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_with_a_path_or_another_scheme_is_refused() {
+    fn an_upstream_with_an_unclean_path_or_another_scheme_is_refused() {
         let e = error(
-            "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://127.0.0.1:2/v1 } }\nroutes: []",
+            "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://127.0.0.1:2/v1/../x } }\nroutes: []",
         );
-        assert!(e.contains("a path prefix is not supported"), "{e}");
+        assert!(e.contains("the path must be a plain path"), "{e}");
         let e = error(
             "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: ftp://127.0.0.1 } }\nroutes: []",
         );

@@ -8,7 +8,7 @@ use crate::config::{ConfigError, File};
 use crate::decision::{OrgRule, OrgSource, RouteRules};
 use crate::policy::{Alternative, Requirement};
 use crate::principal::Kind;
-use crate::route::{MethodSet, Pattern, RouteTable, Segment};
+use crate::route::{HostMatch, HostTable, MethodSet, Pattern, Rewrite, Segment};
 use crate::scope::{ScopeExpr, ScopeUniverse};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub fn compile(
     file: &File,
     universe: &ScopeUniverse,
     origin: &str,
-) -> Result<(RouteTable, Vec<RouteRules>), ConfigError> {
+) -> Result<(HostTable, Vec<RouteRules>), ConfigError> {
     let upstreams: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
     let mut names = HashSet::new();
     let mut n = 0;
@@ -56,6 +56,24 @@ pub fn compile(
         }
         let pattern =
             Pattern::parse(&r.matcher.path).map_err(|e| here(e).key(key("match.path")))?;
+        let rewrite = match (&r.strip_prefix, &r.rewrite) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    here("`strip_prefix` or `rewrite`, not both".into()).key(key("rewrite"))
+                );
+            }
+            (Some(p), None) => {
+                Some(Rewrite::strip(p, &pattern).map_err(|e| here(e).key(key("strip_prefix")))?)
+            }
+            (None, Some(t)) => {
+                Some(Rewrite::template(t, &pattern).map_err(|e| here(e).key(key("rewrite")))?)
+            }
+            (None, None) => None,
+        };
+        let host = match &r.matcher.host {
+            Some(h) => HostMatch::parse(h).map_err(|e| here(e).key(key("match.host")))?,
+            None => HostMatch::Any,
+        };
         let methods = match &r.matcher.methods {
             Some(m) => MethodSet::parse(m).map_err(|e| here(e).key(key("match.methods")))?,
             None => MethodSet::ALL,
@@ -98,7 +116,7 @@ pub fn compile(
             ))
         });
         Ok((
-            (pattern, methods),
+            (host, pattern, methods),
             RouteRules {
                 name: r.name.clone(),
                 upstream,
@@ -107,11 +125,13 @@ pub fn compile(
                 org,
                 issuers,
                 max_body_bytes: r.max_body_bytes,
+                rewrite,
+                retry: r.retry,
             },
         ))
     })?;
     let (patterns, routes): (Vec<_>, Vec<_>) = compiled.into_iter().unzip();
-    Ok((RouteTable::build(&patterns), routes))
+    Ok((HostTable::build(&patterns), routes))
 }
 
 fn requirement(r: &schema::Route, universe: &ScopeUniverse) -> Result<Option<Requirement>, String> {

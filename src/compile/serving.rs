@@ -39,8 +39,6 @@ pub struct AtStart {
     pub decision: Option<DecisionServing>,
     /// Proxy worker threads.
     pub threads: usize,
-    /// Connecting to an upstream (the pooled client is built once).
-    pub upstream_connect: Duration,
     /// How long requests in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// OpenTelemetry traces, when configured.

@@ -168,6 +168,26 @@ const EXAMPLES: &[(&str, &str)] = &[
         "http://otel-collector:4318/v1/traces",
     ),
     ("upstreams.<name>.url", "http://10.0.0.10:3000"),
+    (
+        "upstreams.<name>.addresses",
+        "[10.0.0.10:3000, { address: 10.0.0.11:3000, weight: 2 }]",
+    ),
+    ("upstreams.<name>.health.check.path", "/healthz"),
+    ("upstreams.<name>.timeouts.connect", "500ms"),
+    ("upstreams.<name>.timeouts.response", "10s"),
+    ("upstreams.<name>.tls.ca", "/etc/scopegate/internal-ca.pem"),
+    (
+        "upstreams.<name>.tls.cert",
+        "/etc/scopegate/gateway-client.pem",
+    ),
+    (
+        "upstreams.<name>.tls.key",
+        "/etc/scopegate/gateway-client.key",
+    ),
+    ("upstreams.<name>.tls.server_name", "api.internal"),
+    ("routes[].match.host", "api.example.com"),
+    ("routes[].rewrite", "/v2/users/{id}"),
+    ("routes[].strip_prefix", "/api"),
 ];
 
 /// One documented key.
@@ -238,6 +258,9 @@ pub fn keys_without_example() -> Vec<String> {
 }
 
 fn example(row: &Row) -> Option<String> {
+    if let Some((_, e)) = EXAMPLES.iter().find(|(k, _)| *k == row.key) {
+        return Some(code(e));
+    }
     // A section is documented by its keys.
     if row.kind == "object"
         || row.kind.starts_with("list of object")
@@ -245,11 +268,7 @@ fn example(row: &Row) -> Option<String> {
     {
         return Some("(its keys below)".into());
     }
-    EXAMPLES
-        .iter()
-        .find(|(k, _)| *k == row.key)
-        .map(|(_, e)| code(e))
-        .or_else(|| row.default.as_deref().map(code))
+    row.default.as_deref().map(code)
 }
 
 const INTRO: &str = "# Configuration reference
@@ -381,6 +400,7 @@ fn kind(schema: &Value, defs: &Map<String, Value>) -> String {
             "EnvString" => "text".into(),
             "Timestamp" => "RFC 3339 time".into(),
             "ScopeExpr" => "scope expression".into(),
+            "Address" => "`host:port` or `{ address, weight }`".into(),
             _ if target.get("enum").is_some() || target.get("oneOf").is_some() => {
                 kind(target, defs)
             }

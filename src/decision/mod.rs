@@ -11,7 +11,9 @@ mod organization;
 mod rules;
 mod state;
 
-pub use rules::{OrgRule, OrgSource, RouteRules, Rules, Upstream};
+pub use rules::{
+    HealthCheck, HostHeader, OrgRule, OrgSource, RouteRules, Rules, Upstream, UpstreamTls,
+};
 pub use state::{CacheSettings, State};
 
 use crate::answer::{Refusal, Unreachable};
@@ -38,7 +40,10 @@ pub enum Verdict {
 
 pub struct Forward {
     pub upstream: usize,
-    /// The normalized path that was matched, with the query (minus a query credential).
+    /// The normalized path that was matched.
+    pub path: String,
+    /// What is forwarded: that path (or the route's rewrite of it), with the query (minus a
+    /// query credential).
     pub path_and_query: String,
     /// `None` on a public route.
     pub principal: Option<Arc<Principal>>,
@@ -133,6 +138,8 @@ pub trait Backend {
 struct Begun<'h> {
     route: usize,
     path: NormalizedPath,
+    /// The path to forward when the route rewrites it.
+    forwarded: Option<String>,
     query: Option<&'h str>,
     /// The organization the request names, for routes bound to one.
     org: Option<String>,
@@ -255,14 +262,19 @@ impl Gateway {
             .map_err(|e| Decided::refuse(None, Refusal::BadFraming(e)))?;
         let path = request::normalize(head.uri.path())
             .map_err(|e| Decided::refuse(None, Refusal::BadPath(e)))?;
-        let (index, org) = match rules.table.lookup(head.method, &path) {
+        let (index, org, forwarded) = match rules.table.lookup(head.host(), head.method, &path) {
             Lookup::Found(m) => {
-                let org = match &rules.routes[m.route].org {
+                let route = &rules.routes[m.route];
+                let org = match &route.org {
                     Some(rule) => organization::named(rule, &m.params, head.headers)
                         .map_err(|r| Decided::refuse(Some(m.route), r))?,
                     None => None,
                 };
-                (m.route, org)
+                let forwarded = route
+                    .rewrite
+                    .as_ref()
+                    .map(|r| r.apply(path.as_str(), &m.params));
+                (m.route, org, forwarded)
             }
             Lookup::MethodNotAllowed(allow) => {
                 return Err(Decided::refuse(None, Refusal::MethodNotAllowed(allow)));
@@ -285,9 +297,9 @@ impl Gateway {
             Ok(Some(c)) if !public || rules.verify_public_credentials => c,
             // A public route: nothing to check (or nothing presented to verify). What was
             // presented is removed unless the route verifies it.
-            Ok(_) if public => return Err(self.public(index, &path, query)),
+            Ok(_) if public => return Err(self.public(index, &path, forwarded, query)),
             Err(_) if public && !rules.verify_public_credentials => {
-                return Err(self.public(index, &path, query));
+                return Err(self.public(index, &path, forwarded, query));
             }
             Ok(_) => return Err(Decided::refuse(Some(index), Refusal::NoCredential)),
             Err(e) => return Err(Decided::refuse(Some(index), Refusal::InvalidRequest(e))),
@@ -295,6 +307,7 @@ impl Gateway {
         Ok(Begun {
             route: index,
             path,
+            forwarded,
             query,
             org,
             cred,
@@ -303,7 +316,13 @@ impl Gateway {
 
     /// A public route's request, forwarded without identity; credentials it presents are
     /// removed (`forward.public_route_credentials: strip`) from the headers and the query.
-    fn public(&self, index: usize, path: &NormalizedPath, query: Option<&str>) -> Decided {
+    fn public(
+        &self,
+        index: usize,
+        path: &NormalizedPath,
+        forwarded: Option<String>,
+        query: Option<&str>,
+    ) -> Decided {
         let rules = &self.rules;
         let strip = !rules.verify_public_credentials;
         let query = match query {
@@ -326,7 +345,8 @@ impl Gateway {
             route: Some(index),
             verdict: Verdict::Forward(Forward {
                 upstream: rules.routes[index].upstream,
-                path_and_query: join(path.as_str(), query),
+                path: path.as_str().to_string(),
+                path_and_query: join(forwarded.as_deref().unwrap_or(path.as_str()), query),
                 principal: None,
                 org: None,
                 strip_credentials: strip,
@@ -419,7 +439,11 @@ impl Gateway {
             route: Some(index),
             verdict: Verdict::Forward(Forward {
                 upstream: route.upstream,
-                path_and_query: join(begun.path.as_str(), query),
+                path: begun.path.as_str().to_string(),
+                path_and_query: join(
+                    begun.forwarded.as_deref().unwrap_or(begun.path.as_str()),
+                    query,
+                ),
                 principal: Some(principal.clone()),
                 org,
                 strip_credentials: false,

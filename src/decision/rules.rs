@@ -6,13 +6,14 @@ use crate::credential;
 use crate::forward::ForwardPolicy;
 use crate::policy::Requirement;
 use crate::request::Limits;
-use crate::route::RouteTable;
+use crate::route::HostTable;
 use crate::token::{Issuer, Principals};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Rules {
-    pub table: RouteTable,
+    pub table: HostTable,
     /// Per route, in file order (the table's route indexes).
     pub routes: Vec<RouteRules>,
     pub upstreams: Vec<Upstream>,
@@ -49,6 +50,11 @@ pub struct RouteRules {
     pub issuers: Option<Box<[usize]>>,
     /// The route's own body limit (`max_body_bytes`), else the server's.
     pub max_body_bytes: Option<u64>,
+    /// The path forwarded instead of the matched one (`strip_prefix`, `rewrite`).
+    pub rewrite: Option<crate::route::Rewrite>,
+    /// Idempotent requests without a body are tried again on another address when the
+    /// connection fails.
+    pub retry: bool,
 }
 
 /// Where a request names the organization it is about.
@@ -67,10 +73,56 @@ pub struct OrgRule {
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub name: String,
-    pub addr: SocketAddr,
     pub tls: bool,
-    /// Host name for TLS (SNI and certificate check).
-    pub host: String,
-    /// `host:port` as written in the URL, put in front of the forwarded path.
+    /// The name the upstream's certificate must have, sent as SNI.
+    pub server_name: String,
+    /// `host:port` as written in the URL.
     pub authority: http::uri::Authority,
+    /// Put in front of every forwarded path (`/v2`); empty for none.
+    pub base_path: String,
+    pub host_header: HostHeader,
+    /// The addresses when loaded, with their weights.
+    pub addresses: Vec<(SocketAddr, u32)>,
+    /// The names behind them (host, port, weight), resolved again every `resolve_every`.
+    pub names: Vec<(String, u16, u32)>,
+    /// The addresses given as IPs (they stay when the names are resolved again).
+    pub fixed: Vec<(SocketAddr, u32)>,
+    pub resolve_every: Option<Duration>,
+    pub policy: crate::balance::Policy,
+    pub ejection: crate::balance::Ejection,
+    pub check: Option<HealthCheck>,
+    /// The share of requests that may be retried.
+    pub retry_ratio: f64,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_idle: usize,
+    /// PEM files for TLS to it: CAs, a client certificate and key; TLS 1.3 only.
+    pub tls_files: Option<Arc<UpstreamTls>>,
+    /// Equal for upstreams whose connections are made the same way: their pooled client is
+    /// shared, also across reloads.
+    pub client_key: String,
+}
+
+/// What `Host` the upstream gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's.
+    Keep,
+    Set(http::HeaderValue),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    pub ca: Option<Vec<u8>>,
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    pub tls13_only: bool,
 }

@@ -5,6 +5,7 @@
 
 use super::rules::Rules;
 use crate::authn::AuthnMetrics;
+use crate::balance::{Pool, RetryBudget};
 use crate::policy::Organizations;
 use crate::token::{IssuerState, Memberships, Revocations, TokenCache, Unshared};
 use arc_swap::ArcSwapOption;
@@ -30,6 +31,9 @@ pub struct State {
     /// were loaded (not ready before).
     pub shared_revocations_loaded: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub metrics: AuthnMetrics,
+    /// Per upstream, in the order of `Rules::upstreams`: its addresses and what the proxy
+    /// and the health checks learnt of them.
+    pub upstreams: Arc<[Arc<Pool>]>,
 }
 
 /// `tokens.cache` of the configuration.
@@ -65,6 +69,18 @@ impl State {
             memberships: Arc::new(Memberships::new(cache.max_entries)),
             shared_revocations_loaded: None,
             metrics,
+            upstreams: rules
+                .upstreams
+                .iter()
+                .map(|u| {
+                    Arc::new(Pool::new(
+                        u.addresses.clone(),
+                        u.policy,
+                        u.ejection,
+                        RetryBudget::new(u.retry_ratio, 10),
+                    ))
+                })
+                .collect(),
         }
     }
 
@@ -79,6 +95,18 @@ impl State {
         if rules.token_rules == old_rules.token_rules {
             self.cache = old.cache.clone();
             self.memberships = old.memberships.clone();
+        }
+        // An upstream whose addresses come from the same place keeps what was learnt of
+        // them (resolved again since, ejected, found down).
+        for (i, u) in rules.upstreams.iter().enumerate() {
+            let same = old_rules.upstreams.iter().position(|o| {
+                o.name == u.name
+                    && o.names == u.names
+                    && (!u.names.is_empty() || o.addresses == u.addresses)
+            });
+            if let Some(o) = same {
+                self.upstreams[i].inherit(&old.upstreams[o]);
+            }
         }
         for (i, issuer) in rules.issuers.iter().enumerate() {
             let same = old_rules

@@ -78,9 +78,7 @@ pub fn configuration(options: &Options, echo: SocketAddr) -> Result<Setup, Strin
     }
     file.upstreams.insert(
         ECHO.into(),
-        Upstream {
-            url: EnvString(format!("http://{echo}")),
-        },
+        Upstream::at(EnvString(format!("http://{echo}"))),
     );
     Ok(setup)
 }

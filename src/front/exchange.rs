@@ -120,8 +120,7 @@ impl Exchange {
         self.entry.stale = decided.stale;
         if let Verdict::Forward(f) = &decided.verdict {
             self.entry.org = f.org.clone();
-            let path = f.path_and_query.split('?').next().unwrap_or_default();
-            self.entry.path = Some(path.to_string());
+            self.entry.path = Some(f.path.clone());
         }
         decided
     }

@@ -23,6 +23,7 @@ mod grpc;
 pub mod listen;
 mod metadata;
 mod proxy;
+mod upstreams;
 mod wire;
 
 pub use crate::metrics::FrontEnd;
@@ -114,11 +115,7 @@ pub fn run(
                 ));
             }
         }
-        let engine = Arc::new(proxy::Engine::new(
-            current.clone(),
-            tls.is_some(),
-            at_start.upstream_connect,
-        ));
+        let engine = Arc::new(proxy::Engine::new(current.clone(), tls.is_some()));
         // The proxy's wire limits follow a reload (the next connection gets them).
         let limits: WireLimits = Arc::new(move || {
             let l = current.load().gateway.rules.limits;

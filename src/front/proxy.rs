@@ -5,8 +5,11 @@
 use super::exchange::{Arrival, Exchange};
 use super::listen::Peer;
 use super::metadata::{self, Served};
+use super::upstreams::Clients;
 use super::wire::{BodyFault, Watched};
 use crate::answer::{Refusal, Rendered};
+use crate::balance::Outcome;
+use crate::decision::HostHeader;
 use crate::decision::Verdict;
 use crate::forward::Settled;
 use crate::generation::{Current, Generation};
@@ -18,22 +21,19 @@ use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body as _, Incoming};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 pub type Body = Either<Incoming, Full<Bytes>>;
-type Upstreams = Client<hyper_rustls::HttpsConnector<HttpConnector>, Watched>;
 
 pub struct Engine {
     /// The configuration in force (replaced by a reload).
     pub current: Current,
     /// Upstream connections, pooled across reloads.
-    client: Upstreams,
+    clients: Clients,
     tls: bool,
 }
 
@@ -89,7 +89,8 @@ fn private(headers: &mut http::HeaderMap) {
 /// Why no upstream answer came.
 enum UpstreamError {
     Timeout,
-    Failed(hyper_util::client::legacy::Error),
+    /// No address to send to, or the error of the last try.
+    Failed(Option<hyper_util::client::legacy::Error>),
 }
 use UpstreamError::{Failed, Timeout};
 
@@ -131,7 +132,7 @@ impl Engine {
         addr: SocketAddr,
         peer: &Peer,
         // Held to the end of the request: a reload meanwhile does not change its rules.
-        generation: &Generation,
+        generation: &Arc<Generation>,
         exchange: &mut Exchange,
     ) -> Response<Body> {
         let _busy = peer.wire.busy();
@@ -198,18 +199,25 @@ impl Engine {
         );
         parts.version = http::Version::HTTP_11;
         let upstream = &gw.rules.upstreams[forward.upstream];
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(if upstream.tls {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        });
-        uri.authority = Some(upstream.authority.clone());
-        uri.path_and_query = PathAndQuery::try_from(forward.path_and_query).ok();
-        parts.uri = match Uri::from_parts(uri) {
-            Ok(u) => u,
-            Err(_) => return refuse(exchange, decided.route, Refusal::BadGateway),
+        let pool = &gw.state.upstreams[forward.upstream];
+        let Some(client) = self.clients.of(generation).by_upstream[forward.upstream].clone() else {
+            return refuse(exchange, decided.route, Refusal::BadGateway);
         };
+        if let HostHeader::Set(host) = &upstream.host_header {
+            parts.headers.insert(HOST, host.clone());
+        }
+        let target = match upstream.base_path.as_str() {
+            "" => forward.path_and_query,
+            base => format!("{base}{}", forward.path_and_query),
+        };
+        let Ok(target) = PathAndQuery::try_from(target) else {
+            return refuse(exchange, decided.route, Refusal::BadGateway);
+        };
+        // Tried again on another address only when nothing of it can have been processed:
+        // an idempotent request without a body, on a route that asks for it.
+        let retry = decided.route.is_some_and(|r| gw.rules.routes[r].retry)
+            && IDEMPOTENT.contains(&parts.method)
+            && body.is_end_stream();
         // The upstream call's span, whose context the upstream receives as `traceparent`.
         let call = exchange
             .trace()
@@ -225,26 +233,74 @@ impl Engine {
         );
         let fault = body.fault.clone();
         let counted = body.counted.clone();
-        let asked = self.client.request(Request::from_parts(parts, body));
-        let asked = async {
-            let answered = asked.await;
-            if let Some(call) = &call {
-                if let Ok(r) = &answered {
-                    otel::annotate_int(
-                        call,
-                        "http.response.status_code",
-                        i64::from(r.status().as_u16()),
-                    );
+        let again = retry.then(|| (parts.method.clone(), parts.headers.clone()));
+        pool.retries.earn();
+        let mut attempt = Some((parts, Either::Left(body)));
+        let mut avoid = None;
+        let answered = loop {
+            let Some((mut parts, body)) = attempt.take() else {
+                break Err(Failed(None));
+            };
+            let Some(lease) = pool.pick(avoid, Instant::now()) else {
+                break Err(Failed(None));
+            };
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(if upstream.tls {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            });
+            uri.authority = http::uri::Authority::try_from(lease.endpoint.addr.to_string()).ok();
+            uri.path_and_query = Some(target.clone());
+            parts.uri = match Uri::from_parts(uri) {
+                Ok(u) => u,
+                Err(_) => break Err(Failed(None)),
+            };
+            let asked = client.request(Request::from_parts(parts, body));
+            let result = tokio::time::timeout(upstream.response_timeout, asked).await;
+            let failed = match result {
+                Ok(Ok(resp)) => {
+                    lease.report(Outcome::Answered, Instant::now());
+                    break Ok(resp);
                 }
-                otel::end(call);
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    if lease.report(Outcome::Failed, Instant::now()) {
+                        generation.requests.ejected(forward.upstream);
+                    }
+                    break Err(Timeout);
+                }
+            };
+            if lease.report(Outcome::Failed, Instant::now()) {
+                generation.requests.ejected(forward.upstream);
             }
-            answered
+            let unanswered = failed.is_connect() || reset_before_answer(&failed);
+            match &again {
+                Some((method, headers))
+                    if avoid.is_none() && unanswered && pool.retries.spend() =>
+                {
+                    generation.requests.retried(forward.upstream);
+                    tracing::info!(upstream = %upstream.name, address = %lease.endpoint.addr, "upstream: {failed}; trying another address");
+                    avoid = Some(lease.endpoint.addr);
+                    let (mut next, ()) = Request::new(()).into_parts();
+                    next.method = method.clone();
+                    next.headers = headers.clone();
+                    next.version = http::Version::HTTP_11;
+                    attempt = Some((next, Either::Right(Empty::new())));
+                }
+                _ => break Err(Failed(Some(failed))),
+            }
         };
-        let answered = tokio::time::timeout(generation.serving.upstream_response, async {
-            asked.await.map_err(Failed)
-        })
-        .await
-        .unwrap_or(Err(Timeout));
+        if let Some(call) = &call {
+            if let Ok(r) = &answered {
+                otel::annotate_int(
+                    call,
+                    "http.response.status_code",
+                    i64::from(r.status().as_u16()),
+                );
+            }
+            otel::end(call);
+        }
         exchange.body_read(counted.load(std::sync::atomic::Ordering::Relaxed));
         // The client's body broke, not the upstream: the client's fault, and its
         // connection cannot be trusted for another request.
@@ -274,7 +330,12 @@ impl Engine {
                     (Some(r), _) => r,
                     (None, Timeout) => Refusal::GatewayTimeout,
                     (None, Failed(e)) => {
-                        tracing::warn!(upstream = %upstream.name, "upstream: {e}");
+                        match e {
+                            Some(e) => tracing::warn!(upstream = %upstream.name, "upstream: {e}"),
+                            None => {
+                                tracing::warn!(upstream = %upstream.name, "upstream: no address")
+                            }
+                        }
                         Refusal::BadGateway
                     }
                 };
@@ -284,37 +345,42 @@ impl Engine {
     }
 }
 
+/// Methods whose request may be sent twice (RFC 9110 §9.2.2).
+const IDEMPOTENT: [http::Method; 5] = [
+    http::Method::GET,
+    http::Method::HEAD,
+    http::Method::OPTIONS,
+    http::Method::PUT,
+    http::Method::DELETE,
+];
+
+/// The connection was closed or reset before any byte of an answer: the upstream did not
+/// process the request (or did not get to answer it).
+fn reset_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
+    use std::error::Error;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled();
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
 impl Engine {
-    /// The engine of `current`, with an upstream client that connects within
-    /// `connect_timeout`.
-    pub fn new(current: Current, tls: bool, connect_timeout: Duration) -> Engine {
+    /// The engine of `current`; clients to its upstreams are made at their first request.
+    pub fn new(current: Current, tls: bool) -> Engine {
         Engine {
-            client: upstream_client(connect_timeout),
+            clients: Clients::default(),
             tls,
             current,
         }
     }
-}
-
-fn upstream_client(connect_timeout: Duration) -> Upstreams {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-        .unwrap_or_else(|_| {
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(rustls::crypto::aws_lc_rs::default_provider())
-                .expect("TLS provider")
-        })
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .build(connector)
 }

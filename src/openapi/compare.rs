@@ -49,7 +49,7 @@ fn route_of(op: &Operation, rules: &Rules) -> Option<usize> {
         .collect();
     let path = crate::request::normalize(&sample.join("/")).ok()?;
     let method = http::Method::from_bytes(op.method.as_bytes()).ok()?;
-    match rules.table.lookup(&method, &path) {
+    match rules.table.lookup(None, &method, &path) {
         Lookup::Found(m) => Some(m.route),
         _ => None,
     }

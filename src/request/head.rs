@@ -13,6 +13,17 @@ pub struct Head<'a> {
     pub conn: &'a Connection,
 }
 
+impl Head<'_> {
+    /// The host the request is for: `Host`, else the target's authority (HTTP/2's
+    /// `:authority`, an absolute-form target); the framing check made sure they agree.
+    pub fn host(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| self.uri.authority().map(|a| a.as_str()))
+    }
+}
+
 /// What the connection says about the caller, apart from the request: where it comes from,
 /// how it is protected, and (for credential kinds bound to the connection, such as mutual
 /// TLS) the certificate it presented.

@@ -88,6 +88,15 @@ impl Pattern {
                 }
                 // A trailing slash is a segment of its own: `/a/` differs from `/a`.
                 Segment::Static(String::new())
+            } else if let Some(name) = part.strip_prefix(':').filter(|n| !n.is_empty()) {
+                // Express, Kong and Envoy users write this; it would be literal text here.
+                return Err(format!(
+                    "path pattern `{raw}`: `{part}` would match the text `{part}`; write `{{{name}}}` for one segment"
+                ));
+            } else if part.contains('*') {
+                return Err(format!(
+                    "path pattern `{raw}`: `{part}` would match the text `{part}`; write `{{name}}` for one segment or `{{*rest}}` (last) for the rest of the path"
+                ));
             } else if valid_static(part) {
                 Segment::Static(part.to_string())
             } else {
@@ -126,6 +135,21 @@ impl Pattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_routers_wildcards_are_refused_with_the_syntax_to_use() {
+        let e = Pattern::parse("/orgs/:org/repos").unwrap_err();
+        assert!(e.contains("write `{org}` for one segment"), "{e}");
+        let e = Pattern::parse("/files/*").unwrap_err();
+        assert!(
+            e.contains("`{*rest}` (last) for the rest of the path"),
+            "{e}"
+        );
+        let e = Pattern::parse("/files/*.json").unwrap_err();
+        assert!(e.contains("would match the text `*.json`"), "{e}");
+        // A colon inside a segment is text, as requests send it.
+        assert!(Pattern::parse("/v1/things:batch").is_ok());
+    }
 
     fn p(s: &str) -> Pattern {
         Pattern::parse(s).unwrap()

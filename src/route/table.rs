@@ -57,12 +57,24 @@ pub struct RouteMatch<'p> {
 impl RouteTable {
     /// Builds the table; `routes` are (pattern, methods) in file order.
     pub fn build(routes: &[(Pattern, MethodSet)]) -> RouteTable {
+        let indexed: Vec<(usize, &Pattern, MethodSet)> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, (p, m))| (i, p, *m))
+            .collect();
+        RouteTable::build_indexed(&indexed)
+    }
+
+    /// Builds the table of some of the routes, each with its index in file order (the
+    /// routes of one host).
+    pub fn build_indexed(routes: &[(usize, &Pattern, MethodSet)]) -> RouteTable {
         let mut nodes = vec![Node {
             min_route: usize::MAX,
             ..Node::default()
         }];
-        let mut params = Vec::with_capacity(routes.len());
-        for (route, (pattern, methods)) in routes.iter().enumerate() {
+        let mut params = vec![Vec::new(); routes.iter().map(|r| r.0 + 1).max().unwrap_or(0)];
+        for &(route, pattern, methods) in routes {
+            let methods = &methods;
             let mut at = 0;
             nodes[0].min_route = nodes[0].min_route.min(route);
             let mut names = Vec::new();
@@ -113,7 +125,7 @@ impl RouteTable {
             if !catch_all {
                 nodes[at].ends.push(terminal);
             }
-            params.push(names);
+            params[route] = names;
         }
         RouteTable { nodes, params }
     }

@@ -9,6 +9,7 @@ mod introspect;
 mod jwks;
 mod org_source;
 mod poll;
+mod upstreams;
 
 pub use budget::Budget;
 pub use cluster::Cluster;
@@ -17,6 +18,7 @@ pub use introspect::{IntrospectionMetrics, Introspector};
 pub use jwks::{KeyMetrics, KeySync, RefreshHandle, http_client};
 pub use org_source::OrgSourceSync;
 pub use poll::Poller;
+pub use upstreams::{UpstreamMetrics, UpstreamSync};
 
 use crate::decision::Backend;
 use crate::token::{Cached, TokenHash};

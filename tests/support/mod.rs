@@ -2,6 +2,7 @@
 //! on loopback that records what reaches it, and the gateway started in-process.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod certs;
 pub mod npm;
 pub mod poll;
 pub mod providers;
@@ -377,10 +378,21 @@ impl TestGateway {
 
     /// Starts without waiting for `/readyz` (for tests of what happens before it is ready).
     pub fn start_unready(yaml: &str) -> TestGateway {
+        TestGateway::start_unready_with(yaml, &[])
+    }
+
+    /// [`TestGateway::start`] with `env` in the gateway's environment.
+    pub fn start_with(yaml: &str, env: &[(&str, String)]) -> TestGateway {
+        let gw = TestGateway::start_unready_with(yaml, env);
+        gw.wait_ready();
+        gw
+    }
+
+    fn start_unready_with(yaml: &str, env: &[(&str, String)]) -> TestGateway {
         let addr: SocketAddr = yaml_value(yaml, "server").parse().unwrap();
         let admin: SocketAddr = yaml_value(yaml, "admin").parse().unwrap();
         let config = tempfile_path::TempPath::with(yaml);
-        let mut gw = TestGateway::spawn(&config.0, addr, admin, &[]);
+        let mut gw = TestGateway::spawn(&config.0, addr, admin, env);
         gw._config = Some(config);
         gw
     }

@@ -115,12 +115,8 @@ pub struct Scopes {
     pub implies: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Upstream {
-    /// `http://host:port` or `https://host:port` of the API (names are resolved at start).
-    pub url: EnvString,
-}
+mod upstreams;
+pub use upstreams::*;
 
 #[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +139,17 @@ pub struct Route {
     /// The largest request body the route takes (413 beyond); `server.limits.max_body_bytes`
     /// when absent.
     pub max_body_bytes: Option<u64>,
+    /// Forward the path without this leading part of the pattern (`/api`: `/api/users` is
+    /// forwarded as `/users`).
+    pub strip_prefix: Option<String>,
+    /// Forward this path instead, with the pattern's parameters filled in
+    /// (`/v2/users/{id}`).
+    pub rewrite: Option<String>,
+    /// Try another address once when the connection fails or is reset before any answer:
+    /// for requests without a body whose method is idempotent (GET, HEAD, OPTIONS, PUT,
+    /// DELETE), within the upstream's `retry_budget_percent`.
+    #[serde(default)]
+    pub retry: bool,
 }
 
 impl Route {
@@ -162,6 +169,9 @@ impl Route {
 #[derive(Debug, Deserialize, JsonSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
+    /// The host served: `api.example.com`, or `*.example.com` for every host under it
+    /// (compared with `Host` or HTTP/2's `:authority`, without the port); any when absent.
+    pub host: Option<String>,
     /// Methods taken (`GET` brings `HEAD`); all when absent.
     pub methods: Option<Vec<String>>,
     /// A path pattern: static segments, `{name}` for one segment, `{*name}` for the rest;
