@@ -48,6 +48,25 @@ pub struct Principal {
     pub sso_orgs: Box<[Box<str>]>,
 }
 
+impl Principal {
+    /// The same principal with another grant (its scopes for another configuration).
+    pub fn with_grant(&self, grant: Arc<Grant>) -> Principal {
+        Principal {
+            issuer: self.issuer,
+            kind: self.kind,
+            expires_at: self.expires_at,
+            issued_at: self.issued_at,
+            jti: self.jti.clone(),
+            subject: self.subject.clone(),
+            client_id: self.client_id.clone(),
+            issuer_id: self.issuer_id.clone(),
+            grant,
+            orgs: self.orgs.clone(),
+            sso_orgs: self.sso_orgs.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 impl Principal {
     /// A user of issuer 0 with placeholder values (`x`), no scopes, for tests to override

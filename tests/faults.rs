@@ -219,10 +219,20 @@ fn a_reload_during_an_outage_keeps_the_known_tokens_unless_what_they_depend_on_c
     gw.rewrite_config(&more);
     reloaded(1);
     assert_eq!(status(&gw, "known"), 200, "kept through the reload");
+    // A scope the routes name changed (every scope's bit may move): the answers are
+    // carried over with their scopes granted again.
+    let scoped = more.replacen("scopes: repo", "scopes: { any: [admin, repo] }", 1);
+    gw.rewrite_config(&scoped);
+    reloaded(2);
+    assert_eq!(
+        status(&gw, "known"),
+        200,
+        "carried over with its scopes granted again"
+    );
     // The issuer's audiences changed: what was accepted may not be any more; asked again,
     // and the server is down: 503.
-    gw.rewrite_config(&more.replace("audiences: [api]", "audiences: [api, other]"));
-    reloaded(2);
+    gw.rewrite_config(&scoped.replace("audiences: [api]", "audiences: [api, other]"));
+    reloaded(3);
     assert_eq!(status(&gw, "known"), 503, "cache started afresh");
 }
 

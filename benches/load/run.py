@@ -111,7 +111,8 @@ def main():
         script = os.path.join(work, "tokens.lua")
         open(script, "w").write(WRK_SCRIPT)
 
-        up = start([os.path.join(ROOT, "target/release/examples/load-upstream"), f"127.0.0.1:{ports['up']}"])
+        # On every loopback address: the three-address row reaches it as 127.0.0.1-3.
+        up = start([os.path.join(ROOT, "target/release/examples/load-upstream"), f"0.0.0.0:{ports['up']}"])
         wait_port(ports["up"])
 
         nginx_conf = os.path.join(work, "nginx.conf")
@@ -191,6 +192,9 @@ MaxKeepAliveRequests 0
         instances = [("scopegate", os.path.join(ROOT, "target/release/scopegate"))]
         if args.log_cost:
             instances.append(("scopegate, log off", os.path.join(ROOT, "target/release/scopegate")))
+        # The same upstream reached as three addresses: the cost of balancing (round robin,
+        # a pool per address).
+        instances.append(("scopegate, 3 addresses", os.path.join(ROOT, "target/release/scopegate")))
         if args.compare:
             instances.append(("compare", os.path.abspath(args.compare)))
         for label, binary in instances:
@@ -198,6 +202,10 @@ MaxKeepAliveRequests 0
             conf = os.path.join(work, f"{label}.yaml")
             decision = f'decision: {{ listen: "127.0.0.1:{ports["decision"]}" }}' if label == "scopegate" else ""
             log = "log: { requests: off }" if "log off" in label else ""
+            up_conf = f'{{ url: "http://127.0.0.1:{ports["up"]}" }}'
+            if "3 addresses" in label:
+                up_conf = (f'{{ url: "http://127.0.0.1:{ports["up"]}", addresses: ['
+                           + ", ".join(f'"127.0.0.{i}:{ports["up"]}"' for i in (1, 2, 3)) + "] }")
             open(conf, "w").write(f"""
 {decision}
 {log}
@@ -205,7 +213,7 @@ server: {{ listen: "127.0.0.1:{ports[label]}", threads: 1 }}
 admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
   - {{ id: load, issuer: "{iss}", audiences: [https://api.example.com], algorithms: [RS256] }}
-upstreams: {{ api: {{ url: "http://127.0.0.1:{ports['up']}" }} }}
+upstreams: {{ api: {up_conf} }}
 routes:
   - name: repos
     match: {{ methods: [GET], path: "/orgs/{{org}}/repos" }}
@@ -220,6 +228,8 @@ routes:
             time.sleep(0.5)
             g = gateways[label]
             targets.append((f"{label} (100 JWTs)", ports[label], "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
+            if "3 addresses" in label:
+                continue
             targets.append((f"{label} (1000 JWTs)", ports[label], "/orgs/acme/repos", files["t1000"], lambda g=g: [g.pid]))
             targets.append((f"{label} 401", ports[label], "/orgs/acme/repos", "", lambda g=g: [g.pid]))
             targets.append((f"{label} 403", ports[label], "/orgs/acme/repos", files["t403"], lambda g=g: [g.pid]))

@@ -274,7 +274,12 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             verify_public_credentials: file.forward.public_route_credentials
                 == crate::config::schema::StripOrVerify::Verify,
             resources,
-            token_rules: token_rules(file, &principals_universe_debug),
+            token_rules: digest(&[
+                format!("{:?}", file.issuers),
+                format!("{:?}", file.tokens.cache),
+                format!("{:?}{:?}", file.tokens.schemes, file.tokens.query_parameter),
+            ]),
+            scope_rules: digest(&[principals_universe_debug]),
         },
         cache: CacheSettings {
             max_entries: t.cache.max_entries,
@@ -303,16 +308,10 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     })
 }
 
-/// The digest of what a cached token answer depends on: the issuers as written, the scope
-/// universe (the bit each scope has), and the token and cache settings.
-fn token_rules(file: &File, universe: &str) -> [u8; 32] {
+/// A SHA-256 of `parts` (what a reload compares).
+fn digest(parts: &[String]) -> [u8; 32] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for part in [
-        format!("{:?}", file.issuers),
-        universe.to_string(),
-        format!("{:?}", file.tokens.cache),
-        format!("{:?}{:?}", file.tokens.schemes, file.tokens.query_parameter),
-    ] {
+    for part in parts {
         ctx.update(part.as_bytes());
         ctx.update(&[0]);
     }

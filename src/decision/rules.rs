@@ -32,9 +32,12 @@ pub struct Rules {
     pub verify_public_credentials: bool,
     /// RFC 9728 metadata published for the resources behind the gateway.
     pub resources: crate::resource::ProtectedResources,
-    /// A digest of everything a cached token answer depends on (issuers, scopes, token
+    /// A digest of what a cached token answer depends on but its scopes (issuers, token
     /// and cache settings): a reload that leaves it alone keeps the cache.
     pub token_rules: [u8; 32],
+    /// A digest of the scope set (the bit of each scope): when only it changed, cached
+    /// answers are carried over with their scopes granted again.
+    pub scope_rules: [u8; 32],
 }
 
 pub struct RouteRules {

@@ -93,8 +93,16 @@ impl State {
         self.revocations = old.revocations.clone();
         self.unshared = old.unshared.clone();
         if rules.token_rules == old_rules.token_rules {
-            self.cache = old.cache.clone();
             self.memberships = old.memberships.clone();
+            if rules.scope_rules == old_rules.scope_rules {
+                self.cache = old.cache.clone();
+            } else {
+                // The scopes' bits changed: each valid answer's scopes granted again.
+                self.cache
+                    .carry_over(&old.cache, crate::clock::unix_now(), |p| {
+                        rules.principals.rebase(p)
+                    });
+            }
         }
         // An upstream whose addresses come from the same place keeps what was learnt of
         // them (resolved again since, ejected, found down).

@@ -32,6 +32,8 @@ struct Entry {
     ttl: Duration,
     /// Until when (Unix seconds) the answer is fresh: served as a cache hit.
     fresh_until: u64,
+    /// When (Unix seconds) the entry ends: `ttl` after it was made.
+    until: u64,
 }
 
 /// The key is already a SHA-256 digest: its first 8 bytes are as uniform as any hash of it,
@@ -144,6 +146,7 @@ impl TokenCache {
                     answer: Cached::Valid(p),
                     ttl,
                     fresh_until: now.saturating_add(fresh.as_secs()),
+                    until: now.saturating_add(ttl.as_secs()),
                 },
             );
         }
@@ -158,6 +161,7 @@ impl TokenCache {
                     answer: Cached::Invalid(e),
                     ttl: self.negative_ttl,
                     fresh_until: u64::MAX,
+                    until: u64::MAX,
                 },
             );
         }
@@ -167,6 +171,36 @@ impl TokenCache {
     fn bucket_hash(key: &TokenHash) -> u64 {
         use std::hash::BuildHasher;
         DigestPrefix.hash_one(key)
+    }
+
+    /// Takes the valid answers of `old` (a cache a reload replaces), each principal made
+    /// again by `rebase` for this configuration (its scopes as bits of the new scope set),
+    /// for what is left of its life. Refusals are not carried: they are cheap to make again.
+    pub fn carry_over(
+        &self,
+        old: &TokenCache,
+        now: u64,
+        rebase: impl Fn(&Principal) -> Option<Principal>,
+    ) {
+        for (key, e) in old.inner.iter() {
+            let Cached::Valid(p) = &e.answer else {
+                continue;
+            };
+            let Some(p) = rebase(p) else { continue };
+            let left = e.until.saturating_sub(now);
+            if left == 0 {
+                continue;
+            }
+            self.inner.insert(
+                *key,
+                Entry {
+                    answer: Cached::Valid(Arc::new(p)),
+                    ttl: Duration::from_secs(left),
+                    fresh_until: e.fresh_until,
+                    until: e.until,
+                },
+            );
+        }
     }
 
     pub fn entry_count(&self) -> u64 {

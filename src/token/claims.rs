@@ -83,6 +83,14 @@ impl Principals {
         }
     }
 
+    /// `p` for this configuration's scopes: its token's scopes granted again (a reload that
+    /// changed the scopes routes name, or their implications).
+    pub fn rebase(&self, p: &Principal) -> Option<Principal> {
+        let listed = p.grant.token_scopes.to_str().ok()?;
+        let scopes: Vec<&str> = listed.split(", ").filter(|s| !s.is_empty()).collect();
+        Some(p.with_grant(self.grant(&scopes).ok()?))
+    }
+
     /// The `X-Auth-Issuer` value of an issuer (index).
     pub fn issuer_id(&self, issuer: usize) -> HeaderValue {
         self.issuer_ids[issuer].clone()
@@ -200,6 +208,25 @@ mod tests {
         assert_eq!(p.grant.token_scopes, "repo, openid");
         assert_eq!(p.expires_at, 4_600);
         assert_eq!(p.issued_at, Some(1_000));
+    }
+
+    #[test]
+    fn rebase_grants_the_same_token_scopes_again_under_another_scope_set() {
+        let p = build(|c| {
+            c.insert("scope".into(), json!("repo openid"));
+        })
+        .unwrap();
+        // Another configuration: `repo` no longer implies `repo:status`, `openid` is named.
+        let universe = ScopeUniverse::build(&BTreeMap::new(), ["openid", "admin"]);
+        let other = Principals::new(universe, std::slice::from_ref(&testing::issuer()));
+        let q = other.rebase(&p).unwrap();
+        assert_eq!(q.grant.token_scopes, "repo, openid");
+        assert_eq!(q.grant.effective, "openid repo");
+        let openid = other.universe.id("openid").unwrap();
+        let admin = other.universe.id("admin").unwrap();
+        assert!(q.grant.scopes.contains(openid) && !q.grant.scopes.contains(admin));
+        assert_eq!(q.subject, p.subject);
+        assert_eq!(q.expires_at, p.expires_at);
     }
 
     #[test]
