@@ -3,7 +3,8 @@
 
 use crate::answer::Unreachable;
 use crate::compile::Compiled;
-use crate::decision::{Backend, Verdict};
+use crate::decision::{Backend, Rules, Verdict};
+use crate::principal::Principal;
 use crate::request::{Connection, Head};
 use crate::sync::{Introspector, KeySync, OrgSourceSync};
 use crate::token::{Cached, TokenHash};
@@ -97,6 +98,9 @@ pub fn explain(
     let decided = rt.block_on(gateway.decide_with(&head, &backend));
     let route = decided.route.map(|r| rules.routes[r].name.as_str());
     out.push_str(&format!("route: {}\n", route.unwrap_or("(none)")));
+    if let (Some(r), Some(p)) = (decided.route, &decided.principal) {
+        claim_conditions(&mut out, rules, r, p);
+    }
     let allowed = match decided.verdict {
         Verdict::Forward(f) => {
             let upstream = &rules.upstreams[f.upstream];
@@ -145,6 +149,30 @@ pub fn explain(
         }
     };
     Ok((out, allowed))
+}
+
+/// Each claim condition the route names, and whether the token meets it.
+fn claim_conditions(out: &mut String, rules: &Rules, route: usize, p: &Principal) {
+    let Some(requirement) = &rules.routes[route].requirement else {
+        return;
+    };
+    let mut named = Vec::new();
+    for e in requirement
+        .alternatives
+        .iter()
+        .filter_map(|a| a.claims.as_ref())
+    {
+        e.conditions_into(&mut named);
+    }
+    for i in named {
+        let met = if p.conditions.contains(i) {
+            "met"
+        } else {
+            "not met"
+        };
+        let condition = rules.principals.conditions.get(i).describe();
+        out.push_str(&format!("claim condition {condition}: {met}\n"));
+    }
 }
 
 /// What a refusal becomes through nginx `auth_request`, which passes only 401 and 403 (and

@@ -14,6 +14,8 @@ pub mod admin;
 pub mod answer;
 pub mod authn;
 pub mod balance;
+pub mod bits;
+pub mod claim;
 pub mod clock;
 pub mod compile;
 pub mod config;

@@ -5,6 +5,7 @@
 //! value of its own; scopes, client and issuer are shared between all tokens that have the
 //! same ones (see `token::claims::Interner`).
 
+use crate::bits::BitSet;
 use crate::scope::ScopeSet;
 use http::HeaderValue;
 use std::sync::Arc;
@@ -46,6 +47,12 @@ pub struct Principal {
     pub orgs: Box<[Box<str>]>,
     /// Organizations with an active SSO session (`sso_orgs` claim).
     pub sso_orgs: Box<[Box<str>]>,
+    /// The configuration's claim conditions its claims meet (bits of `claim::Conditions`),
+    /// answered once when the credential was verified. None for a static credential.
+    pub conditions: BitSet,
+    /// `forward.claim_headers` values for this token, in the configuration's order; `None`
+    /// where its claims give none.
+    pub claim_headers: Box<[Option<HeaderValue>]>,
 }
 
 impl Principal {
@@ -63,6 +70,8 @@ impl Principal {
             grant,
             orgs: self.orgs.clone(),
             sso_orgs: self.sso_orgs.clone(),
+            conditions: self.conditions.clone(),
+            claim_headers: self.claim_headers.clone(),
         }
     }
 }
@@ -89,6 +98,8 @@ impl Principal {
             }),
             orgs: Box::default(),
             sso_orgs: Box::default(),
+            conditions: BitSet::default(),
+            claim_headers: Box::default(),
         }
     }
 }

@@ -4,30 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A set of configured scopes, one bit per scope of the [`ScopeUniverse`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScopeSet(Vec<u64>);
-
-impl ScopeSet {
-    fn with_len(bits: usize) -> ScopeSet {
-        ScopeSet(vec![0; bits.div_ceil(64)])
-    }
-
-    fn insert(&mut self, i: u32) {
-        self.0[i as usize / 64] |= 1 << (i % 64);
-    }
-
-    pub fn contains(&self, i: u32) -> bool {
-        self.0
-            .get(i as usize / 64)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
-    }
-
-    fn union_with(&mut self, other: &ScopeSet) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a |= b;
-        }
-    }
-}
+pub type ScopeSet = crate::bits::BitSet;
 
 /// Every scope the configuration names (in routes or implications), with the transitive
 /// closure of `scopes.implies` for each.

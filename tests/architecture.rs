@@ -10,8 +10,8 @@ use syn::visit::Visit;
 
 /// Bottom to top. A new module gets a line here, in the layer it belongs to.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "config", "dns"],
-    &["scope", "request", "route", "resource"],
+    &["bits", "clock", "config", "dns"],
+    &["scope", "claim", "request", "route", "resource"],
     &["principal", "credential"],
     &["token"],
     &["policy"],

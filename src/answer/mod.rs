@@ -30,6 +30,9 @@ pub enum Refusal {
         /// The token's scopes (`X-OAuth-Scopes`).
         granted: HeaderValue,
     },
+    /// The token has the scopes but not the claims the route's conditions ask for (a
+    /// group, a role, a tenant…): no scope would help, so this is not `insufficient_scope`.
+    ClaimsNotSatisfied,
     /// An organization's restrictions refuse the caller.
     Organization(OrgDenial),
     /// A route bound to an organization by a header, and the header is missing.
@@ -251,7 +254,9 @@ impl Refusal {
             | Refusal::InvalidToken(_)
             | Refusal::RetiredCredential
             | Refusal::IssuerNotAccepted => StatusCode::UNAUTHORIZED,
-            Refusal::InsufficientScope { .. } | Refusal::Organization(_) => StatusCode::FORBIDDEN,
+            Refusal::InsufficientScope { .. }
+            | Refusal::ClaimsNotSatisfied
+            | Refusal::Organization(_) => StatusCode::FORBIDDEN,
             Refusal::MissingOrganization | Refusal::AmbiguousOrganization => {
                 StatusCode::BAD_REQUEST
             }
@@ -283,6 +288,7 @@ impl Refusal {
                 "invalid_token"
             }
             Refusal::InsufficientScope { .. } => "insufficient_scope",
+            Refusal::ClaimsNotSatisfied => "claims_not_satisfied",
             Refusal::Organization(d) => d.error(),
             Refusal::Unavailable(u) => u.reason(),
             Refusal::BadGateway => "bad_gateway",
@@ -354,6 +360,11 @@ impl Refusal {
                 headers.push((HeaderName::from_static("x-oauth-scopes"), granted.clone()));
                 forbidden.body.clone()
             }
+            // Which condition failed stays in the log: the policy is not the client's to read.
+            Refusal::ClaimsNotSatisfied => json_body(
+                "claims_not_satisfied",
+                "the token's claims do not meet this resource's conditions",
+            ),
             Refusal::Organization(d) => json_body(d.error(), &d.description()),
             Refusal::MissingOrganization => json_body(
                 "invalid_request",

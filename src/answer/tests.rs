@@ -140,6 +140,16 @@ fn unavailable_is_503_with_retry_after() {
 }
 
 #[test]
+fn unmet_claim_conditions_are_a_403_that_asks_for_no_scope() {
+    let a = Refusal::ClaimsNotSatisfied.render();
+    assert_eq!(a.status, 403);
+    assert_eq!(body(&a)["error"], "claims_not_satisfied");
+    // No challenge: `insufficient_scope` would send the client for scopes that cannot help.
+    assert_eq!(header(&a, "www-authenticate"), None);
+    assert_eq!(header(&a, "x-accepted-oauth-scopes"), None);
+}
+
+#[test]
 fn every_answer_is_json() {
     for r in [
         Refusal::NotFound,
@@ -161,6 +171,7 @@ fn the_logged_reason_is_the_answers_error_code_or_names_what_a_503_could_not_rea
         Refusal::NoCredential,
         Refusal::InvalidToken(TokenError::Expired),
         Refusal::RetiredCredential,
+        Refusal::ClaimsNotSatisfied,
         Refusal::Organization(OrgDenial::NotAMember("acme".into())),
         Refusal::Organization(OrgDenial::Restricted("acme".into())),
         Refusal::MissingOrganization,

@@ -147,6 +147,9 @@ fn legacy(
             grant,
             orgs: c.orgs.iter().map(|o| o.as_str().into()).collect(),
             sso_orgs: Box::default(),
+            // No claims: a static credential meets no claim condition.
+            conditions: Default::default(),
+            claim_headers: Box::default(),
         };
         entries.push(LegacyCredential {
             id: c.id.clone(),
@@ -168,7 +171,11 @@ mod tests {
             "server: {{ listen: 127.0.0.1:1 }}\nupstreams: {{}}\nroutes: []\ncredentials:\n{credentials}"
         );
         let file = crate::config::parse(&yaml, "t").unwrap();
-        let principals = Principals::new(super::super::routes::universe(&file), &[]);
+        let principals = Principals::new(
+            super::super::routes::universe(&file),
+            Default::default(),
+            &[],
+        );
         compile(&file, "t", &principals)
             .map(|_| ())
             .unwrap_err()

@@ -18,7 +18,27 @@ pub fn compile(file: &File, origin: &str) -> Result<ForwardPolicy, ConfigError> 
         org: id("org", &ih.org)?,
         principal: id("principal", &ih.principal)?,
         issuer: id("issuer", &ih.issuer)?,
+        claims: f
+            .claim_headers
+            .keys()
+            .map(|h| header_name(origin, "forward.claim_headers", h))
+            .collect::<Result<_, _>>()?,
     };
+    let gateway_set = [
+        &identity.subject,
+        &identity.client_id,
+        &identity.scopes,
+        &identity.org,
+        &identity.principal,
+        &identity.issuer,
+    ];
+    if let Some(h) = identity.claims.iter().find(|h| gateway_set.contains(h)) {
+        return Err(ConfigError::new(
+            origin,
+            format!("forward.claim_headers: `{h}` is an identity header the gateway sets itself"),
+        )
+        .key("forward.claim_headers"));
+    }
     let strip = f
         .strip_headers
         .iter()

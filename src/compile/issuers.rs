@@ -1,12 +1,18 @@
 //! `issuers:` — who may sign or vouch for tokens, and how each is checked.
 
 use super::{algorithm, secure_url};
+use crate::claim::Conditions;
 use crate::config::schema::{self, ClientAuth};
 use crate::config::{ConfigError, File};
 use crate::token::{AppRule, ClaimNames, Dialect, IntrospectionRules, Issuer, OpaqueTokens};
 use std::collections::HashSet;
 
-pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
+/// `conditions` gains the claim conditions of each issuer's `app_tokens`.
+pub fn compile(
+    file: &File,
+    conditions: &mut Conditions,
+    origin: &str,
+) -> Result<Vec<Issuer>, ConfigError> {
     let mut seen = HashSet::new();
     super::each("issuers", &file.issuers, |i| {
         if !seen.insert(i.id.as_str()) {
@@ -15,14 +21,18 @@ pub fn compile(file: &File, origin: &str) -> Result<Vec<Issuer>, ConfigError> {
                 format!("issuer id `{}` appears twice", i.id),
             ));
         }
-        issuer(i, origin)
+        issuer(i, conditions, origin)
     })
 }
 
 /// The longest `serve_stale_on_error`.
 const MAX_STALE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
-fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
+fn issuer(
+    i: &schema::Issuer,
+    conditions: &mut Conditions,
+    origin: &str,
+) -> Result<Issuer, ConfigError> {
     let here = |msg: &str| ConfigError::new(origin, format!("issuer `{}`: {msg}", i.id));
     // GitHub answers only for the app's own tokens: there is no audience to check.
     let github = i
@@ -130,8 +140,17 @@ fn issuer(i: &schema::Issuer, origin: &str) -> Result<Issuer, ConfigError> {
         },
     );
     issuer.allow_http = i.allow_http;
-    issuer.app_rule = match i.app_principal {
-        schema::AppPrincipal::SubIsClientId => AppRule::SubIsClientId,
+    let schema::AppPrincipal::SubIsClientId = i.app_principal;
+    let app = &i.app_tokens;
+    issuer.app_rule = AppRule {
+        sub_is_client_id: app.sub_is_client_id,
+        without_subject: app.without_subject,
+        claims: app
+            .claims
+            .as_ref()
+            .map(|c| super::claims::expr(c, conditions))
+            .transpose()
+            .map_err(|e| here(&format!("app_tokens.claims: {e}")))?,
     };
     Ok(issuer)
 }
@@ -153,7 +172,10 @@ mod tests {
             "server: {{ listen: 127.0.0.1:1 }}\nupstreams: {{}}\nroutes: []\nissuers:\n  - {issuer}"
         );
         let file = crate::config::parse(&yaml, "t").unwrap();
-        compile(&file, "t").map(|_| ()).unwrap_err().to_string()
+        compile(&file, &mut Conditions::default(), "t")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -222,7 +244,12 @@ mod tests {
             let yaml = format!(
                 "server: {{ listen: 127.0.0.1:1 }}\nupstreams: {{}}\nroutes: []\nissuers:\n  - {issuer}"
             );
-            compile(&crate::config::parse(&yaml, "t").unwrap(), "t").unwrap()
+            compile(
+                &crate::config::parse(&yaml, "t").unwrap(),
+                &mut Conditions::default(),
+                "t",
+            )
+            .unwrap()
         };
         // Provider dialects need neither keys nor an endpoint: they have their own.
         let google = ok(

@@ -4,6 +4,7 @@
 //! ([`Inputs`]), so compiling itself does no I/O.
 
 mod changes;
+mod claims;
 mod cluster;
 mod credentials;
 mod decision;
@@ -162,16 +163,22 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     let cluster = kept(&mut errors, cluster::compile(file, inputs, origin));
     let upstreams = kept(&mut errors, upstreams::compile(file, inputs, origin));
     let universe = routes::universe(file);
-    let issuers = kept(&mut errors, issuers::compile(file, origin));
-    let routes = kept(&mut errors, routes::compile(file, &universe, origin));
+    let mut conditions = crate::claim::Conditions::default();
+    let issuers = kept(&mut errors, issuers::compile(file, &mut conditions, origin));
+    let routes = kept(
+        &mut errors,
+        routes::compile(file, &universe, &mut conditions, origin),
+    );
     let forward = kept(&mut errors, forwarding::compile(file, origin));
     let revocation = kept(&mut errors, revocation::compile(file, origin));
     let orgs = kept(&mut errors, organizations::compile(file, inputs, origin));
+    let templates = kept(&mut errors, claim_headers(file, origin));
     // What needs the issuers, once they compiled.
     let principals_universe_debug = format!("{universe:?}");
+    let conditions_fingerprint = conditions.fingerprint();
     let (resources, credentials, principals) = match &issuers {
         Some(issuers) => {
-            let principals = Principals::new(universe, issuers);
+            let principals = Principals::new(universe, conditions, issuers);
             (
                 kept(&mut errors, resources::compile(file, issuers, origin)),
                 kept(&mut errors, credentials::compile(file, origin, &principals)),
@@ -195,7 +202,8 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         Some(orgs),
         Some(resources),
         Some((credentials, legacy)),
-        Some(principals),
+        Some(mut principals),
+        Some(templates),
     ) = (
         listen,
         admin_listen,
@@ -212,6 +220,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         resources,
         credentials,
         principals,
+        templates,
     )
     else {
         return Err(ConfigError::many(errors).expect("a section that failed said why"));
@@ -255,6 +264,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)
         },
     };
+    principals.claim_headers = templates;
     let t = &file.tokens;
     Ok(Compiled {
         rules: Rules {
@@ -278,6 +288,8 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 format!("{:?}", file.issuers),
                 format!("{:?}", file.tokens.cache),
                 format!("{:?}{:?}", file.tokens.schemes, file.tokens.query_parameter),
+                conditions_fingerprint,
+                format!("{:?}", file.forward.claim_headers),
             ]),
             scope_rules: digest(&[principals_universe_debug]),
         },
@@ -306,6 +318,23 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             org_read_at: orgs.read_at,
         },
     })
+}
+
+/// `forward.claim_headers` templates, in the order of their names (as `forward` has them).
+fn claim_headers(
+    file: &File,
+    origin: &str,
+) -> Result<Vec<crate::claim::HeaderTemplate>, ConfigError> {
+    file.forward
+        .claim_headers
+        .iter()
+        .map(|(name, t)| {
+            crate::claim::HeaderTemplate::parse(t).map_err(|e| {
+                ConfigError::new(origin, format!("forward.claim_headers.{name}: {e}"))
+                    .key(format!("forward.claim_headers.{name}"))
+            })
+        })
+        .collect()
 }
 
 /// A SHA-256 of `parts` (what a reload compares).

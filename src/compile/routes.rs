@@ -3,6 +3,7 @@
 
 use super::header_name;
 use crate::answer::Forbidden;
+use crate::claim::Conditions;
 use crate::config::schema::{self, Auth};
 use crate::config::{ConfigError, File};
 use crate::decision::{OrgRule, OrgSource, RouteRules};
@@ -41,6 +42,7 @@ fn expr(e: &schema::ScopeExpr, u: &ScopeUniverse) -> ScopeExpr {
 pub fn compile(
     file: &File,
     universe: &ScopeUniverse,
+    conditions: &mut Conditions,
     origin: &str,
 ) -> Result<(HostTable, Vec<RouteRules>), ConfigError> {
     let upstreams: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
@@ -89,7 +91,8 @@ pub fn compile(
                 ))
                 .key(key("upstream"))
             })?;
-        let requirement = requirement(r, universe).map_err(|e| here(e).key(key("require")))?;
+        let requirement =
+            requirement(r, universe, conditions).map_err(|e| here(e).key(key("require")))?;
         if requirement.is_some() && file.issuers.is_empty() {
             return Err(here(
                 "a protected route needs at least one entry in `issuers`".into(),
@@ -134,7 +137,11 @@ pub fn compile(
     Ok((HostTable::build(&patterns), routes))
 }
 
-fn requirement(r: &schema::Route, universe: &ScopeUniverse) -> Result<Option<Requirement>, String> {
+fn requirement(
+    r: &schema::Route,
+    universe: &ScopeUniverse,
+    conditions: &mut Conditions,
+) -> Result<Option<Requirement>, String> {
     let req = match (r.auth, &r.require) {
         (Auth::None, Some(_)) => {
             return Err("`auth: none` and `require` contradict each other".into());
@@ -145,15 +152,24 @@ fn requirement(r: &schema::Route, universe: &ScopeUniverse) -> Result<Option<Req
         }
         (Auth::Token, Some(req)) => req,
     };
-    let alternative =
-        |principal: Option<schema::Principal>, scopes: &Option<schema::ScopeExpr>| Alternative {
+    let mut alternative = |principal: Option<schema::Principal>,
+                           scopes: &Option<schema::ScopeExpr>,
+                           claims: &Option<schema::ClaimRule>|
+     -> Result<Alternative, String> {
+        Ok(Alternative {
             principal: principal.map(kind),
             scopes: scopes.as_ref().map(|e| expr(e, universe)),
-        };
+            claims: claims
+                .as_ref()
+                .map(|c| super::claims::expr(c, conditions))
+                .transpose()
+                .map_err(|e| format!("claims: {e}"))?,
+        })
+    };
     let alternatives = match &req.any {
-        Some(_) if req.scopes.is_some() || req.principal.is_some() => {
+        Some(_) if req.scopes.is_some() || req.principal.is_some() || req.claims.is_some() => {
             return Err(
-                "`require` takes either `any:` alternatives or `scopes`/`principal`, not both"
+                "`require` takes either `any:` alternatives or `scopes`/`principal`/`claims`, not both"
                     .into(),
             );
         }
@@ -162,9 +178,9 @@ fn requirement(r: &schema::Route, universe: &ScopeUniverse) -> Result<Option<Req
         }
         Some(alts) => alts
             .iter()
-            .map(|a| alternative(a.principal, &a.scopes))
-            .collect(),
-        None => vec![alternative(req.principal, &req.scopes)],
+            .map(|a| alternative(a.principal, &a.scopes, &a.claims))
+            .collect::<Result<_, _>>()?,
+        None => vec![alternative(req.principal, &req.scopes, &req.claims)?],
     };
     Ok(Some(Requirement::new(alternatives, universe)))
 }
@@ -231,7 +247,7 @@ mod tests {
             "server: {{ listen: 127.0.0.1:1 }}\nissuers: [{{ id: corp, issuer: https://a, audiences: [x] }}]\nupstreams: {{ api: {{ url: http://127.0.0.1:2 }} }}\nroutes:\n{routes}"
         );
         let file = crate::config::parse(&yaml, "t").unwrap();
-        compile(&file, &universe(&file), "t")
+        compile(&file, &universe(&file), &mut Conditions::default(), "t")
             .map(|_| ())
             .unwrap_err()
             .to_string()

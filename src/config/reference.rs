@@ -186,6 +186,22 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("upstreams.<name>.tls.server_name", "api.internal"),
     ("routes[].match.host", "api.example.com"),
+    (
+        "routes[].require.claims",
+        "{ claim: groups, contains: payments-admins }",
+    ),
+    (
+        "routes[].require.any[].claims",
+        "{ claim: idtyp, equals: app }",
+    ),
+    (
+        "issuers[].app_tokens.claims",
+        "{ claim: gty, equals: client-credentials }",
+    ),
+    (
+        "forward.claim_headers",
+        "{ X-Auth-Email: \"{email}\", X-Auth-Groups: \"{groups}\" }",
+    ),
     ("routes[].rewrite", "/v2/users/{id}"),
     ("routes[].strip_prefix", "/api"),
 ];
@@ -207,7 +223,7 @@ pub fn markdown() -> String {
         .cloned()
         .unwrap_or_default();
     let mut rows = Vec::new();
-    walk(&schema, "", &defs, &mut rows, 0);
+    walk(&schema, "", &defs, &mut rows, 0, &[]);
     let mut out = String::from(INTRO);
     let mut section = String::new();
     for row in &rows {
@@ -250,15 +266,40 @@ pub fn keys_without_example() -> Vec<String> {
         .cloned()
         .unwrap_or_default();
     let mut rows = Vec::new();
-    walk(&schema, "", &defs, &mut rows, 0);
+    walk(&schema, "", &defs, &mut rows, 0, &[]);
     rows.into_iter()
         .filter(|r| example(r).is_none())
         .map(|r| r.key)
         .collect()
 }
 
+/// Examples of a claim condition's keys, wherever conditions are written
+/// (`routes[].require.claims`, `require.any[].claims`, `issuers[].app_tokens.claims`).
+const CLAIM_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "any",
+        "[{ claim: groups, contains: payments-admins }, { claim: realm_access.roles, contains: auditor }]",
+    ),
+    (
+        "all",
+        "[{ claim: tid, equals: 72f988bf-86f1-41af-91ab-2d7cd011db47 }, { claim: email_verified, equals: true }]",
+    ),
+    ("claim", "realm_access.roles"),
+    ("contains", "auditor"),
+    ("equals", "client-credentials"),
+    ("matches", "[a-z]+@example\\.com"),
+    ("one_of", "[1.0, 2.0]"),
+    ("prefix", "service-account-"),
+    ("suffix", "\"@example.com\""),
+];
+
 fn example(row: &Row) -> Option<String> {
     if let Some((_, e)) = EXAMPLES.iter().find(|(k, _)| *k == row.key) {
+        return Some(code(e));
+    }
+    if let Some((_, last)) = row.key.rsplit_once(".claims.")
+        && let Some((_, e)) = CLAIM_EXAMPLES.iter().find(|(k, _)| *k == last)
+    {
         return Some(code(e));
     }
     // A section is documented by its keys.
@@ -316,12 +357,14 @@ fn non_null<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
     resolve(schema, defs)
 }
 
+/// `within`: the named types the keys above are of (a type met again is not walked again).
 fn walk(
     schema: &Value,
     prefix: &str,
     defs: &Map<String, Value>,
     rows: &mut Vec<Row>,
     depth: usize,
+    within: &[&str],
 ) {
     let schema = non_null(schema, defs);
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
@@ -365,18 +408,48 @@ fn walk(
                 .or(computed),
             description,
         });
-        if depth > 6 {
+        // A recursive type (a claim condition's `any:` of conditions) is described once:
+        // its nested keys are the ones above.
+        let def = type_name(property);
+        if depth > 6 || def.is_some_and(|d| within.contains(&d)) {
             continue;
         }
+        let mut within = within.to_vec();
+        within.extend(def);
+        let within = &within[..];
         // Into objects, list items and map values.
         if target.get("properties").is_some() {
-            walk(target, &key, defs, rows, depth + 1);
+            walk(target, &key, defs, rows, depth + 1, within);
         } else if let Some(items) = target.get("items") {
-            walk(items, &format!("{key}[]"), defs, rows, depth + 1);
+            walk(items, &format!("{key}[]"), defs, rows, depth + 1, within);
         } else if let Some(values) = target.get("additionalProperties").filter(|v| v.is_object()) {
-            walk(values, &format!("{key}.<name>"), defs, rows, depth + 1);
+            walk(
+                values,
+                &format!("{key}.<name>"),
+                defs,
+                rows,
+                depth + 1,
+                within,
+            );
         }
     }
+}
+
+/// The named type (`$defs`) a property holds: itself, optional, or as list items.
+fn type_name(property: &Value) -> Option<&str> {
+    fn direct(v: &Value) -> Option<&str> {
+        v.get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.rsplit('/').next())
+            .or_else(|| v.get("items").and_then(direct))
+    }
+    direct(property).or_else(|| {
+        property
+            .get("anyOf")
+            .and_then(Value::as_array)?
+            .iter()
+            .find_map(direct)
+    })
 }
 
 /// A default as it would be written in YAML: text bare, the rest as JSON (which YAML reads).

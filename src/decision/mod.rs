@@ -20,6 +20,7 @@ use crate::answer::{Refusal, Unreachable};
 use crate::authn::{self, Authn, Context, Found, Need, Presented};
 use crate::clock::unix_now;
 use crate::credential::{self, Credential, Presentation, QUERY_PARAMETER, Source};
+use crate::policy::Shortfall;
 use crate::principal::Principal;
 use crate::request::{self, Head, NormalizedPath};
 use crate::route::Lookup;
@@ -403,15 +404,16 @@ impl Gateway {
         }
         // A public route that verifies a presented credential requires nothing more of it.
         if let Some(requirement) = &route.requirement
-            && !requirement.allows(principal)
+            && let Err(short) = requirement.check(principal)
         {
-            return Decided::refuse(
-                Some(index),
-                Refusal::InsufficientScope {
+            let refusal = match short {
+                Shortfall::Scopes => Refusal::InsufficientScope {
                     forbidden: route.forbidden.clone().expect("protected routes have one"),
                     granted: principal.grant.token_scopes.clone(),
                 },
-            );
+                Shortfall::Claims => Refusal::ClaimsNotSatisfied,
+            };
+            return Decided::refuse(Some(index), refusal);
         }
         let org = match &route.org {
             None => None,

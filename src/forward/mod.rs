@@ -19,6 +19,8 @@ pub struct IdentityNames {
     pub org: HeaderName,
     pub principal: HeaderName,
     pub issuer: HeaderName,
+    /// `forward.claim_headers`, in the order of the principal's `claim_headers` values.
+    pub claims: Vec<HeaderName>,
 }
 
 pub struct ForwardPolicy {
@@ -90,12 +92,15 @@ impl ForwardPolicy {
             identity.org.clone(),
             identity.principal.clone(),
             identity.issuer.clone(),
+        ];
+        strip.extend(identity.claims.iter().cloned());
+        strip.extend([
             CONNECTION,
             TRANSFER_ENCODING,
             CONTENT_LENGTH,
             X_FORWARDED_FOR.clone(),
             X_FORWARDED_PROTO.clone(),
-        ];
+        ]);
         strip.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
         strip.extend(r.strip);
         if r.strip_authorization {
@@ -167,7 +172,7 @@ impl ForwardPolicy {
     /// headers and the forwarding headers the caller rewrites itself.
     pub fn for_caller(&self, client: &HeaderMap, strip_credentials: bool) -> Vec<HeaderName> {
         let handled_by_caller = |n: &HeaderName| {
-            self.identity_names().contains(&n)
+            self.identity_names().any(|i| i == n)
                 || [
                     &CONNECTION,
                     &TRANSFER_ENCODING,
@@ -222,13 +227,19 @@ impl ForwardPolicy {
             ]
             .into_iter()
             .flatten()
+            .chain(
+                id.claims
+                    .iter()
+                    .zip(p.claim_headers.iter())
+                    .filter_map(|(name, v)| Some((name, v.clone()?))),
+            )
         });
         who.chain(org.map(|o| (&id.org, o.clone())))
     }
 
     /// Every identity header's name: a caller of the decision endpoint removes the client's
     /// copies of those the gateway did not set.
-    pub fn identity_names(&self) -> [&HeaderName; 6] {
+    pub fn identity_names(&self) -> impl Iterator<Item = &HeaderName> {
         let id = &self.identity;
         [
             &id.subject,
@@ -238,6 +249,8 @@ impl ForwardPolicy {
             &id.principal,
             &id.issuer,
         ]
+        .into_iter()
+        .chain(&id.claims)
     }
 
     /// The headers to send upstream, built in one pass over the client's.

@@ -14,6 +14,7 @@ fn rules(strip_authorization: bool) -> ForwardRules {
             org: n("x-auth-org"),
             principal: n("x-auth-principal"),
             issuer: n("x-auth-issuer"),
+            claims: vec![n("x-auth-email"), n("x-auth-groups")],
         },
         strip: vec![n("x-original-url"), n("x-forwarded-host")],
         strip_prefixes: vec!["x-envoy-".into()],
@@ -165,6 +166,29 @@ fn spoofed_identity_headers_are_replaced_by_the_gateways() {
     assert_eq!(out["x-auth-scopes"], "a b");
     assert!(out.get("x-auth-org").is_none());
     assert_eq!(out["x-auth-principal"], "user");
+}
+
+#[test]
+fn claim_headers_carry_the_tokens_values_absent_ones_stay_absent_and_client_copies_go() {
+    let c = client(&[
+        ("x-auth-email", "root@evil.example"),
+        ("x-auth-groups", "admins"),
+        ("x_auth_groups", "admins"),
+    ]);
+    let ada = Principal {
+        claim_headers: vec![Some(HeaderValue::from_static("ada@example.com")), None].into(),
+        ..alice()
+    };
+    let out = forward(&policy(false), &c, "127.0.0.1", Some(&ada));
+    assert_eq!(
+        out.get_all("x-auth-email").iter().collect::<Vec<_>>(),
+        vec!["ada@example.com"]
+    );
+    assert!(out.get("x-auth-groups").is_none());
+    assert!(out.get("x_auth_groups").is_none());
+    // On a public route, no claim header at all.
+    let out = forward(&policy(false), &c, "127.0.0.1", None);
+    assert!(out.get("x-auth-email").is_none());
 }
 
 #[test]

@@ -307,7 +307,6 @@ pub async fn decide(exchange: &mut Exchange, original: &Original) -> CallerAnswe
                 .collect();
             let identity = policy
                 .identity_names()
-                .into_iter()
                 .map(|name| {
                     let value = set.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
                     (name.clone(), value.unwrap_or(HeaderValue::from_static("")))

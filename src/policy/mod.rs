@@ -4,4 +4,4 @@ mod organizations;
 mod requirement;
 
 pub use organizations::{OrgDenial, OrgPolicy, Organizations};
-pub use requirement::{Alternative, Requirement};
+pub use requirement::{Alternative, Requirement, Shortfall};

@@ -1,13 +1,26 @@
 //! A route's requirement and the decision whether a principal meets it.
 
+use crate::claim::ClaimExpr;
 use crate::principal::{Kind, Principal};
 use crate::scope::{ScopeExpr, ScopeUniverse};
 
-/// One way to satisfy a route: an optional principal kind and an optional scope expression.
+/// One way to satisfy a route: an optional principal kind, scope expression and conditions
+/// on claims.
 #[derive(Debug, Clone)]
 pub struct Alternative {
     pub principal: Option<Kind>,
     pub scopes: Option<ScopeExpr>,
+    pub claims: Option<ClaimExpr>,
+}
+
+/// Why no alternative admits a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    /// No alternative for its kind and scopes: more scopes might do (`insufficient_scope`).
+    Scopes,
+    /// Its kind and scopes are enough for an alternative whose claim conditions it does not
+    /// meet: no scope would help.
+    Claims,
 }
 
 /// Any of the alternatives satisfies the route.
@@ -44,12 +57,20 @@ impl Requirement {
         }
     }
 
-    /// `true` when some alternative accepts this principal.
-    pub fn allows(&self, p: &Principal) -> bool {
-        self.alternatives.iter().any(|a| {
-            a.principal.is_none_or(|k| k == p.kind)
+    /// `Ok` when some alternative accepts this principal; otherwise what it lacks.
+    pub fn check(&self, p: &Principal) -> Result<(), Shortfall> {
+        let mut short = Shortfall::Scopes;
+        for a in &self.alternatives {
+            if a.principal.is_none_or(|k| k == p.kind)
                 && a.scopes.as_ref().is_none_or(|e| e.eval(&p.grant.scopes))
-        })
+            {
+                if a.claims.as_ref().is_none_or(|e| e.eval(&p.conditions)) {
+                    return Ok(());
+                }
+                short = Shortfall::Claims;
+            }
+        }
+        Err(short)
     }
 }
 
@@ -129,14 +150,17 @@ mod tests {
                         s("chat.spaces.readonly"),
                         s("chat.spaces"),
                     ])),
+                    claims: None,
                 },
                 Alternative {
                     principal: Some(Kind::App),
                     scopes: Some(s("chat.bot")),
+                    claims: None,
                 },
                 Alternative {
                     principal: Some(Kind::User),
                     scopes: Some(s("chat.admin.spaces.readonly")),
+                    claims: None,
                 },
             ],
             u,
@@ -147,17 +171,26 @@ mod tests {
     fn each_alternative_admits_its_own_principal_kind() {
         let u = universe();
         let r = get_space(&u);
-        assert!(r.allows(&principal(&u, Kind::User, &["chat.spaces"])));
-        assert!(r.allows(&principal(&u, Kind::App, &["chat.bot"])));
-        assert!(r.allows(&principal(&u, Kind::User, &["chat.admin.spaces.readonly"])));
+        assert!(
+            r.check(&principal(&u, Kind::User, &["chat.spaces"]))
+                .is_ok()
+        );
+        assert!(r.check(&principal(&u, Kind::App, &["chat.bot"])).is_ok());
+        assert!(
+            r.check(&principal(&u, Kind::User, &["chat.admin.spaces.readonly"]))
+                .is_ok()
+        );
     }
 
     #[test]
     fn a_scope_valid_for_the_other_principal_kind_is_refused() {
         let u = universe();
         let r = get_space(&u);
-        assert!(!r.allows(&principal(&u, Kind::User, &["chat.bot"])));
-        assert!(!r.allows(&principal(&u, Kind::App, &["chat.spaces"])));
+        assert!(r.check(&principal(&u, Kind::User, &["chat.bot"])).is_err());
+        assert!(
+            r.check(&principal(&u, Kind::App, &["chat.spaces"]))
+                .is_err()
+        );
     }
 
     #[test]
@@ -181,9 +214,35 @@ mod tests {
             vec![Alternative {
                 principal: None,
                 scopes: None,
+                claims: None,
             }],
             &u,
         );
-        assert!(r.allows(&principal(&u, Kind::App, &[])));
+        assert!(r.check(&principal(&u, Kind::App, &[])).is_ok());
+    }
+
+    #[test]
+    fn claims_unmet_by_a_principal_with_the_scopes_is_a_claims_shortfall_not_a_scope_one() {
+        let u = universe();
+        let spaces = ScopeExpr::Scope(u.id("chat.spaces").unwrap());
+        // Condition 0: say, `groups contains "admins"`.
+        let r = Requirement::new(
+            vec![Alternative {
+                principal: None,
+                scopes: Some(spaces),
+                claims: Some(ClaimExpr::Condition(0)),
+            }],
+            &u,
+        );
+        let mut p = principal(&u, Kind::User, &["chat.spaces"]);
+        assert_eq!(r.check(&p), Err(Shortfall::Claims));
+        p.conditions = crate::bits::BitSet::with_len(1);
+        p.conditions.insert(0);
+        assert_eq!(r.check(&p), Ok(()));
+        let without_scope = Principal {
+            conditions: p.conditions.clone(),
+            ..principal(&u, Kind::User, &["chat.bot"])
+        };
+        assert_eq!(r.check(&without_scope), Err(Shortfall::Scopes));
     }
 }

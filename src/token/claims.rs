@@ -2,7 +2,8 @@
 //! whether the caller is a user or an application.
 
 use super::error::TokenError;
-use super::issuer::{AppRule, Issuer};
+use super::issuer::Issuer;
+use crate::claim::{Conditions, HeaderTemplate};
 use crate::principal::{Grant, Kind, Principal};
 use crate::scope::ScopeUniverse;
 use http::HeaderValue;
@@ -47,6 +48,10 @@ fn string<'a>(
 /// Builds principals, sharing what many tokens have in common.
 pub struct Principals {
     pub universe: ScopeUniverse,
+    /// The claim conditions routes name, answered for each token when it is verified.
+    pub conditions: Conditions,
+    /// `forward.claim_headers` templates, rendered for each token when it is verified.
+    pub claim_headers: Vec<HeaderTemplate>,
     issuer_ids: Vec<HeaderValue>,
     grants: Mutex<HashMap<String, Arc<Grant>>>,
     clients: Mutex<HashMap<String, HeaderValue>>,
@@ -69,9 +74,11 @@ fn intern<V: Clone>(
 }
 
 impl Principals {
-    pub fn new(universe: ScopeUniverse, issuers: &[Issuer]) -> Principals {
+    pub fn new(universe: ScopeUniverse, conditions: Conditions, issuers: &[Issuer]) -> Principals {
         Principals {
             universe,
+            conditions,
+            claim_headers: Vec::new(),
             issuer_ids: issuers
                 .iter()
                 .map(|i| {
@@ -114,23 +121,27 @@ impl Principals {
         issuer: &Issuer,
         claims: &Map<String, Value>,
     ) -> Result<Principal, TokenError> {
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => s.as_str(),
-            Some(_) => return Err(TokenError::BadClaim("sub")),
-            None => return Err(TokenError::MissingClaim("sub")),
-        };
         let client_id = match string(claims, &issuer.claims.client_id, "client_id")? {
             Some(c) => Some(c),
             None => string(claims, "azp", "azp")?,
+        };
+        let rule = &issuer.app_rule;
+        let (subject, without_subject) = match (claims.get("sub"), client_id) {
+            (Some(Value::String(s)), _) if !s.is_empty() => (s.as_str(), false),
+            (Some(_), _) => return Err(TokenError::BadClaim("sub")),
+            // Client credentials that name no subject: the client is the caller.
+            (None, Some(client)) if rule.without_subject => (client, true),
+            (None, _) => return Err(TokenError::MissingClaim("sub")),
         };
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_f64)
             .ok_or(TokenError::MissingClaim("exp"))? as u64;
-        let kind = match issuer.app_rule {
-            AppRule::SubIsClientId if client_id == Some(subject) => Kind::App,
-            AppRule::SubIsClientId => Kind::User,
-        };
+        let conditions = self.conditions.evaluate(claims);
+        let app = without_subject
+            || (rule.sub_is_client_id && client_id == Some(subject))
+            || rule.claims.as_ref().is_some_and(|e| e.eval(&conditions));
+        let kind = if app { Kind::App } else { Kind::User };
         let token_scopes = scopes(claims.get(&issuer.claims.scope))?;
         let issued_at = claims.get("iat").and_then(Value::as_f64).map(|t| t as u64);
         let jti = match claims.get("jti") {
@@ -165,6 +176,12 @@ impl Principals {
                 .transpose()?,
             issuer_id: self.issuer_ids[issuer_index].clone(),
             grant: self.grant(&token_scopes)?,
+            conditions,
+            claim_headers: self
+                .claim_headers
+                .iter()
+                .map(|t| t.render(claims))
+                .collect(),
         })
     }
 }
@@ -183,7 +200,11 @@ mod tests {
         let universe = ScopeUniverse::build(&implies, ["read"]);
         let issuer = testing::issuer();
         (
-            Principals::new(universe, std::slice::from_ref(&issuer)),
+            Principals::new(
+                universe,
+                Conditions::default(),
+                std::slice::from_ref(&issuer),
+            ),
             issuer,
         )
     }
@@ -218,7 +239,11 @@ mod tests {
         .unwrap();
         // Another configuration: `repo` no longer implies `repo:status`, `openid` is named.
         let universe = ScopeUniverse::build(&BTreeMap::new(), ["openid", "admin"]);
-        let other = Principals::new(universe, std::slice::from_ref(&testing::issuer()));
+        let other = Principals::new(
+            universe,
+            Conditions::default(),
+            std::slice::from_ref(&testing::issuer()),
+        );
         let q = other.rebase(&p).unwrap();
         assert_eq!(q.grant.token_scopes, "repo, openid");
         assert_eq!(q.grant.effective, "openid repo");
@@ -227,6 +252,83 @@ mod tests {
         assert!(q.grant.scopes.contains(openid) && !q.grant.scopes.contains(admin));
         assert_eq!(q.subject, p.subject);
         assert_eq!(q.expires_at, p.expires_at);
+    }
+
+    /// An issuer whose app tokens are marked by `gty: client-credentials` (Auth0) or
+    /// `idtyp: app` (Entra ID), and may have no `sub` (Duende IdentityServer).
+    fn app_rules() -> (Principals, Issuer) {
+        use crate::claim::{ClaimExpr, ClaimPath, Condition, Test};
+        let mut conditions = Conditions::default();
+        let mut on = |claim: &str, value: &str| {
+            ClaimExpr::Condition(conditions.add(Condition {
+                path: ClaimPath::dotted(claim).unwrap(),
+                test: Test::Equals(json!(value)),
+            }))
+        };
+        let rule = ClaimExpr::Any(vec![on("gty", "client-credentials"), on("idtyp", "app")]);
+        let mut issuer = testing::issuer();
+        issuer.app_rule.without_subject = true;
+        issuer.app_rule.claims = Some(rule);
+        let universe = ScopeUniverse::build(&BTreeMap::new(), ["read"]);
+        let principals = Principals::new(universe, conditions, std::slice::from_ref(&issuer));
+        (principals, issuer)
+    }
+
+    fn build_with(
+        (p, issuer): &(Principals, Issuer),
+        edit: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Principal, TokenError> {
+        let mut c = testing::claims(1_000);
+        edit(c.as_object_mut().unwrap());
+        p.build(0, issuer, c.as_object().unwrap())
+    }
+
+    #[test]
+    fn app_tokens_are_recognised_by_the_issuers_claim_rules_and_users_stay_users() {
+        let rules = app_rules();
+        // Auth0 client credentials: `sub` is `<client>@clients`, `gty` says it.
+        let auth0 = build_with(&rules, |c| {
+            c.insert("sub".into(), json!("app@clients"));
+            c.insert("gty".into(), json!("client-credentials"));
+        })
+        .unwrap();
+        assert_eq!(auth0.kind, Kind::App);
+        // Entra ID app-only token: `idtyp: app`, the subject is the service principal.
+        let entra = build_with(&rules, |c| {
+            c.insert("sub".into(), json!("3a6f5a8b-service-principal"));
+            c.insert("idtyp".into(), json!("app"));
+        })
+        .unwrap();
+        assert_eq!(entra.kind, Kind::App);
+        // A user's token of the same issuer.
+        let user = build_with(&rules, |c| {
+            c.insert("idtyp".into(), json!("user"));
+        })
+        .unwrap();
+        assert_eq!(user.kind, Kind::User);
+    }
+
+    #[test]
+    fn a_token_without_sub_is_its_clients_own_only_where_the_issuer_says_so() {
+        let rules = app_rules();
+        let p = build_with(&rules, |c| {
+            c.remove("sub");
+        })
+        .unwrap();
+        assert_eq!((p.kind, p.subject.to_str().unwrap()), (Kind::App, "app"));
+        // Without a client either, there is nobody to name.
+        let e = build_with(&rules, |c| {
+            c.remove("sub");
+            c.remove("client_id");
+        })
+        .unwrap_err();
+        assert_eq!(e, TokenError::MissingClaim("sub"));
+        // The default rules refuse it.
+        let e = build(|c| {
+            c.remove("sub");
+        })
+        .unwrap_err();
+        assert_eq!(e, TokenError::MissingClaim("sub"));
     }
 
     #[test]

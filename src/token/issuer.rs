@@ -3,6 +3,7 @@
 
 use super::dialect::Dialect;
 use super::keys::KeySet;
+use crate::claim::ClaimExpr;
 use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, Validation};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,12 +37,25 @@ pub struct Issuer {
 }
 
 /// How an application's own token (client credentials, a service account) is told from a
-/// token a user granted to an application.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AppRule {
+/// token a user granted to an application: any rule that holds makes it an app token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRule {
     /// RFC 9068 §2.2: a client-credentials token has the client as its subject.
-    #[default]
-    SubIsClientId,
+    pub sub_is_client_id: bool,
+    /// A token without `sub` is its client's own, the client id its subject.
+    pub without_subject: bool,
+    /// Claim conditions that mark an app token (`gty`, `idtyp`, a subject pattern…).
+    pub claims: Option<ClaimExpr>,
+}
+
+impl Default for AppRule {
+    fn default() -> Self {
+        AppRule {
+            sub_is_client_id: true,
+            without_subject: false,
+            claims: None,
+        }
+    }
 }
 
 /// Opaque tokens an issuer claims by their shape: they go to its introspection only, before

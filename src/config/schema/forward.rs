@@ -33,6 +33,12 @@ pub struct Forward {
     /// The request id header: kept from a trusted proxy, else set by the gateway.
     #[serde(default = "default_request_id")]
     pub request_id_header: String,
+    /// Headers written from the token's claims, each a template: `X-Auth-Email: "{email}"`,
+    /// `X-Auth-Groups: "{groups}"` (arrays joined with `,`). A claim the token lacks, a value
+    /// with a control character or over 4096 bytes sends no header. Client copies are
+    /// always removed, and the decision endpoint answers them (empty when unset).
+    #[serde(default)]
+    pub claim_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Forward {
@@ -45,6 +51,7 @@ impl Default for Forward {
             underscore_headers: DropOrForward::default(),
             public_route_credentials: StripOrVerify::default(),
             request_id_header: default_request_id(),
+            claim_headers: Default::default(),
         }
     }
 }

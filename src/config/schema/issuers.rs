@@ -34,9 +34,14 @@ pub struct Issuer {
     /// Claim names, when the issuer's differ.
     #[serde(default)]
     pub claims: Claims,
-    /// How an application token (no user) is told from a user's.
+    /// Kept for configurations that name it: `sub_is_client_id` is the only value, and the
+    /// default of `app_tokens`.
     #[serde(default)]
     pub app_principal: AppPrincipal,
+    /// How an application's own token (client credentials, a service account) is told from
+    /// a token a user granted to an application: any rule that holds makes it an app token.
+    #[serde(default)]
+    pub app_tokens: AppTokens,
     /// How often the JWKS is re-read in the background.
     #[serde(default = "default_jwks_refresh")]
     pub jwks_refresh: Dur,
@@ -158,6 +163,34 @@ impl Default for Claims {
             orgs: "orgs".into(),
             sso_orgs: "sso_orgs".into(),
             client_id: "client_id".into(),
+        }
+    }
+}
+
+/// The rules that make a token an application's own; shipped recipes set them per provider.
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppTokens {
+    /// `sub` equals the client id (RFC 9068 §2.2 client credentials).
+    #[serde(default = "yes")]
+    pub sub_is_client_id: bool,
+    /// A token without `sub` is its client's own, with the client id as its subject
+    /// (Duende IdentityServer client credentials). Otherwise a token without `sub` is
+    /// refused.
+    #[serde(default)]
+    pub without_subject: bool,
+    /// Claim conditions (as in `require.claims`) that mark an app token:
+    /// `{ claim: gty, equals: client-credentials }` (Auth0), `{ claim: idtyp, equals: app }`
+    /// (Entra ID), `{ claim: preferred_username, prefix: service-account- }` (Keycloak).
+    pub claims: Option<super::ClaimRule>,
+}
+
+impl Default for AppTokens {
+    fn default() -> Self {
+        AppTokens {
+            sub_is_client_id: true,
+            without_subject: false,
+            claims: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The YAML document as written by users (see `design.md`). Every struct rejects unknown
 //! keys; defaults are the safe choice. Compilation into the runtime form is `compile/`.
 
+mod claims;
 mod cluster;
 mod credentials;
 mod decision;
@@ -12,6 +13,7 @@ mod resources;
 mod server;
 mod tokens;
 
+pub use claims::*;
 pub use cluster::*;
 pub use credentials::*;
 pub use decision::*;
@@ -197,7 +199,10 @@ pub struct Require {
     pub scopes: Option<ScopeExpr>,
     /// The kind of caller: `user` (a person through an app) or `app` (client credentials).
     pub principal: Option<Principal>,
-    /// Alternatives, each a `principal` and/or `scopes`: one must hold.
+    /// Conditions on the token's claims (groups, roles, tenant, email domain…); a token
+    /// that has the scopes but not these gets a 403 `claims_not_satisfied`.
+    pub claims: Option<ClaimRule>,
+    /// Alternatives, each a `principal`, `scopes` and/or `claims`: one must hold.
     pub any: Option<Vec<Alternative>>,
     /// The organization the request is about (checked after the scopes).
     pub org: Option<OrgBinding>,
@@ -210,6 +215,8 @@ pub struct Alternative {
     pub principal: Option<Principal>,
     /// The scopes this alternative needs.
     pub scopes: Option<ScopeExpr>,
+    /// The conditions on claims this alternative needs.
+    pub claims: Option<ClaimRule>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]

@@ -106,6 +106,7 @@ mod tests {
         );
         let principals = Principals::new(
             ScopeUniverse::build(&Default::default(), ["read"]),
+            Default::default(),
             std::slice::from_ref(&issuer),
         );
         judge(

@@ -28,6 +28,7 @@ fn judged(dialect: Dialect, answer: serde_json::Value) -> Result<Principal, Toke
     let issuer = issuer(dialect, &audiences);
     let principals = Principals::new(
         ScopeUniverse::build(&Default::default(), ["repo", "read:org", "email"]),
+        Default::default(),
         std::slice::from_ref(&issuer),
     );
     judge(
