@@ -101,6 +101,13 @@ pub fn explain(
     if let (Some(r), Some(p)) = (decided.route, &decided.principal) {
         claim_conditions(&mut out, rules, r, p);
     }
+    if let Some(r) = &decided.would_refuse {
+        out.push_str(&format!(
+            "report mode: forwarded below; enforced, it would be refused: {} {}\n",
+            r.status(),
+            r.reason()
+        ));
+    }
     let allowed = match decided.verdict {
         Verdict::Forward(f) => {
             let upstream = &rules.upstreams[f.upstream];

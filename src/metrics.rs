@@ -141,6 +141,7 @@ pub struct RequestMetrics {
     routes: Vec<String>,
     /// Refusals by front end and reason (the answer's `error` code).
     refusals: IntCounterVec,
+    would_refuse: IntCounterVec,
     decision_seconds: [Histogram; FrontEnd::ALL.len()],
     by_upstream: Vec<Histogram>,
     /// Per upstream: requests tried again on another address, and addresses ejected.
@@ -215,10 +216,18 @@ impl RequestMetrics {
             ),
             &["front_end", "reason"],
         ));
+        let would_refuse = must(IntCounterVec::new(
+            Opts::new(
+                "scopegate_would_refuse_total",
+                "Requests a route in report mode forwarded although it would have refused them, by front end, route and reason",
+            ),
+            &["front_end", "route", "reason"],
+        ));
         register(
             registry,
             [
                 Box::new(refusals.clone()) as Box<dyn Collector>,
+                Box::new(would_refuse.clone()),
                 Box::new(requests.clone()),
                 Box::new(decision),
                 Box::new(upstream_seconds),
@@ -231,6 +240,7 @@ impl RequestMetrics {
             proxy_by_route,
             routes: routes.iter().map(|r| r.to_string()).collect(),
             refusals,
+            would_refuse,
             decision_seconds,
             by_upstream,
             retries,
@@ -249,6 +259,13 @@ impl RequestMetrics {
                 .with_label_values(&[front_end.label(), route, outcome.label()])
                 .inc();
         }
+    }
+
+    /// Counts a request a route in report mode forwarded instead of refusing it.
+    pub fn would_refuse(&self, front_end: FrontEnd, route: usize, reason: &str) {
+        self.would_refuse
+            .with_label_values(&[front_end.label(), self.routes[route].as_str(), reason])
+            .inc();
     }
 
     /// Counts one refused request: by route and status, and by reason.

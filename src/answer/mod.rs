@@ -268,6 +268,25 @@ impl Refusal {
         }
     }
 
+    /// A refusal about who the caller is or what it may do (credential, issuer, scopes,
+    /// claims, organization, an authorization server that cannot say), as opposed to one
+    /// about the request itself (framing, path, route, body): what a route in report mode
+    /// forwards instead.
+    pub fn is_about_the_caller(&self) -> bool {
+        matches!(
+            self,
+            Refusal::NoCredential
+                | Refusal::InvalidToken(_)
+                | Refusal::RetiredCredential
+                | Refusal::IssuerNotAccepted
+                | Refusal::InsufficientScope { .. }
+                | Refusal::ClaimsNotSatisfied
+                | Refusal::Organization(_)
+                | Refusal::MissingOrganization
+                | Refusal::Unavailable(_)
+        )
+    }
+
     pub fn outcome(&self) -> Outcome {
         Outcome::Status(self.status().as_u16())
     }

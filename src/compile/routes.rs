@@ -121,6 +121,7 @@ pub fn compile(
         Ok((
             (host, pattern, methods),
             RouteRules {
+                report_only: r.mode == schema::RouteMode::Report,
                 name: r.name.clone(),
                 upstream,
                 requirement,

@@ -90,6 +90,9 @@ pub struct Decided {
     pub principal: Option<Arc<Principal>>,
     /// Authenticated by an answer served stale while the authorization server failed.
     pub stale: bool,
+    /// On a route in report mode: the refusal that was not answered (the request was
+    /// forwarded instead).
+    pub would_refuse: Option<Refusal>,
 }
 
 impl Decided {
@@ -100,6 +103,7 @@ impl Decided {
             need: None,
             principal: None,
             stale: false,
+            would_refuse: None,
         }
     }
 
@@ -152,17 +156,22 @@ impl Gateway {
     pub fn decide(&self, head: &Head, now: u64) -> Decided {
         let begun = match self.begin(head) {
             Ok(b) => b,
-            Err(decided) => return decided,
+            Err(decided) => return self.reported(head, decided),
         };
         let presented = Presented::new(&begun.cred, head);
         let authn = authn::authenticate(&presented, &self.context(now));
-        self.finish(&begun, &presented, authn)
+        self.reported(head, self.finish(&begun, &presented, authn))
     }
 
     /// Decides, doing first what authentication needs from the network: refreshing an
     /// issuer's keys for an unknown `kid`, or introspecting an opaque token. An authorization
     /// server that cannot answer gives a 503, never a 401.
     pub async fn decide_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
+        let decided = self.enforce_with(head, backend).await;
+        self.reported(head, decided)
+    }
+
+    async fn enforce_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
         let begun = match self.begin(head) {
             Ok(b) => b,
             Err(decided) => return decided,
@@ -205,6 +214,45 @@ impl Gateway {
             decided.stale = stale;
             return decided;
         }
+        decided
+    }
+
+    /// On a route in report mode, a refusal about the caller becomes a forward (with the
+    /// identity found, if any; credentials that were not accepted removed), the refusal
+    /// kept in `would_refuse`.
+    fn reported(&self, head: &Head, mut decided: Decided) -> Decided {
+        let Some(index) = decided.route else {
+            return decided;
+        };
+        let route = &self.rules.routes[index];
+        let refusal = match &decided.verdict {
+            Verdict::Refuse(r) if route.report_only && r.is_about_the_caller() => r.clone(),
+            _ => return decided,
+        };
+        // Matched once already: the same path and route again.
+        let Ok(path) = request::normalize(head.uri.path()) else {
+            return decided;
+        };
+        let Lookup::Found(m) = self.rules.table.lookup(head.host(), head.method, &path) else {
+            return decided;
+        };
+        let forwarded = route
+            .rewrite
+            .as_ref()
+            .map(|r| r.apply(path.as_str(), &m.params));
+        let Verdict::Forward(mut f) = self
+            .public(index, &path, forwarded, head.uri.query())
+            .verdict
+        else {
+            return decided;
+        };
+        if let Some(p) = &decided.principal {
+            f.principal = Some(p.clone());
+            f.strip_credentials = false;
+        }
+        decided.verdict = Verdict::Forward(f);
+        decided.need = None;
+        decided.would_refuse = Some(refusal);
         decided
     }
 
@@ -359,6 +407,7 @@ impl Gateway {
             need: None,
             principal: None,
             stale: false,
+            would_refuse: None,
         }
     }
 
@@ -455,6 +504,7 @@ impl Gateway {
             need: None,
             principal: None,
             stale: false,
+            would_refuse: None,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Rules {
 }
 
 pub struct RouteRules {
+    /// `mode: report`: what would be refused for who the caller is is forwarded, reported.
+    pub report_only: bool,
     pub name: String,
     pub upstream: usize,
     /// `None` for a public route (`auth: none`).

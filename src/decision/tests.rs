@@ -24,6 +24,7 @@ upstreams:
 routes:
   - { name: any, match: { path: /any }, upstream: api, require: { scopes: read } }
   - { name: us1-only, match: { path: /us1 }, upstream: api, issuers: [us1], require: {} }
+  - { name: trial, match: { path: /trial }, upstream: api, mode: report, require: { scopes: admin } }
 "#;
 
 fn gateway() -> Gateway {
@@ -72,6 +73,42 @@ fn refusal(d: Decided) -> Refusal {
         Verdict::Refuse(r) => r,
         Verdict::Forward(_) => panic!("forwarded"),
     }
+}
+
+#[test]
+fn a_route_in_report_mode_forwards_what_it_would_refuse_and_says_why() {
+    let gw = gateway();
+    // No credential: forwarded without identity, the refusal kept.
+    let d = decide(&gw, "/trial?x=1", &HeaderMap::new());
+    assert_eq!(
+        d.would_refuse.as_ref().map(Refusal::reason),
+        Some("unauthorized")
+    );
+    match d.verdict {
+        Verdict::Forward(f) => {
+            assert!(f.principal.is_none());
+            assert_eq!(f.path_and_query, "/trial?x=1");
+        }
+        Verdict::Refuse(_) => panic!("refused in report mode"),
+    }
+    // A valid credential without the scope: forwarded with its identity.
+    let d = decide(&gw, "/trial", &header("x-api-key", "site-secret"));
+    assert_eq!(
+        d.would_refuse.as_ref().map(Refusal::reason),
+        Some("insufficient_scope")
+    );
+    match d.verdict {
+        Verdict::Forward(f) => assert_eq!(f.principal.unwrap().subject, "s1"),
+        Verdict::Refuse(_) => panic!("refused in report mode"),
+    }
+    // What is wrong with the request itself is still refused.
+    let d = decide(&gw, "/trial/../trial/%2e%2e", &HeaderMap::new());
+    assert!(d.would_refuse.is_none());
+    assert!(matches!(d.verdict, Verdict::Refuse(_)));
+    // An enforcing route refuses as before.
+    let d = decide(&gw, "/any", &HeaderMap::new());
+    assert!(d.would_refuse.is_none());
+    assert_eq!(refusal(d).reason(), "unauthorized");
 }
 
 #[test]

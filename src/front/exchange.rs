@@ -118,6 +118,10 @@ impl Exchange {
             .map(|r| g.gateway.rules.routes[r].name.clone());
         self.entry.principal = decided.principal.clone();
         self.entry.stale = decided.stale;
+        if let (Some(r), Some(route)) = (&decided.would_refuse, decided.route) {
+            self.entry.would_refuse = Some(r.reason());
+            g.requests.would_refuse(self.front_end, route, r.reason());
+        }
         if let Verdict::Forward(f) = &decided.verdict {
             self.entry.org = f.org.clone();
             self.entry.path = Some(f.path.clone());

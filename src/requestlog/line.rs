@@ -35,6 +35,8 @@ pub struct Entry {
     pub bytes_out: Option<u64>,
     /// Decided on an introspection answer served stale (the authorization server failed).
     pub stale: bool,
+    /// A route in report mode forwarded what it would have refused, for this reason.
+    pub would_refuse: Option<&'static str>,
 }
 
 fn text(v: &HeaderValue) -> &str {
@@ -109,6 +111,9 @@ impl Entry {
         if self.stale {
             put("scopegate.stale", json!(true));
         }
+        if let Some(r) = self.would_refuse {
+            put("scopegate.would_refuse", json!(r));
+        }
         put("client.address", json!(self.client.map(|c| c.to_string())));
         put(
             "scopegate.upstream.status_code",
@@ -177,6 +182,9 @@ impl Entry {
         }
         if self.stale {
             w.raw("scopegate.stale", "true");
+        }
+        if let Some(r) = self.would_refuse {
+            w.str("scopegate.would_refuse", r);
         }
         if let Some(c) = self.client {
             w.raw("client.address", &format!("\"{c}\""));

@@ -147,6 +147,13 @@ pub struct Route {
     /// Forward this path instead, with the pattern's parameters filled in
     /// (`/v2/users/{id}`).
     pub rewrite: Option<String>,
+    /// `enforce` refuses what the route does not allow; `report` decides the same way but
+    /// forwards every request it would refuse for who the caller is (no or a bad credential,
+    /// scopes, claims, issuer, organization, an unreachable authorization server), logging
+    /// `scopegate.would_refuse` and counting `scopegate_would_refuse_total`: a new rule tried
+    /// on live traffic before it is enforced.
+    #[serde(default)]
+    pub mode: RouteMode,
     /// Try another address once when the connection fails or is reset before any answer:
     /// for requests without a body whose method is idempotent (GET, HEAD, OPTIONS, PUT,
     /// DELETE), within the upstream's `retry_budget_percent`.
@@ -179,6 +186,16 @@ pub struct Match {
     /// A path pattern: static segments, `{name}` for one segment, `{*name}` for the rest;
     /// compared with the normalized path.
     pub path: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteMode {
+    /// Refusals are answered.
+    #[default]
+    Enforce,
+    /// Refusals are logged and counted, and the request is forwarded.
+    Report,
 }
 
 #[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
