@@ -50,9 +50,9 @@ pub struct Principal {
     /// The configuration's claim conditions its claims meet (bits of `claim::Conditions`),
     /// answered once when the credential was verified. None for a static credential.
     pub conditions: BitSet,
-    /// `forward.claim_headers` values for this token, in the configuration's order; `None`
-    /// where its claims give none.
-    pub claim_headers: Box<[Option<HeaderValue>]>,
+    /// The claim values the configuration uses (`forward.claim_headers`, then the claims
+    /// rate limits are keyed by), rendered for this token; `None` where its claims give none.
+    pub claim_values: Box<[Option<HeaderValue>]>,
 }
 
 impl Principal {
@@ -71,7 +71,7 @@ impl Principal {
             orgs: self.orgs.clone(),
             sso_orgs: self.sso_orgs.clone(),
             conditions: self.conditions.clone(),
-            claim_headers: self.claim_headers.clone(),
+            claim_values: self.claim_values.clone(),
         }
     }
 }
@@ -99,7 +99,7 @@ impl Principal {
             orgs: Box::default(),
             sso_orgs: Box::default(),
             conditions: BitSet::default(),
-            claim_headers: Box::default(),
+            claim_values: Box::default(),
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum Refusal {
     BodyTimeout,
     /// Over `server.limits.max_connections`.
     Overloaded,
+    /// Over a rate limit: 429 with `Retry-After` and the RateLimit header fields.
+    RateLimited(crate::policy::Exceeded),
     BadGateway,
     /// The upstream did not answer within `server.timeouts.upstream_response`.
     GatewayTimeout,
@@ -261,6 +263,7 @@ impl Refusal {
                 StatusCode::BAD_REQUEST
             }
             Refusal::Unavailable(_) | Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::BadGateway => StatusCode::BAD_GATEWAY,
@@ -315,6 +318,7 @@ impl Refusal {
             Refusal::PayloadTooLarge => "payload_too_large",
             Refusal::BodyTimeout => "request_timeout",
             Refusal::Overloaded => "overloaded",
+            Refusal::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -417,6 +421,18 @@ impl Refusal {
             Refusal::BodyTimeout => {
                 close = true;
                 json_body("request_timeout", "the request body stopped arriving")
+            }
+            Refusal::RateLimited(e) => {
+                headers.push((http::header::RETRY_AFTER, HeaderValue::from(e.retry_after)));
+                headers.push((
+                    HeaderName::from_static("ratelimit-policy"),
+                    e.policy.clone(),
+                ));
+                headers.push((HeaderName::from_static("ratelimit"), e.state.clone()));
+                json_body(
+                    "rate_limited",
+                    &format!("too many requests; retry after {} s", e.retry_after),
+                )
             }
             Refusal::Overloaded => {
                 close = true;

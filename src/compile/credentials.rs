@@ -149,7 +149,7 @@ fn legacy(
             sso_orgs: Box::default(),
             // No claims: a static credential meets no claim condition.
             conditions: Default::default(),
-            claim_headers: Box::default(),
+            claim_values: Box::default(),
         };
         entries.push(LegacyCredential {
             id: c.id.clone(),

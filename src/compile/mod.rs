@@ -15,6 +15,7 @@ mod lint;
 mod listener;
 mod observe;
 mod organizations;
+mod rate_limits;
 mod resources;
 mod revocation;
 mod routes;
@@ -172,7 +173,12 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     let forward = kept(&mut errors, forwarding::compile(file, origin));
     let revocation = kept(&mut errors, revocation::compile(file, origin));
     let orgs = kept(&mut errors, organizations::compile(file, inputs, origin));
-    let templates = kept(&mut errors, claim_headers(file, origin));
+    let templates = kept(&mut errors, claim_templates(file, origin));
+    let global_limits = kept(
+        &mut errors,
+        rate_limits::global(file)
+            .map_err(|e| ConfigError::new(origin, format!("rate_limits: {e}")).key("rate_limits")),
+    );
     // What needs the issuers, once they compiled.
     let principals_universe_debug = format!("{universe:?}");
     let conditions_fingerprint = conditions.fingerprint();
@@ -204,6 +210,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         Some((credentials, legacy)),
         Some(mut principals),
         Some(templates),
+        Some(global_limits),
     ) = (
         listen,
         admin_listen,
@@ -221,6 +228,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         credentials,
         principals,
         templates,
+        global_limits,
     )
     else {
         return Err(ConfigError::many(errors).expect("a section that failed said why"));
@@ -264,12 +272,13 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
             (r.on_file_change && !r.check_every.0.is_zero()).then_some(r.check_every.0)
         },
     };
-    principals.claim_headers = templates;
+    principals.claim_templates = templates;
     let t = &file.tokens;
     Ok(Compiled {
         rules: Rules {
             table,
             routes: route_rules,
+            rate_limits: global_limits,
             upstreams,
             issuers: issuers.into(),
             principals: Arc::new(principals),
@@ -290,6 +299,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 format!("{:?}{:?}", file.tokens.schemes, file.tokens.query_parameter),
                 conditions_fingerprint,
                 format!("{:?}", file.forward.claim_headers),
+                format!("{:?}", rate_limits::claim_keys(file)),
             ]),
             scope_rules: digest(&[principals_universe_debug]),
         },
@@ -320,12 +330,14 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     })
 }
 
-/// `forward.claim_headers` templates, in the order of their names (as `forward` has them).
-fn claim_headers(
+/// The claim values principals carry: `forward.claim_headers` templates in the order of
+/// their names (as `forward` has them), then the claims rate limits are keyed by.
+fn claim_templates(
     file: &File,
     origin: &str,
 ) -> Result<Vec<crate::claim::HeaderTemplate>, ConfigError> {
-    file.forward
+    let mut out = file
+        .forward
         .claim_headers
         .iter()
         .map(|(name, t)| {
@@ -334,7 +346,15 @@ fn claim_headers(
                     .key(format!("forward.claim_headers.{name}"))
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for path in rate_limits::claim_keys(file) {
+        out.push(
+            crate::claim::HeaderTemplate::parse(&format!("{{{path}}}")).map_err(|e| {
+                ConfigError::new(origin, format!("rate limit `per: claim:{path}`: {e}"))
+            })?,
+        );
+    }
+    Ok(out)
 }
 
 /// A SHA-256 of `parts` (what a reload compares).

@@ -121,6 +121,12 @@ pub fn compile(
         Ok((
             (host, pattern, methods),
             RouteRules {
+                rate_limits: r
+                    .rate_limits
+                    .iter()
+                    .map(|l| super::rate_limits::compile(file, l, &r.name))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| here(e).key(key("rate_limits")))?,
                 report_only: r.mode == schema::RouteMode::Report,
                 name: r.name.clone(),
                 upstream,

@@ -20,7 +20,7 @@ use crate::answer::{Refusal, Unreachable};
 use crate::authn::{self, Authn, Context, Found, Need, Presented};
 use crate::clock::unix_now;
 use crate::credential::{self, Credential, Presentation, QUERY_PARAMETER, Source};
-use crate::policy::Shortfall;
+use crate::policy::{Caller, Shortfall, client_address};
 use crate::principal::Principal;
 use crate::request::{self, Head, NormalizedPath};
 use crate::route::Lookup;
@@ -156,11 +156,14 @@ impl Gateway {
     pub fn decide(&self, head: &Head, now: u64) -> Decided {
         let begun = match self.begin(head) {
             Ok(b) => b,
-            Err(decided) => return self.reported(head, decided),
+            Err(decided) => return self.limited(head, self.reported(head, decided)),
         };
         let presented = Presented::new(&begun.cred, head);
         let authn = authn::authenticate(&presented, &self.context(now));
-        self.reported(head, self.finish(&begun, &presented, authn))
+        self.limited(
+            head,
+            self.reported(head, self.finish(&begun, &presented, authn)),
+        )
     }
 
     /// Decides, doing first what authentication needs from the network: refreshing an
@@ -168,7 +171,7 @@ impl Gateway {
     /// server that cannot answer gives a 503, never a 401.
     pub async fn decide_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
         let decided = self.enforce_with(head, backend).await;
-        self.reported(head, decided)
+        self.limited(head, self.reported(head, decided))
     }
 
     async fn enforce_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
@@ -253,6 +256,34 @@ impl Gateway {
         decided.verdict = Verdict::Forward(f);
         decided.need = None;
         decided.would_refuse = Some(refusal);
+        decided
+    }
+
+    /// A request about to be forwarded takes one from each of its buckets (the global
+    /// limits', then its route's); over one, it is a 429 and never reaches the upstream.
+    fn limited(&self, head: &Head, mut decided: Decided) -> Decided {
+        let (Some(index), Verdict::Forward(f)) = (decided.route, &decided.verdict) else {
+            return decided;
+        };
+        let route_limits = &self.rules.routes[index].rate_limits;
+        if self.rules.rate_limits.is_empty() && route_limits.is_empty() {
+            return decided;
+        }
+        let caller = Caller {
+            principal: f.principal.as_deref(),
+            org: f.org.as_ref(),
+            address: client_address(
+                head.conn.peer.map(|p| p.ip()),
+                head.headers,
+                &self.rules.forward.trusted_proxies,
+            ),
+        };
+        for limit in self.rules.rate_limits.iter().chain(route_limits) {
+            if let Err(exceeded) = limit.check(&caller) {
+                decided.verdict = Verdict::Refuse(Refusal::RateLimited(exceeded));
+                return decided;
+            }
+        }
         decided
     }
 

@@ -16,6 +16,8 @@ pub struct Rules {
     pub table: HostTable,
     /// Per route, in file order (the table's route indexes).
     pub routes: Vec<RouteRules>,
+    /// Rate limits over every route.
+    pub rate_limits: Vec<crate::policy::RateLimit>,
     pub upstreams: Vec<Upstream>,
     pub issuers: Arc<[Issuer]>,
     /// Builds principals from verified claims (shared with the introspector).
@@ -41,6 +43,8 @@ pub struct Rules {
 }
 
 pub struct RouteRules {
+    /// Rate limits of this route alone (the global ones are `Rules::rate_limits`).
+    pub rate_limits: Vec<crate::policy::RateLimit>,
     /// `mode: report`: what would be refused for who the caller is is forwarded, reported.
     pub report_only: bool,
     pub name: String,

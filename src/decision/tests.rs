@@ -25,6 +25,7 @@ routes:
   - { name: any, match: { path: /any }, upstream: api, require: { scopes: read } }
   - { name: us1-only, match: { path: /us1 }, upstream: api, issuers: [us1], require: {} }
   - { name: trial, match: { path: /trial }, upstream: api, mode: report, require: { scopes: admin } }
+  - { name: limited, match: { path: /limited }, upstream: api, require: {}, rate_limits: [ { per: subject, requests: 2, every: 1m } ] }
 "#;
 
 fn gateway() -> Gateway {
@@ -73,6 +74,34 @@ fn refusal(d: Decided) -> Refusal {
         Verdict::Refuse(r) => r,
         Verdict::Forward(_) => panic!("forwarded"),
     }
+}
+
+#[test]
+fn a_rate_limit_refuses_a_callers_third_request_with_429_and_leaves_others_alone() {
+    let gw = gateway();
+    let site = header("x-api-key", "site-secret");
+    for _ in 0..2 {
+        assert!(matches!(
+            decide(&gw, "/limited", &site).verdict,
+            Verdict::Forward(_)
+        ));
+    }
+    let r = refusal(decide(&gw, "/limited", &site));
+    assert_eq!((r.status().as_u16(), r.reason()), (429, "rate_limited"));
+    let answer = r.render();
+    let names: Vec<&str> = answer.headers.iter().map(|(n, _)| n.as_str()).collect();
+    for h in ["retry-after", "ratelimit-policy", "ratelimit"] {
+        assert!(names.contains(&h), "{names:?}");
+    }
+    // Another subject has its own bucket; a refusal for who the caller is takes none.
+    assert!(matches!(
+        decide(&gw, "/limited?key=free-secret", &HeaderMap::new()).verdict,
+        Verdict::Forward(_)
+    ));
+    assert_eq!(
+        refusal(decide(&gw, "/limited", &header("x-api-key", "nope"))).reason(),
+        "invalid_token"
+    );
 }
 
 #[test]

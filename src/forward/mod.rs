@@ -19,7 +19,7 @@ pub struct IdentityNames {
     pub org: HeaderName,
     pub principal: HeaderName,
     pub issuer: HeaderName,
-    /// `forward.claim_headers`, in the order of the principal's `claim_headers` values.
+    /// `forward.claim_headers`, in the order of the first of the principal's `claim_values`.
     pub claims: Vec<HeaderName>,
 }
 
@@ -230,7 +230,7 @@ impl ForwardPolicy {
             .chain(
                 id.claims
                     .iter()
-                    .zip(p.claim_headers.iter())
+                    .zip(p.claim_values.iter())
                     .filter_map(|(name, v)| Some((name, v.clone()?))),
             )
         });

@@ -176,7 +176,7 @@ fn claim_headers_carry_the_tokens_values_absent_ones_stay_absent_and_client_copi
         ("x_auth_groups", "admins"),
     ]);
     let ada = Principal {
-        claim_headers: vec![Some(HeaderValue::from_static("ada@example.com")), None].into(),
+        claim_values: vec![Some(HeaderValue::from_static("ada@example.com")), None].into(),
         ..alice()
     };
     let out = forward(&policy(false), &c, "127.0.0.1", Some(&ada));

@@ -50,8 +50,9 @@ pub struct Principals {
     pub universe: ScopeUniverse,
     /// The claim conditions routes name, answered for each token when it is verified.
     pub conditions: Conditions,
-    /// `forward.claim_headers` templates, rendered for each token when it is verified.
-    pub claim_headers: Vec<HeaderTemplate>,
+    /// The claim values the configuration uses (`forward.claim_headers`, then rate-limit
+    /// keys), rendered for each token when it is verified.
+    pub claim_templates: Vec<HeaderTemplate>,
     issuer_ids: Vec<HeaderValue>,
     grants: Mutex<HashMap<String, Arc<Grant>>>,
     clients: Mutex<HashMap<String, HeaderValue>>,
@@ -78,7 +79,7 @@ impl Principals {
         Principals {
             universe,
             conditions,
-            claim_headers: Vec::new(),
+            claim_templates: Vec::new(),
             issuer_ids: issuers
                 .iter()
                 .map(|i| {
@@ -177,8 +178,8 @@ impl Principals {
             issuer_id: self.issuer_ids[issuer_index].clone(),
             grant: self.grant(&token_scopes)?,
             conditions,
-            claim_headers: self
-                .claim_headers
+            claim_values: self
+                .claim_templates
                 .iter()
                 .map(|t| t.render(claims))
                 .collect(),

@@ -9,6 +9,7 @@ mod forward;
 mod issuers;
 mod log;
 mod organizations;
+mod rate_limits;
 mod resources;
 mod server;
 mod tokens;
@@ -21,6 +22,7 @@ pub use forward::*;
 pub use issuers::*;
 pub use log::*;
 pub use organizations::*;
+pub use rate_limits::*;
 pub use resources::*;
 pub use server::*;
 pub use tokens::*;
@@ -80,6 +82,10 @@ pub struct File {
     /// RFC 9728 metadata published for the APIs behind the gateway; none by default.
     #[serde(default)]
     pub protected_resources: Vec<ProtectedResource>,
+    /// Rate limits over every route (one bucket per key, whichever route it takes), checked
+    /// after a request was allowed and before it is forwarded: over the limit is a 429.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Serialize)]
@@ -154,6 +160,9 @@ pub struct Route {
     /// on live traffic before it is enforced.
     #[serde(default)]
     pub mode: RouteMode,
+    /// Rate limits of this route alone (its own buckets), besides the global ones.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
     /// Try another address once when the connection fails or is reset before any answer:
     /// for requests without a body whose method is idempotent (GET, HEAD, OPTIONS, PUT,
     /// DELETE), within the upstream's `retry_budget_percent`.
