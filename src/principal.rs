@@ -53,6 +53,11 @@ pub struct Principal {
     /// The claim values the configuration uses (`forward.claim_headers`, then the claims
     /// rate limits are keyed by), rendered for this token; `None` where its claims give none.
     pub claim_values: Box<[Option<HeaderValue>]>,
+    /// Claims copied into the signed identity assertion (`forward.identity_assertion.claims`).
+    pub assertion_claims: Box<[(Box<str>, serde_json::Value)]>,
+    /// The signed identity assertion minted for this principal, and until when (Unix
+    /// seconds) it is reused.
+    pub minted: std::sync::Mutex<Option<(u64, HeaderValue)>>,
 }
 
 impl Principal {
@@ -72,6 +77,8 @@ impl Principal {
             sso_orgs: self.sso_orgs.clone(),
             conditions: self.conditions.clone(),
             claim_values: self.claim_values.clone(),
+            assertion_claims: self.assertion_claims.clone(),
+            minted: Default::default(),
         }
     }
 }
@@ -85,6 +92,25 @@ impl Principal {
         Principal {
             issuer: Some(0),
             kind: Kind::User,
+            subject: v.clone(),
+            issuer_id: v.clone(),
+            grant: Arc::new(Grant {
+                scopes: ScopeSet::default(),
+                effective: v.clone(),
+                token_scopes: v,
+            }),
+            ..Principal::for_signing_check()
+        }
+    }
+}
+
+impl Principal {
+    /// A principal with nothing in it: what a signing key is tried with when it is loaded.
+    pub fn for_signing_check() -> Principal {
+        let v = HeaderValue::from_static("-");
+        Principal {
+            issuer: None,
+            kind: Kind::App,
             expires_at: u64::MAX,
             issued_at: None,
             jti: None,
@@ -100,6 +126,8 @@ impl Principal {
             sso_orgs: Box::default(),
             conditions: BitSet::default(),
             claim_values: Box::default(),
+            assertion_claims: Box::default(),
+            minted: Default::default(),
         }
     }
 }

@@ -62,6 +62,16 @@ fn route(
             generation.render_metrics(),
         ),
         (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        // The keys of the signed identity assertion, for upstreams to verify it.
+        (&Method::GET, "/.well-known/jwks.json") => {
+            match &generation.gateway.rules.forward.assertion {
+                Some(a) => response(StatusCode::OK, "application/json", a.jwks()),
+                None => json(
+                    StatusCode::NOT_FOUND,
+                    serde_json::json!({"error": "not_found", "error_description": "no identity assertion is configured"}),
+                ),
+            }
+        }
         (&Method::GET, "/readyz") if DRAINING.load(std::sync::atomic::Ordering::Acquire) => json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"status": "draining"}),

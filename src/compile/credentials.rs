@@ -150,6 +150,8 @@ fn legacy(
             // No claims: a static credential meets no claim condition.
             conditions: Default::default(),
             claim_values: Box::default(),
+            assertion_claims: Box::default(),
+            minted: Default::default(),
         };
         entries.push(LegacyCredential {
             id: c.id.clone(),

@@ -1,12 +1,13 @@
 //! `forward:` — what the upstream receives: identity headers, what is stripped.
 
 use super::header_name;
+use super::inputs::Inputs;
 use crate::config::schema::{DropOrForward, KeepOrStrip};
 use crate::config::{ConfigError, File};
-use crate::forward::{ForwardPolicy, ForwardRules, IdentityNames};
+use crate::forward::{AssertionRules, AssertionSigner, ForwardPolicy, ForwardRules, IdentityNames};
 use http::HeaderName;
 
-pub fn compile(file: &File, origin: &str) -> Result<ForwardPolicy, ConfigError> {
+pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<ForwardPolicy, ConfigError> {
     let f = &file.forward;
     let ih = &f.identity_headers;
     let id =
@@ -78,5 +79,35 @@ pub fn compile(file: &File, origin: &str) -> Result<ForwardPolicy, ConfigError> 
         credential_headers: legacy_headers,
         request_id: header_name(origin, "forward.request_id_header", &f.request_id_header)?,
         trusted_proxies: file.server.trusted_proxies.clone(),
+        assertion: assertion(file, inputs, origin)?,
     }))
+}
+
+/// `forward.identity_assertion`: its keys (read by [`Inputs`]) loaded and tried.
+fn assertion(
+    file: &File,
+    inputs: &Inputs,
+    origin: &str,
+) -> Result<Option<AssertionSigner>, ConfigError> {
+    let Some(a) = &file.forward.identity_assertion else {
+        return Ok(None);
+    };
+    let here = |e: String| {
+        ConfigError::new(origin, format!("forward.identity_assertion: {e}"))
+            .key("forward.identity_assertion")
+    };
+    let Some((key, previous)) = &inputs.assertion_keys else {
+        return Err(here("the key file was not read".into()));
+    };
+    AssertionSigner::new(AssertionRules {
+        key_pem: key,
+        previous_key_pem: previous.as_deref(),
+        issuer: a.issuer.clone(),
+        audience: a.audience.clone(),
+        lifetime_secs: a.lifetime.0.as_secs(),
+        header: header_name(origin, "forward.identity_assertion.header", &a.header)?,
+        jwks_path: a.jwks_path.clone(),
+    })
+    .map(Some)
+    .map_err(here)
 }

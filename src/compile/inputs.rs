@@ -17,6 +17,8 @@ pub struct Inputs {
     pub org_document: Option<OrgDocument>,
     /// The PEM files of `cluster.tls`, read.
     pub redis_tls: Option<TlsFiles>,
+    /// `forward.identity_assertion`'s key, and the previous one, read.
+    pub assertion_keys: Option<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// PEM files of a TLS client: a CA bundle, a certificate chain and its key.
@@ -166,6 +168,10 @@ impl Inputs {
                 cert: read_file(&tls.cert)?,
                 key: read_file(&tls.key)?,
             });
+        }
+        if let Some(a) = &file.forward.identity_assertion {
+            let key = read_file(&Some(a.key.clone()))?.unwrap_or_default();
+            inputs.assertion_keys = Some((key, read_file(&a.previous_key)?));
         }
         Ok((inputs, warnings))
     }

@@ -170,7 +170,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         &mut errors,
         routes::compile(file, &universe, &mut conditions, origin),
     );
-    let forward = kept(&mut errors, forwarding::compile(file, origin));
+    let forward = kept(&mut errors, forwarding::compile(file, inputs, origin));
     let revocation = kept(&mut errors, revocation::compile(file, origin));
     let orgs = kept(&mut errors, organizations::compile(file, inputs, origin));
     let templates = kept(&mut errors, claim_templates(file, origin));
@@ -273,6 +273,12 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         },
     };
     principals.claim_templates = templates;
+    principals.assertion_claims = file
+        .forward
+        .identity_assertion
+        .as_ref()
+        .map(|a| a.claims.clone())
+        .unwrap_or_default();
     let t = &file.tokens;
     Ok(Compiled {
         rules: Rules {
@@ -300,6 +306,16 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                 conditions_fingerprint,
                 format!("{:?}", file.forward.claim_headers),
                 format!("{:?}", rate_limits::claim_keys(file)),
+                format!("{:?}", file.forward.identity_assertion),
+                // Assertions minted with a key replaced in place are not reused.
+                format!(
+                    "{:?}",
+                    inputs.assertion_keys.as_ref().map(|(k, p)| (
+                        crate::token::hash(&String::from_utf8_lossy(k)),
+                        p.as_ref()
+                            .map(|p| crate::token::hash(&String::from_utf8_lossy(p)))
+                    ))
+                ),
             ]),
             scope_rules: digest(&[principals_universe_debug]),
         },

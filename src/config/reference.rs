@@ -198,6 +198,27 @@ const EXAMPLES: &[(&str, &str)] = &[
         "issuers[].app_tokens.claims",
         "{ claim: gty, equals: client-credentials }",
     ),
+    (
+        "forward.identity_assertion.key",
+        "/etc/scopegate/assertion-key.pem",
+    ),
+    (
+        "forward.identity_assertion.previous_key",
+        "/etc/scopegate/assertion-key-2026-06.pem",
+    ),
+    (
+        "forward.identity_assertion.issuer",
+        "https://gateway.example.com",
+    ),
+    (
+        "forward.identity_assertion.audience",
+        "https://api.internal",
+    ),
+    (
+        "forward.identity_assertion.jwks_path",
+        "/.well-known/scopegate/jwks.json",
+    ),
+    ("forward.identity_assertion.claims", "[email, groups]"),
     ("rate_limits[].per", "client_id"),
     ("rate_limits[].requests", "1000"),
     ("rate_limits[].every", "1m"),

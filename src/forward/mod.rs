@@ -9,8 +9,11 @@ use names::NameSet;
 use request_id::{RequestIds, valid_request_id};
 use std::net::IpAddr;
 
+mod assertion;
 mod names;
 mod request_id;
+
+pub use assertion::{AssertionRules, AssertionSigner, MAX_LIFETIME_SECS};
 
 pub struct IdentityNames {
     pub subject: HeaderName,
@@ -39,6 +42,8 @@ pub struct ForwardPolicy {
     pub request_id: HeaderName,
     pub trusted_proxies: Vec<IpAddr>,
     ids: RequestIds,
+    /// The signed identity assertion, when configured.
+    pub assertion: Option<AssertionSigner>,
 }
 
 /// What the gateway settles about the request it forwards.
@@ -67,6 +72,7 @@ pub struct ForwardRules {
     pub credential_headers: Vec<HeaderName>,
     pub request_id: HeaderName,
     pub trusted_proxies: Vec<IpAddr>,
+    pub assertion: Option<AssertionSigner>,
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -94,6 +100,7 @@ impl ForwardPolicy {
             identity.issuer.clone(),
         ];
         strip.extend(identity.claims.iter().cloned());
+        strip.extend(r.assertion.as_ref().map(|a| a.header.clone()));
         strip.extend([
             CONNECTION,
             TRANSFER_ENCODING,
@@ -124,6 +131,7 @@ impl ForwardPolicy {
             request_id: r.request_id,
             trusted_proxies: r.trusted_proxies,
             ids: RequestIds::new(),
+            assertion: r.assertion,
         }
     }
 
@@ -217,6 +225,10 @@ impl ForwardPolicy {
         org: Option<&HeaderValue>,
     ) -> impl Iterator<Item = (&HeaderName, HeaderValue)> {
         let id = &self.identity;
+        let signed = self.assertion.as_ref().and_then(|a| {
+            let p = principal?;
+            Some((&a.header, a.assertion(p, crate::clock::unix_now())?))
+        });
         let who = principal.into_iter().flat_map(move |p| {
             [
                 Some((&id.subject, p.subject.clone())),
@@ -234,7 +246,7 @@ impl ForwardPolicy {
                     .filter_map(|(name, v)| Some((name, v.clone()?))),
             )
         });
-        who.chain(org.map(|o| (&id.org, o.clone())))
+        who.chain(org.map(|o| (&id.org, o.clone()))).chain(signed)
     }
 
     /// Every identity header's name: a caller of the decision endpoint removes the client's
@@ -251,6 +263,7 @@ impl ForwardPolicy {
         ]
         .into_iter()
         .chain(&id.claims)
+        .chain(self.assertion.as_ref().map(|a| &a.header))
     }
 
     /// The headers to send upstream, built in one pass over the client's.

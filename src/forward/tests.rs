@@ -24,6 +24,7 @@ fn rules(strip_authorization: bool) -> ForwardRules {
         credential_headers: vec![n("x-api-key")],
         request_id: n("x-request-id"),
         trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        assertion: None,
     }
 }
 

@@ -1,6 +1,8 @@
-//! RFC 9728 documents at `/.well-known/oauth-protected-resource[/path]`, served the same way
-//! by the proxy and by the decision listener (where a caller routes the well-known URL), in
-//! the exchange of the request: counted, logged, and answered before any decision.
+//! The documents the gateway publishes on the listeners clients reach: RFC 9728 metadata at
+//! `/.well-known/oauth-protected-resource[/path]`, and the identity assertion's JWKS at its
+//! `jwks_path`; served the same way by the proxy and by the decision listener (where a
+//! caller routes the well-known URL), in the exchange of the request: counted, logged, and
+//! answered before any decision.
 
 use super::exchange::Exchange;
 use crate::answer::Refusal;
@@ -17,8 +19,16 @@ pub enum Served {
 
 /// The answer to `method path` when `path` is a published resource's well-known URL.
 pub fn serve(exchange: &mut Exchange, method: &Method, path: &str) -> Option<Served> {
-    let resources = &exchange.generation().gateway.rules.resources;
-    let document = resources.document_at(path)?.clone();
+    let rules = &exchange.generation().gateway.rules;
+    let document = match rules.resources.document_at(path) {
+        Some(d) => d.clone(),
+        None => rules
+            .forward
+            .assertion
+            .as_ref()
+            .filter(|a| a.jwks_path.as_deref() == Some(path))?
+            .jwks(),
+    };
     Some(if method == Method::GET || method == Method::HEAD {
         exchange.served_metadata();
         Served::Document(document)

@@ -53,6 +53,8 @@ pub struct Principals {
     /// The claim values the configuration uses (`forward.claim_headers`, then rate-limit
     /// keys), rendered for each token when it is verified.
     pub claim_templates: Vec<HeaderTemplate>,
+    /// Claims copied into the signed identity assertion.
+    pub assertion_claims: Vec<String>,
     issuer_ids: Vec<HeaderValue>,
     grants: Mutex<HashMap<String, Arc<Grant>>>,
     clients: Mutex<HashMap<String, HeaderValue>>,
@@ -80,6 +82,7 @@ impl Principals {
             universe,
             conditions,
             claim_templates: Vec::new(),
+            assertion_claims: Vec::new(),
             issuer_ids: issuers
                 .iter()
                 .map(|i| {
@@ -178,6 +181,12 @@ impl Principals {
             issuer_id: self.issuer_ids[issuer_index].clone(),
             grant: self.grant(&token_scopes)?,
             conditions,
+            assertion_claims: self
+                .assertion_claims
+                .iter()
+                .filter_map(|n| Some((n.as_str().into(), claims.get(n)?.clone())))
+                .collect(),
+            minted: Default::default(),
             claim_values: self
                 .claim_templates
                 .iter()

@@ -39,6 +39,45 @@ pub struct Forward {
     /// always removed, and the decision endpoint answers them (empty when unset).
     #[serde(default)]
     pub claim_headers: std::collections::BTreeMap<String, String>,
+    /// A signed identity assertion on every authenticated request: a short-lived JWT the
+    /// upstream verifies with the gateway's JWKS, so a request that did not come through
+    /// the gateway cannot pass for one that did. Off when absent.
+    pub identity_assertion: Option<IdentityAssertion>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityAssertion {
+    /// The signing key, a PKCS#8 PEM file: Ed25519 (EdDSA) or P-256 (ES256)
+    /// (`openssl genpkey -algorithm ed25519 -out assertion.pem`). Every replica uses the same.
+    pub key: crate::config::values::EnvString,
+    /// The key signed with before the current one: still published in the JWKS, so
+    /// assertions it signed verify until they expire (rotation overlaps).
+    pub previous_key: Option<crate::config::values::EnvString>,
+    /// `iss` of the assertions (the gateway's own URL).
+    pub issuer: String,
+    /// `aud` of the assertions: what the upstreams check it against.
+    pub audience: String,
+    /// How long an assertion is valid (at most 60 s; never past the token's own `exp`).
+    #[serde(default = "default_assertion_lifetime")]
+    pub lifetime: crate::config::values::Dur,
+    /// The header it travels in.
+    #[serde(default = "default_assertion_header")]
+    pub header: String,
+    /// Claims of the token copied into the assertion as they are (`email`, `groups`).
+    #[serde(default)]
+    pub claims: Vec<String>,
+    /// A path on the proxy listener where the JWKS is served to upstreams (it is always on
+    /// the admin port at `/.well-known/jwks.json`).
+    pub jwks_path: Option<String>,
+}
+
+fn default_assertion_lifetime() -> crate::config::values::Dur {
+    crate::config::values::Dur(std::time::Duration::from_secs(60))
+}
+
+fn default_assertion_header() -> String {
+    "x-auth-assertion".into()
 }
 
 impl Default for Forward {
@@ -52,6 +91,7 @@ impl Default for Forward {
             public_route_credentials: StripOrVerify::default(),
             request_id_header: default_request_id(),
             claim_headers: Default::default(),
+            identity_assertion: None,
         }
     }
 }
