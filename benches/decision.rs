@@ -345,6 +345,73 @@ fn bench_cold_verification(c: &mut Criterion) {
     g.finish();
 }
 
+/// A route with three claim conditions; the same gateway mapping three claims to headers and
+/// signing an identity assertion.
+fn bench_claims(c: &mut Criterion) {
+    let key = format!("{}/benches/keys/eddsa.pem", env!("CARGO_MANIFEST_DIR"));
+    let yaml = format!(
+        r#"{CONFIG}
+  - name: payments
+    match: {{ path: /payments }}
+    upstream: api
+    require:
+      scopes: repo
+      claims:
+        all:
+          - {{ claim: tid, equals: 72f988bf-86f1-41af-91ab-2d7cd011db47 }}
+          - {{ claim: groups, contains: payments-admins }}
+          - {{ claim: email, suffix: "@example.com" }}
+forward:
+  claim_headers: {{ X-Auth-Email: "{{email}}", X-Auth-Groups: "{{groups}}", X-Auth-Tenant: "{{tid}}" }}
+  identity_assertion: {{ key: "{key}", issuer: https://gateway.example.com, audience: https://api.internal, claims: [email] }}
+"#
+    );
+    let gw = build(&yaml);
+    let (signers, set) = keys();
+    gw.state.issuers[0].set_keys(set);
+    let mut h = Header::new(signers[0].alg);
+    h.typ = Some("at+jwt".into());
+    h.kid = Some(signers[0].kid.into());
+    let now = unix_now();
+    let claims = serde_json::json!({
+        "iss": "https://auth.example.com", "aud": "https://api.example.com", "sub": "ada",
+        "client_id": "app", "scope": "repo", "iat": now, "exp": now + 3600,
+        "tid": "72f988bf-86f1-41af-91ab-2d7cd011db47", "groups": ["Everyone", "payments-admins"],
+        "email": "ada@example.com",
+    });
+    let tok = jsonwebtoken::encode(&h, &claims, &signers[0].key).unwrap();
+    let headers = bearer(&tok);
+    let uri: Uri = "/payments".parse().unwrap();
+    let conn = Connection::local();
+    let head = Head {
+        method: &Method::GET,
+        uri: &uri,
+        headers: &headers,
+        conn: &conn,
+    };
+    let Verdict::Forward(f) = gw.decide(&head, now).verdict else {
+        panic!("the conditions hold for this token")
+    };
+    c.bench_function("decision_cached_token_allowed_3_claim_conditions", |b| {
+        b.iter(|| gw.decide(black_box(&head), now))
+    });
+    let p = f.principal.unwrap();
+    let policy = &gw.rules.forward;
+    assert_eq!(policy.identity_headers(Some(&p), None).count(), 9);
+    c.bench_function("identity_headers_3_mapped_claims_assertion_cached", |b| {
+        b.iter(|| policy.identity_headers(black_box(Some(&p)), None).count())
+    });
+    let signer = policy.assertion.as_ref().unwrap();
+    let mut t = now;
+    c.bench_function("identity_assertion_minted_eddsa", |b| {
+        // A new second every call: past the reuse window, so each call signs.
+        b.iter(|| {
+            t += 3600;
+            signer.assertion(black_box(&p), t)
+        })
+    });
+}
+
 criterion_group!(
     benches,
     bench_path,
@@ -353,6 +420,7 @@ criterion_group!(
     bench_cached_decision,
     bench_legacy_credentials,
     bench_scopes,
+    bench_claims,
     bench_cold_verification
 );
 criterion_main!(benches);

@@ -58,6 +58,10 @@ fn check_accepts_the_shipped_configs() {
         "config/examples/multi-site.yaml",
         "config/examples/github-token.yaml",
         "config/examples/google-tokens.yaml",
+        "config/examples/okta.yaml",
+        "config/examples/entra-id.yaml",
+        "config/examples/auth0.yaml",
+        "config/examples/keycloak.yaml",
     ] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let (ok, out, err) = scopegate(&["check", "--config", &path]);

@@ -10,6 +10,9 @@
 //   POST /control/user-token      {sub, client_id, scope, resource, orgs?}: a user access
 //                                 token minted through the provider's own token model
 //   GET  /control/introspections  how many introspection requests were served
+//   POST /control/claims          {who, claims}: extra claims in every token issued from now
+//                                 on to `who` (a subject, or a client for its own tokens),
+//                                 as a provider's claim mappings would add them
 import Provider from 'oidc-provider';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -61,11 +64,16 @@ const ALL_SCOPES = [
   // Gmail's, for the routes imported from its OpenAPI description (tests/openapi.rs).
   'https://mail.google.com/', `${GOOGLE}gmail.readonly`, `${GOOGLE}gmail.send`,
   'metrics_read', 'dashboards_read', 'timeseries_query',
+  // The identity-provider recipes' (config/examples/okta, entra-id, auth0, keycloak).
+  'payments.read', 'payments.write', 'payments.settle', 'Payments.Read', 'Payments.ReadWrite',
+  'read:payments', 'refund:payments', 'settle:payments',
 ];
 // Organizations each subject (user or client) belongs to, as an extra claim.
 const ORGS = { alice: ['acme', 'widgets'], bob: ['widgets'], carol: ['secure'], dave: ['secure'] };
 // Organizations with an active SSO session, per subject.
 const SSO_ORGS = { dave: ['secure'] };
+// Claims of a provider's own shape, per subject or client (set through /control/claims).
+const EXTRA = {};
 
 const clients = [
   // name: allowed scopes
@@ -82,6 +90,9 @@ const clients = [
   ['chat-bot', ['chat.bot', 'chat.app.delete', 'chat.app.spaces', 'chat.spaces.readonly'].map((s) => `${GOOGLE}${s}`).join(' ')],
   ['zoho-crm-client', 'ZohoCRM.modules.ALL ZohoCRM.modules.READ'],
   ['dd-integration', 'metrics_read dashboards_read timeseries_query'], // a marketplace integration
+  // The identity-provider recipes' daemons and web apps.
+  ['payments-batch', 'payments.read payments.settle read:payments settle:payments'],
+  ['payments-web', ''],
 ].map(([id, scope]) => ({
   client_id: id,
   client_secret: `${id}-secret`,
@@ -120,7 +131,7 @@ const provider = new Provider(`http://${host}:${port}`, {
   },
   extraTokenClaims: (ctx, token) => {
     const who = token.accountId || token.clientId;
-    return { orgs: ORGS[who] || [], sso_orgs: SSO_ORGS[who] || [] };
+    return { orgs: ORGS[who] || [], sso_orgs: SSO_ORGS[who] || [], ...(EXTRA[who] || {}) };
   },
 });
 provider.proxy = false;
@@ -131,6 +142,16 @@ provider.use(async (ctx, next) => {
     published.add('k2');
     active = 'k2';
     ctx.body = { active, published: [...published] };
+    return;
+  }
+  if (ctx.path === '/control/claims' && ctx.method === 'POST') {
+    const body = await new Promise((resolve) => {
+      let data = '';
+      ctx.req.on('data', (c) => { data += c; });
+      ctx.req.on('end', () => resolve(JSON.parse(data || '{}')));
+    });
+    EXTRA[body.who] = body.claims;
+    ctx.body = { who: body.who };
     return;
   }
   if (ctx.path === '/control/introspections') {

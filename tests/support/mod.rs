@@ -147,6 +147,20 @@ impl AuthServer {
             .to_string()
     }
 
+    /// Claims every token issued from now on to `who` (a subject, or a client for its own
+    /// tokens) carries besides the provider's: a provider's claim shape (`groups`, `tid`,
+    /// `realm_access`…), added through oidc-provider's `extraTokenClaims`.
+    pub fn set_claims(&self, who: &str, claims: Value) {
+        let status = self
+            .http
+            .post(format!("{}/control/claims", self.url))
+            .json(&serde_json::json!({"who": who, "claims": claims}))
+            .send()
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+
     /// A user's access token, minted through the provider's own token model.
     pub fn user_token(&self, sub: &str, client: &str, scope: &str, resource: &str) -> String {
         let resp: Value = self
