@@ -7,7 +7,9 @@
 mod support;
 
 use serde_json::json;
-use support::providers::{GITHUB_APP, GOOGLE_CLIENT, OTHER_GOOGLE_CLIENT, Providers};
+use support::providers::{
+    ALICE_GITHUB_ID, GITHUB_APP, GOOGLE_CLIENT, OTHER_GOOGLE_CLIENT, Providers,
+};
 use support::recipe::*;
 use support::*;
 
@@ -54,7 +56,8 @@ fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() 
     let never_issued = "gho_000000000000000000000000000000000000";
 
     let member = [
-        ("x-auth-subject", "alice"),
+        ("x-auth-subject", ALICE_GITHUB_ID),
+        ("x-auth-login", "alice"),
         ("x-auth-client-id", GITHUB_APP.0),
         ("x-auth-org", "acme"),
         ("x-auth-principal", "user"),
@@ -74,7 +77,7 @@ fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() 
                 "GET",
                 "/whoami",
                 &[("authorization", &format!("token {alice}"))],
-                Expect::Allowed(vec![("x-auth-subject", "alice")]),
+                Expect::Allowed(vec![("x-auth-login", "alice")]),
             ),
             refuse(
                 "GET",
@@ -146,7 +149,10 @@ fn github_token_recipe_admits_members_through_the_approved_app_with_the_scope() 
         ],
     );
     // Only the gateway's identity headers: a client's copy of one never reaches the upstream.
-    assert_eq!(seen[0]["headers"]["x-auth-subject"], json!(["alice"]));
+    assert_eq!(
+        seen[0]["headers"]["x-auth-subject"],
+        json!([ALICE_GITHUB_ID])
+    );
     // One check per new token; one membership call per token and organization.
     assert_eq!(
         gh.check_calls(),

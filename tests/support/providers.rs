@@ -149,7 +149,7 @@ impl Providers {
             "note": null, "note_url": null, "fingerprint": null,
             "created_at": "2011-09-06T17:26:27Z", "updated_at": "2011-09-06T20:39:23Z",
             "expires_at": expires_at,
-            "user": {"login": login, "id": 1, "type": "User", "site_admin": false},
+            "user": {"login": login, "id": github_user_id(login), "type": "User", "site_admin": false},
         });
         self.shared
             .known
@@ -333,5 +333,20 @@ impl Shared {
             StatusCode::NOT_FOUND.as_u16(),
             json!({"message": "Not Found"}),
         )
+    }
+}
+
+/// alice's GitHub user id.
+#[allow(dead_code)] // used by some of the test binaries only
+pub const ALICE_GITHUB_ID: &str = "583231";
+
+/// A GitHub user's immutable numeric id, as the check-token answer's `user.id` carries it
+/// (the login can be renamed and then taken by someone else; the id cannot).
+#[allow(dead_code)] // used by some of the test binaries only
+pub fn github_user_id(login: &str) -> u64 {
+    match login {
+        "alice" => ALICE_GITHUB_ID.parse().unwrap(),
+        "bob" => 9_919,
+        other => 1_000_000 + other.bytes().map(u64::from).sum::<u64>(),
     }
 }

@@ -17,8 +17,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// The RFC 7662 answer a check-token answer stands for: the user's login is the subject, the
-/// app's client id the client, `scopes` the scopes, `expires_at` the expiry.
+/// The RFC 7662 answer a check-token answer stands for: the user's immutable numeric id is
+/// the subject (a login can be renamed, then registered by someone else), the login a
+/// `login` claim (for `forward.claim_headers`), the app's client id the client, `scopes` the
+/// scopes, `expires_at` the expiry.
 pub(super) fn translate(
     answer: &Map<String, Value>,
     issuer: &Issuer,
@@ -29,7 +31,12 @@ pub(super) fn translate(
             .and_then(|o| o.get(inner))
             .and_then(Value::as_str)
     };
-    let login = field("user", "login").ok_or(TokenError::MissingClaim("sub"))?;
+    let login = field("user", "login").ok_or(TokenError::MissingClaim("login"))?;
+    let id = match answer.get("user").and_then(|u| u.get("id")) {
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(_) => return Err(TokenError::BadClaim("sub")),
+        None => return Err(TokenError::MissingClaim("sub")),
+    };
     let client = field("app", "client_id").ok_or(TokenError::Malformed)?;
     let ours = issuer.introspection.as_ref().map(|r| r.client_id.as_str());
     if ours.is_some_and(|c| c != client) {
@@ -45,7 +52,8 @@ pub(super) fn translate(
     };
     let mut out = Map::new();
     out.insert("active".into(), Value::Bool(true));
-    out.insert("sub".into(), login.into());
+    out.insert("sub".into(), id.into());
+    out.insert("login".into(), login.into());
     out.insert(issuer.claims.client_id.clone(), client.into());
     out.insert(issuer.claims.scope.clone(), scopes.join(" ").into());
     match answer.get("expires_at") {

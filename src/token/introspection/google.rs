@@ -11,6 +11,10 @@ use crate::token::error::TokenError;
 use crate::token::issuer::Issuer;
 use serde_json::{Map, Value};
 
+/// What a Google service account's email ends with
+/// (cloud.google.com/iam/docs/service-account-overview).
+const SERVICE_ACCOUNT_DOMAIN: &str = ".iam.gserviceaccount.com";
+
 /// The RFC 7662 answer a tokeninfo answer stands for: the issuer's `audiences` are the OAuth
 /// client ids whose tokens are accepted (checked against `aud`), `azp` is the client.
 pub(super) fn translate(
@@ -41,9 +45,23 @@ pub(super) fn translate(
         issuer.claims.scope.clone(),
         text("scope").unwrap_or_default().into(),
     );
-    // A service account's token has no `sub`: the client itself (an app principal).
-    if let Some(sub) = text("sub") {
-        out.insert("sub".into(), sub.into());
+    match text("sub") {
+        Some(sub) => {
+            out.insert("sub".into(), sub.into());
+        }
+        // No `sub`: a service account's token, the client itself (an app principal), when it
+        // says so: its `email` is a service account's, or the issuer's `app_tokens` takes
+        // every token without `sub` for its client's. A user-looking answer without `sub`
+        // is refused rather than taken for an app.
+        None => {
+            let service_account = text("email").is_some_and(|e| {
+                e.ends_with(SERVICE_ACCOUNT_DOMAIN) && e.len() > SERVICE_ACCOUNT_DOMAIN.len()
+            });
+            if !service_account && !issuer.app_rule.without_subject {
+                return Err(TokenError::MissingClaim("sub"));
+            }
+            out.insert("sub".into(), client.into());
+        }
     }
     Ok(out)
 }

@@ -75,12 +75,28 @@ fn a_google_tokeninfo_answer_is_the_user_for_the_client_until_exp() {
 
 #[test]
 fn a_google_service_account_token_without_sub_is_the_app_itself() {
-    let mut a = google(json!({}));
+    let mut a = google(json!({"email": "ci-runner@project-1.iam.gserviceaccount.com"}));
     a.as_object_mut().unwrap().remove("sub");
     a.as_object_mut().unwrap().remove("exp");
     let p = judged(Dialect::GoogleTokeninfo, a).unwrap();
     assert_eq!(p.kind, Kind::App);
     assert_eq!(p.expires_at, NOW + 3599, "from expires_in");
+}
+
+#[test]
+fn a_user_looking_google_answer_without_sub_is_refused_not_taken_for_an_app() {
+    let mut a = google(json!({}));
+    a.as_object_mut().unwrap().remove("sub");
+    assert_eq!(
+        judged(Dialect::GoogleTokeninfo, a.clone()).unwrap_err(),
+        TokenError::MissingClaim("sub")
+    );
+    let mut lookalike = google(json!({"email": "x@evil.example/.iam.gserviceaccount.com.evil"}));
+    lookalike.as_object_mut().unwrap().remove("sub");
+    assert_eq!(
+        judged(Dialect::GoogleTokeninfo, lookalike).unwrap_err(),
+        TokenError::MissingClaim("sub")
+    );
 }
 
 #[test]
@@ -128,10 +144,25 @@ fn github(extra: serde_json::Value) -> serde_json::Value {
 }
 
 #[test]
+fn a_github_answer_without_the_users_numeric_id_is_refused() {
+    let without = github(json!({"user": {"login": "octocat", "type": "User"}}));
+    assert_eq!(
+        judged(Dialect::Github, without).unwrap_err(),
+        TokenError::MissingClaim("sub")
+    );
+    let text_id = github(json!({"user": {"login": "octocat", "id": "1", "type": "User"}}));
+    assert_eq!(
+        judged(Dialect::Github, text_id).unwrap_err(),
+        TokenError::BadClaim("sub")
+    );
+}
+
+#[test]
 fn a_github_check_token_answer_is_the_user_with_the_apps_scopes() {
     // 2023-11-14T22:14:20Z is NOW + 60.
     let p = judged(Dialect::Github, github(json!({}))).unwrap();
-    assert_eq!(p.subject, "octocat");
+    // The immutable id, not the login (which can be renamed and taken by someone else).
+    assert_eq!(p.subject, "1");
     assert_eq!(p.kind, Kind::User);
     assert_eq!(p.client_id.as_ref().unwrap(), "Iv1.8a61f9b3a7aba766");
     assert_eq!(p.expires_at, NOW + 60);
