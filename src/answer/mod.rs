@@ -48,7 +48,7 @@ pub enum Refusal {
     /// Over `server.limits.max_connections`.
     Overloaded,
     /// Over a rate limit: 429 with `Retry-After` and the RateLimit header fields.
-    RateLimited(crate::policy::Exceeded),
+    RateLimited(Box<crate::policy::Exceeded>),
     BadGateway,
     /// The upstream did not answer within `server.timeouts.upstream_response`.
     GatewayTimeout,

@@ -283,6 +283,10 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     Ok(Compiled {
         rules: Rules {
             table,
+            reports_or_limits: !global_limits.is_empty()
+                || route_rules
+                    .iter()
+                    .any(|r| r.report_only || !r.rate_limits.is_empty()),
             routes: route_rules,
             rate_limits: global_limits,
             upstreams,

@@ -156,14 +156,11 @@ impl Gateway {
     pub fn decide(&self, head: &Head, now: u64) -> Decided {
         let begun = match self.begin(head) {
             Ok(b) => b,
-            Err(decided) => return self.limited(head, self.reported(head, decided)),
+            Err(decided) => return self.settled(head, decided),
         };
         let presented = Presented::new(&begun.cred, head);
         let authn = authn::authenticate(&presented, &self.context(now));
-        self.limited(
-            head,
-            self.reported(head, self.finish(&begun, &presented, authn)),
-        )
+        self.settled(head, self.finish(&begun, &presented, authn))
     }
 
     /// Decides, doing first what authentication needs from the network: refreshing an
@@ -171,6 +168,16 @@ impl Gateway {
     /// server that cannot answer gives a 503, never a 401.
     pub async fn decide_with(&self, head: &Head<'_>, backend: &impl Backend) -> Decided {
         let decided = self.enforce_with(head, backend).await;
+        self.settled(head, decided)
+    }
+
+    /// Report mode and rate limits, where routes have them (a configuration without either
+    /// pays one test).
+    #[inline]
+    fn settled(&self, head: &Head, decided: Decided) -> Decided {
+        if !self.rules.reports_or_limits {
+            return decided;
+        }
         self.limited(head, self.reported(head, decided))
     }
 
@@ -280,7 +287,7 @@ impl Gateway {
         };
         for limit in self.rules.rate_limits.iter().chain(route_limits) {
             if let Err(exceeded) = limit.check(&caller) {
-                decided.verdict = Verdict::Refuse(Refusal::RateLimited(exceeded));
+                decided.verdict = Verdict::Refuse(Refusal::RateLimited(Box::new(exceeded)));
                 return decided;
             }
         }
@@ -342,7 +349,13 @@ impl Gateway {
             .map_err(|e| Decided::refuse(None, Refusal::BadFraming(e)))?;
         let path = request::normalize(head.uri.path())
             .map_err(|e| Decided::refuse(None, Refusal::BadPath(e)))?;
-        let (index, org, forwarded) = match rules.table.lookup(head.host(), head.method, &path) {
+        // The host is read only when some route names one.
+        let host = if rules.table.by_host() {
+            head.host()
+        } else {
+            None
+        };
+        let (index, org, forwarded) = match rules.table.lookup(host, head.method, &path) {
             Lookup::Found(m) => {
                 let route = &rules.routes[m.route];
                 let org = match &route.org {

@@ -18,6 +18,8 @@ pub struct Rules {
     pub routes: Vec<RouteRules>,
     /// Rate limits over every route.
     pub rate_limits: Vec<crate::policy::RateLimit>,
+    /// Some route is in report mode or has rate limits, or there are global ones.
+    pub reports_or_limits: bool,
     pub upstreams: Vec<Upstream>,
     pub issuers: Arc<[Issuer]>,
     /// Builds principals from verified claims (shared with the introspector).
