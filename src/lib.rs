@@ -19,6 +19,7 @@ pub mod claim;
 pub mod clock;
 pub mod compile;
 pub mod config;
+pub mod cors;
 pub mod credential;
 pub mod decision;
 pub mod dev;

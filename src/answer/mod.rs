@@ -47,6 +47,8 @@ pub enum Refusal {
     BodyTimeout,
     /// Over `server.limits.max_connections`.
     Overloaded,
+    /// A CORS preflight the route's rules refuse (origin, method or header).
+    CorsRefused(&'static str),
     /// Over a rate limit: 429 with `Retry-After` and the RateLimit header fields.
     RateLimited(Box<crate::policy::Exceeded>),
     BadGateway,
@@ -257,6 +259,7 @@ impl Refusal {
             | Refusal::RetiredCredential
             | Refusal::IssuerNotAccepted => StatusCode::UNAUTHORIZED,
             Refusal::InsufficientScope { .. }
+            | Refusal::CorsRefused(_)
             | Refusal::ClaimsNotSatisfied
             | Refusal::Organization(_) => StatusCode::FORBIDDEN,
             Refusal::MissingOrganization | Refusal::AmbiguousOrganization => {
@@ -319,6 +322,7 @@ impl Refusal {
             Refusal::BodyTimeout => "request_timeout",
             Refusal::Overloaded => "overloaded",
             Refusal::RateLimited(_) => "rate_limited",
+            Refusal::CorsRefused(_) => "cors_refused",
         }
     }
 
@@ -422,6 +426,10 @@ impl Refusal {
                 close = true;
                 json_body("request_timeout", "the request body stopped arriving")
             }
+            Refusal::CorsRefused(why) => json_body(
+                "cors_refused",
+                &format!("this cross-origin request is not allowed: {why}"),
+            ),
             Refusal::RateLimited(e) => {
                 headers.push((http::header::RETRY_AFTER, HeaderValue::from(e.retry_after)));
                 headers.push((

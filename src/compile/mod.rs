@@ -6,6 +6,7 @@
 mod changes;
 mod claims;
 mod cluster;
+mod cors;
 mod credentials;
 mod decision;
 mod forwarding;
@@ -174,6 +175,14 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
     let revocation = kept(&mut errors, revocation::compile(file, origin));
     let orgs = kept(&mut errors, organizations::compile(file, inputs, origin));
     let templates = kept(&mut errors, claim_templates(file, origin));
+    let global_cors = kept(
+        &mut errors,
+        file.cors
+            .as_ref()
+            .map(cors::compile)
+            .transpose()
+            .map_err(|e| ConfigError::new(origin, format!("cors: {e}")).key("cors")),
+    );
     let global_limits = kept(
         &mut errors,
         rate_limits::global(file)
@@ -211,6 +220,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         Some(mut principals),
         Some(templates),
         Some(global_limits),
+        Some(global_cors),
     ) = (
         listen,
         admin_listen,
@@ -229,6 +239,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         principals,
         templates,
         global_limits,
+        global_cors,
     )
     else {
         return Err(ConfigError::many(errors).expect("a section that failed said why"));
@@ -288,6 +299,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
                     .iter()
                     .any(|r| r.report_only || !r.rate_limits.is_empty()),
             routes: route_rules,
+            cors: global_cors,
             rate_limits: global_limits,
             upstreams,
             issuers: issuers.into(),

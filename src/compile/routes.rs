@@ -48,6 +48,11 @@ pub fn compile(
     let upstreams: Vec<&str> = file.upstreams.keys().map(String::as_str).collect();
     let mut names = HashSet::new();
     let mut n = 0;
+    // Its errors are reported by the global section's compile.
+    let global_cors = file
+        .cors
+        .as_ref()
+        .and_then(|c| super::cors::compile(c).ok());
     let compiled = super::each("routes", &file.routes, |r| {
         let index = n;
         n += 1;
@@ -121,6 +126,10 @@ pub fn compile(
         Ok((
             (host, pattern, methods),
             RouteRules {
+                cors: match &r.cors {
+                    Some(c) => Some(super::cors::compile(c).map_err(|e| here(e).key(key("cors")))?),
+                    None => global_cors.clone(),
+                },
                 rate_limits: r
                     .rate_limits
                     .iter()

@@ -219,6 +219,13 @@ const EXAMPLES: &[(&str, &str)] = &[
         "/.well-known/scopegate/jwks.json",
     ),
     ("forward.identity_assertion.claims", "[email, groups]"),
+    ("cors.max_age", "10m"),
+    (
+        "cors.allow_origins",
+        "[https://app.example.com, https://*.example.com]",
+    ),
+    ("routes[].cors.allow_origins", "[https://admin.example.com]"),
+    ("routes[].cors.max_age", "1h"),
     ("rate_limits[].per", "client_id"),
     ("rate_limits[].requests", "1000"),
     ("rate_limits[].every", "1m"),

@@ -294,6 +294,31 @@ impl Gateway {
         decided
     }
 
+    /// A CORS preflight (`OPTIONS` asking about `asked`): the route the real request would
+    /// take, and its CORS rules, when it has some.
+    pub fn preflight_route(
+        &self,
+        head: &Head,
+        asked: &http::Method,
+    ) -> Option<(usize, Arc<crate::cors::Cors>)> {
+        let path = request::normalize(head.uri.path()).ok()?;
+        let host = self.rules.table.by_host().then(|| head.host()).flatten();
+        let Lookup::Found(m) = self.rules.table.lookup(host, asked, &path) else {
+            return None;
+        };
+        let cors = self.rules.routes[m.route].cors.clone()?;
+        Some((m.route, cors))
+    }
+
+    /// A preflight the route's upstream answers: forwarded without authentication (a
+    /// browser never sends credentials on one), like a public route's request.
+    pub fn forward_preflight(&self, head: &Head, index: usize) -> Decided {
+        let Ok(path) = request::normalize(head.uri.path()) else {
+            return Decided::refuse(Some(index), Refusal::NotFound);
+        };
+        self.public(index, &path, None, head.uri.query())
+    }
+
     /// Ready to decide: every issuer's keys fetched and the organization policies read.
     /// `Err` says what is still missing.
     pub fn readiness(&self) -> Result<(), serde_json::Value> {

@@ -16,6 +16,8 @@ pub struct Rules {
     pub table: HostTable,
     /// Per route, in file order (the table's route indexes).
     pub routes: Vec<RouteRules>,
+    /// CORS for answers no route decided (404, 400…): the global rules.
+    pub cors: Option<Arc<crate::cors::Cors>>,
     /// Rate limits over every route.
     pub rate_limits: Vec<crate::policy::RateLimit>,
     /// Some route is in report mode or has rate limits, or there are global ones.
@@ -45,6 +47,8 @@ pub struct Rules {
 }
 
 pub struct RouteRules {
+    /// The route's CORS rules (its own, else the global ones).
+    pub cors: Option<Arc<crate::cors::Cors>>,
     /// Rate limits of this route alone (the global ones are `Rules::rate_limits`).
     pub rate_limits: Vec<crate::policy::RateLimit>,
     /// `mode: report`: what would be refused for who the caller is is forwarded, reported.

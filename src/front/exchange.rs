@@ -26,6 +26,8 @@ pub struct Exchange {
     start: Instant,
     entry: Entry,
     trace: Option<TraceContext>,
+    /// The route the decision took.
+    route: Option<usize>,
 }
 
 /// What a request is, as it arrives, for its span and log line.
@@ -74,6 +76,7 @@ impl Exchange {
             start: Instant::now(),
             entry,
             trace,
+            route: None,
         }
     }
 
@@ -113,6 +116,14 @@ impl Exchange {
         };
         g.requests
             .observe_decision(self.front_end, start.elapsed().as_secs_f64());
+        self.learn(&decided);
+        decided
+    }
+
+    /// What the log entry and the counters learn from a decision.
+    fn learn(&mut self, decided: &Decided) {
+        let g = &self.generation;
+        self.route = decided.route;
         self.entry.route = decided
             .route
             .map(|r| g.gateway.rules.routes[r].name.clone());
@@ -126,7 +137,23 @@ impl Exchange {
             self.entry.org = f.org.clone();
             self.entry.path = Some(f.path.clone());
         }
+    }
+
+    /// A decision made without [`Exchange::decide`] (a preflight forwarded to the upstream),
+    /// taken into the log entry as `decide` would.
+    pub fn adopt(&mut self, decided: Decided) -> Decided {
+        self.learn(&decided);
         decided
+    }
+
+    /// The route the decision took, if any.
+    pub fn decided_route(&self) -> Option<usize> {
+        self.route
+    }
+
+    /// The request took `route` without a decision of its own (a CORS preflight).
+    pub fn routed(&mut self, route: usize) {
+        self.entry.route = Some(self.generation.gateway.rules.routes[route].name.clone());
     }
 
     /// Counts and logs a refusal of the gateway's own.

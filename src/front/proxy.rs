@@ -9,8 +9,9 @@ use super::upstreams::Clients;
 use super::wire::{BodyFault, Watched};
 use crate::answer::{Refusal, Rendered};
 use crate::balance::Outcome;
+use crate::cors::{self, Cors, Preflight, Preflights};
 use crate::decision::HostHeader;
-use crate::decision::Verdict;
+use crate::decision::{Decided, Verdict};
 use crate::forward::Settled;
 use crate::generation::{Current, Generation};
 use crate::metrics::FrontEnd;
@@ -94,6 +95,15 @@ enum UpstreamError {
 }
 use UpstreamError::{Failed, Timeout};
 
+/// The request's `Origin` headers, when it has one (a browser's cross-origin request).
+fn cors_origin(headers: &http::HeaderMap) -> Option<http::HeaderMap> {
+    let mut out = http::HeaderMap::new();
+    for v in headers.get_all(http::header::ORIGIN) {
+        out.append(http::header::ORIGIN, v.clone());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(http::header::CONTENT_LENGTH)
@@ -118,33 +128,122 @@ impl Engine {
             body_size: declared_length(req.headers()),
         };
         let mut exchange = Exchange::begin(FrontEnd::Proxy, generation.clone(), arrival);
-        let resp = self
+        // A browser's cross-origin request: what its answer's CORS headers depend on.
+        let origin = cors_origin(req.headers());
+        let (mut resp, cors) = self
             .respond(req, addr, peer, &generation, &mut exchange)
             .await;
+        if let (Some(origin), Some(cors)) = (&origin, cors) {
+            cors.decorate(origin, resp.headers_mut());
+        }
         let size = declared_length(resp.headers());
         exchange.finish(resp.status().as_u16(), size);
         resp
     }
 
+    /// The answer, and the CORS rules its headers follow (none for a preflight the gateway
+    /// answered itself or passed to the upstream).
     async fn respond(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         addr: SocketAddr,
         peer: &Peer,
         // Held to the end of the request: a reload meanwhile does not change its rules.
         generation: &Arc<Generation>,
         exchange: &mut Exchange,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, Option<Arc<Cors>>) {
         let _busy = peer.wire.busy();
+        let gw = &generation.gateway;
+        if let Some(e) = peer.wire.next_request() {
+            // The stand-in of a head the wire check refused: nothing of it is forwarded.
+            let r = Refusal::BadFraming(e);
+            exchange.refused(None, &r);
+            let resp = answer(exchange.render(&r), exchange.request_id());
+            return (resp, gw.rules.cors.clone());
+        }
+        let conn = Connection {
+            peer: Some(addr),
+            tls: self.tls,
+            version: req.version(),
+            peer_certificate: None,
+        };
+        let asked = cors::requested_method(req.method(), req.headers());
+        let preflight = asked.as_ref().and_then(|asked| {
+            let head = Head {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                conn: &conn,
+            };
+            gw.preflight_route(&head, asked)
+        });
+        let request_id = exchange.request_id().clone();
+        match preflight {
+            Some((route, rules)) if rules.preflights == Preflights::Answer => {
+                exchange.routed(route);
+                let asked = asked.expect("a preflight asks about a method");
+                match rules.preflight(&asked, req.headers()) {
+                    Preflight::Allowed(headers) => {
+                        exchange.allowed(Some(route));
+                        let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+                        *resp.status_mut() = http::StatusCode::NO_CONTENT;
+                        let h = resp.headers_mut();
+                        for (name, value) in headers {
+                            h.insert(name, value);
+                        }
+                        crate::cors::vary_origin(h);
+                        h.insert(X_REQUEST_ID, request_id);
+                        (resp, None)
+                    }
+                    // No CORS headers: the browser gives the page nothing.
+                    Preflight::Refused(why) => {
+                        let r = Refusal::CorsRefused(why);
+                        exchange.refused(Some(route), &r);
+                        (answer(exchange.render(&r), &request_id), None)
+                    }
+                }
+            }
+            Some((route, _)) => {
+                let forwarded = {
+                    let head = Head {
+                        method: req.method(),
+                        uri: req.uri(),
+                        headers: req.headers(),
+                        conn: &conn,
+                    };
+                    gw.forward_preflight(&head, route)
+                };
+                let resp = self
+                    .forward(req, conn, generation, exchange, Some(forwarded))
+                    .await;
+                (resp, None)
+            }
+            None => {
+                let resp = self.forward(req, conn, generation, exchange, None).await;
+                let rules = match exchange.decided_route() {
+                    Some(r) => gw.rules.routes[r].cors.clone(),
+                    None => gw.rules.cors.clone(),
+                };
+                (resp, rules)
+            }
+        }
+    }
+
+    /// Decides the request (unless a preflight's forward was decided already) and forwards
+    /// it, or answers the refusal.
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: Connection,
+        generation: &Arc<Generation>,
+        exchange: &mut Exchange,
+        decided: Option<Decided>,
+    ) -> Response<Body> {
         let request_id = exchange.request_id().clone();
         let refuse = |exchange: &mut Exchange, route, r: Refusal| {
             exchange.refused(route, &r);
             answer(exchange.render(&r), &request_id)
         };
-        if let Some(e) = peer.wire.next_request() {
-            // The stand-in of a head the wire check refused: nothing of it is forwarded.
-            return refuse(exchange, None, Refusal::BadFraming(e));
-        }
         match metadata::serve(exchange, req.method(), req.uri().path()) {
             Some(Served::Document(doc)) => {
                 let mut resp =
@@ -156,20 +255,17 @@ impl Engine {
             None => {}
         }
         let gw = &generation.gateway;
-        let conn = Connection {
-            peer: Some(addr),
-            tls: self.tls,
-            version: req.version(),
-            peer_certificate: None,
-        };
-        let decided = {
-            let head = Head {
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-                conn: &conn,
-            };
-            exchange.decide(&head).await
+        let decided = match decided {
+            Some(d) => exchange.adopt(d),
+            None => {
+                let head = Head {
+                    method: req.method(),
+                    uri: req.uri(),
+                    headers: req.headers(),
+                    conn: &conn,
+                };
+                exchange.decide(&head).await
+            }
         };
         let forward = match decided.verdict {
             Verdict::Refuse(r) => return refuse(exchange, decided.route, r),

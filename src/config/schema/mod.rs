@@ -3,6 +3,7 @@
 
 mod claims;
 mod cluster;
+mod cors;
 mod credentials;
 mod decision;
 mod forward;
@@ -16,6 +17,7 @@ mod tokens;
 
 pub use claims::*;
 pub use cluster::*;
+pub use cors::*;
 pub use credentials::*;
 pub use decision::*;
 pub use forward::*;
@@ -86,6 +88,9 @@ pub struct File {
     /// after a request was allowed and before it is forwarded: over the limit is a 429.
     #[serde(default)]
     pub rate_limits: Vec<RateLimit>,
+    /// CORS for browser apps on every route (a route's own `cors:` replaces it); off when
+    /// absent: no origin may read an answer.
+    pub cors: Option<CorsRules>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema, Serialize)]
@@ -160,6 +165,8 @@ pub struct Route {
     /// on live traffic before it is enforced.
     #[serde(default)]
     pub mode: RouteMode,
+    /// CORS for this route, instead of the global `cors:`.
+    pub cors: Option<CorsRules>,
     /// Rate limits of this route alone (its own buckets), besides the global ones.
     #[serde(default)]
     pub rate_limits: Vec<RateLimit>,
