@@ -179,6 +179,7 @@ fn upstream(
         retry_ratio: f64::from(u.retry_budget_percent.min(100)) / 100.0,
         connect_timeout,
         response_timeout,
+        body_pause: u.timeouts.body.0.max(Duration::from_millis(10)),
         idle_timeout: u.timeouts.idle.0,
         max_idle: u.max_idle_connections,
         tls_files,

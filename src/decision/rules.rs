@@ -110,6 +110,8 @@ pub struct Upstream {
     pub retry_ratio: f64,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// The longest pause inside the answer's body.
+    pub body_pause: Duration,
     pub idle_timeout: Duration,
     pub max_idle: usize,
     /// PEM files for TLS to it: CAs, a client certificate and key; TLS 1.3 only.

@@ -6,7 +6,7 @@ use super::exchange::{Arrival, Exchange};
 use super::listen::Peer;
 use super::metadata::{self, Served};
 use super::upstreams::Clients;
-use super::wire::{BodyFault, Watched};
+use super::wire::{BodyFault, Paced, Watched};
 use crate::answer::{Refusal, Rendered};
 use crate::balance::Outcome;
 use crate::cors::{self, Cors, Preflight, Preflights};
@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<Paced, Full<Bytes>>;
 
 pub struct Engine {
     /// The configuration in force (replaced by a reload).
@@ -419,7 +419,7 @@ impl Engine {
                 if forward.query_credential {
                     private(&mut parts.headers);
                 }
-                Response::from_parts(parts, Either::Left(body))
+                Response::from_parts(parts, Either::Left(Paced::new(body, upstream.body_pause)))
             }
             Err(e) => {
                 let refusal = match (client_fault, e) {

@@ -264,6 +264,90 @@ impl std::fmt::Display for BodyError {
 
 impl std::error::Error for BodyError {}
 
+/// Why an upstream's answer body ended early.
+#[derive(Debug)]
+pub enum AnswerBodyError {
+    Upstream(hyper::Error),
+    /// Nothing came for longer than the upstream's `timeouts.body`.
+    Stalled(Duration),
+}
+
+impl std::fmt::Display for AnswerBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerBodyError::Upstream(e) => write!(f, "upstream answer body: {e}"),
+            AnswerBodyError::Stalled(d) => {
+                write!(f, "upstream answer body: nothing for {} ms", d.as_millis())
+            }
+        }
+    }
+}
+
+impl std::error::Error for AnswerBodyError {}
+
+/// The upstream's answer body on its way to the client, cut when the upstream pauses longer
+/// than `pause` in the middle of it; the pause is measured only while the gateway waits for
+/// the upstream (a slow client holds the body back without counting against it).
+pub struct Paced {
+    inner: Incoming,
+    pause: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Paced {
+    pub fn new(inner: Incoming, pause: Duration) -> Paced {
+        Paced {
+            inner,
+            pause,
+            timer: None,
+        }
+    }
+}
+
+impl Body for Paced {
+    type Data = Bytes;
+    type Error = AnswerBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, AnswerBodyError>>> {
+        let me = self.get_mut();
+        match Pin::new(&mut me.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(t) = me.timer.as_mut() {
+                    t.as_mut().reset(tokio::time::Instant::now() + me.pause);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(AnswerBodyError::Upstream(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let pause = me.pause;
+                let timer = me
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    tracing::warn!(
+                        "upstream answer body stalled for {} ms: cut",
+                        pause.as_millis()
+                    );
+                    return Poll::Ready(Some(Err(AnswerBodyError::Stalled(pause))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The client's request body on its way upstream, bounded in size and in the pause between
 /// two reads; what stopped it is kept in `fault`, so the answer says it was the client's.
 pub struct Watched {

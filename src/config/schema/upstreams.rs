@@ -167,6 +167,10 @@ pub struct UpstreamTimeouts {
     pub response: Option<Dur>,
     /// An idle pooled connection is closed after this.
     pub idle: Dur,
+    /// The longest pause in the middle of the answer's body: an upstream that stops
+    /// sending for longer is cut (the client's answer ends unfinished). A body that keeps
+    /// flowing — a long download, server-sent events — is never cut, whatever its length.
+    pub body: Dur,
 }
 
 impl Default for UpstreamTimeouts {
@@ -175,6 +179,7 @@ impl Default for UpstreamTimeouts {
             connect: None,
             response: None,
             idle: Dur(Duration::from_secs(60)),
+            body: Dur(Duration::from_secs(60)),
         }
     }
 }
