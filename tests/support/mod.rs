@@ -307,7 +307,12 @@ impl Upstream {
         let (addr, runtime) = serve(move |req| {
             let seen = scopegate::dev::describe_request(&req);
             record.lock().unwrap().push(seen.clone());
-            async move { Response::new(Full::new(Bytes::from(seen.to_string()))) }
+            async move {
+                // Like most APIs, it reads the whole request before answering (so what the
+                // gateway counted of a streamed body is final when the answer comes).
+                let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                Response::new(Full::new(Bytes::from(seen.to_string())))
+            }
         });
         Upstream {
             addr,
@@ -453,9 +458,10 @@ impl TestGateway {
     }
 
     /// Waits until the proxy accepts connections and every issuer's keys were fetched once
-    /// (up to 30 s: a CI machine busy compiling can be slow to start a process).
+    /// (up to 60 s: on a 2-core CI machine, a test binary starting six authorization servers
+    /// and gateways at once was once slower than 30 s).
     pub fn wait_ready(&self) {
-        for _ in 0..1200 {
+        for _ in 0..2400 {
             if TcpStream::connect(self.addr).is_ok()
                 && let Ok(r) = reqwest::blocking::get(format!("{}/readyz", self.admin))
                 && r.status() == 200
