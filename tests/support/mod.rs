@@ -504,6 +504,12 @@ impl TestGateway {
         self.child.wait().unwrap()
     }
 
+    /// The gateway's process id.
+    #[allow(dead_code)] // used by some of the test binaries only
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process (SIGKILL: no drain, nothing given back) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
