@@ -3,7 +3,7 @@
 
 use super::inputs::{Inputs, host_port, split_host_port};
 use crate::balance::{Ejection, Policy};
-use crate::config::schema::{self, Balance};
+use crate::config::schema::{self, Balance, UpstreamProtocol};
 use crate::config::{ConfigError, File};
 use crate::decision::{HealthCheck, HostHeader, Upstream, UpstreamTls};
 use std::sync::Arc;
@@ -148,13 +148,28 @@ fn upstream(
         .timeouts
         .response
         .map_or(timeouts.upstream_response.0, |d| d.0);
+    let http2 = match (u.protocol, tls) {
+        (UpstreamProtocol::Http1, _) => false,
+        (UpstreamProtocol::H2, true) | (UpstreamProtocol::H2c, false) => true,
+        (UpstreamProtocol::H2, false) => {
+            return Err(here(
+                "protocol h2 is HTTP/2 over TLS: an https:// URL (or h2c)".into(),
+            ));
+        }
+        (UpstreamProtocol::H2c, true) => {
+            return Err(here(
+                "protocol h2c is HTTP/2 without TLS: an http:// URL (or h2)".into(),
+            ));
+        }
+    };
     let client_key = format!(
-        "{tls}|{server_name}|{connect_timeout:?}|{:?}|{}|{:?}",
+        "{tls}|{http2}|{server_name}|{connect_timeout:?}|{:?}|{}|{:?}",
         u.timeouts.idle.0, u.max_idle_connections, tls_files,
     );
     Ok(Upstream {
         name: name.to_string(),
         tls,
+        http2,
         server_name,
         authority,
         base_path,

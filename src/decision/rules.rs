@@ -89,6 +89,9 @@ pub struct OrgRule {
 pub struct Upstream {
     pub name: String,
     pub tls: bool,
+    /// HTTP/2 to it (`h2` over TLS, `h2c` without): requests go as HTTP/2, trailers and
+    /// `TE: trailers` pass.
+    pub http2: bool,
     /// The name the upstream's certificate must have, sent as SNI.
     pub server_name: String,
     /// `host:port` as written in the URL.

@@ -282,6 +282,13 @@ impl Engine {
             req.headers_mut().insert(HOST, host);
         }
         let (mut parts, body) = req.into_parts();
+        let te_trailers = parts
+            .headers
+            .get_all(http::header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
         let client_headers = std::mem::take(&mut parts.headers);
         parts.headers = gw.rules.forward.rewrite(
             client_headers,
@@ -293,8 +300,19 @@ impl Engine {
                 request_id: request_id.clone(),
             },
         );
-        parts.version = http::Version::HTTP_11;
         let upstream = &gw.rules.upstreams[forward.upstream];
+        parts.version = if upstream.http2 {
+            // gRPC's `TE: trailers`, a hop-by-hop header the forward policy removed, is
+            // what an HTTP/2 upstream is told again.
+            if te_trailers {
+                parts
+                    .headers
+                    .insert(http::header::TE, HeaderValue::from_static("trailers"));
+            }
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
         let pool = &gw.state.upstreams[forward.upstream];
         let Some(client) = self.clients.of(generation).by_upstream[forward.upstream].clone() else {
             return refuse(exchange, decided.route, Refusal::BadGateway);
@@ -329,7 +347,7 @@ impl Engine {
         );
         let fault = body.fault.clone();
         let counted = body.counted.clone();
-        let again = retry.then(|| (parts.method.clone(), parts.headers.clone()));
+        let again = retry.then(|| (parts.method.clone(), parts.headers.clone(), parts.version));
         pool.retries.earn();
         let mut attempt = Some((parts, Either::Left(body)));
         let mut avoid = None;
@@ -372,7 +390,7 @@ impl Engine {
             }
             let unanswered = failed.is_connect() || reset_before_answer(&failed);
             match &again {
-                Some((method, headers))
+                Some((method, headers, version))
                     if avoid.is_none() && unanswered && pool.retries.spend() =>
                 {
                     generation.requests.retried(forward.upstream);
@@ -381,7 +399,7 @@ impl Engine {
                     let (mut next, ()) = Request::new(()).into_parts();
                     next.method = method.clone();
                     next.headers = headers.clone();
-                    next.version = http::Version::HTTP_11;
+                    next.version = *version;
                     attempt = Some((next, Either::Right(Empty::new())));
                 }
                 _ => break Err(Failed(Some(failed))),

@@ -107,12 +107,17 @@ fn client(u: &Upstream) -> Result<UpstreamClient, String> {
             })
             .map_err(|e| e.to_string())?,
     };
-    let connector = builder
+    let builder = builder
         .https_or_http()
-        .with_server_name_resolver(FixedServerNameResolver::new(name))
-        .enable_http1()
-        .wrap_connector(http);
+        .with_server_name_resolver(FixedServerNameResolver::new(name));
+    // HTTP/2 over TLS is negotiated by ALPN; `h2c` speaks it on a plain connection.
+    let connector = if u.http2 && u.tls {
+        builder.enable_http2().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
+    };
     Ok(Client::builder(TokioExecutor::new())
+        .http2_only(u.http2)
         .pool_idle_timeout(u.idle_timeout)
         .pool_max_idle_per_host(u.max_idle)
         .timer(TokioTimer::new())

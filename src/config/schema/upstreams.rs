@@ -40,6 +40,20 @@ pub struct Upstream {
     /// TLS to an `https://` upstream: a private CA, a client certificate (mutual TLS), the
     /// server name, the lowest version.
     pub tls: Option<UpstreamTls>,
+    /// The protocol spoken to it: `http1`; `h2` (HTTP/2 over TLS, negotiated by ALPN, for
+    /// an `https://` URL); `h2c` (HTTP/2 without TLS, for an `http://` URL), as gRPC services
+    /// need: trailers pass both ways and `TE: trailers` is kept.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize, JsonSchema, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    H2,
+    H2c,
 }
 
 impl Upstream {
@@ -56,6 +70,7 @@ impl Upstream {
             max_idle_connections: default_max_idle(),
             host_header: default_host_header(),
             tls: None,
+            protocol: UpstreamProtocol::default(),
         }
     }
 }
