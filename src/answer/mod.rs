@@ -10,6 +10,9 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use std::sync::Arc;
 
+mod grpc;
+pub use grpc::is_grpc;
+
 /// Why the gateway answers itself instead of forwarding.
 #[derive(Debug, Clone)]
 pub enum Refusal {

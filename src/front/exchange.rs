@@ -28,6 +28,8 @@ pub struct Exchange {
     trace: Option<TraceContext>,
     /// The route the decision took.
     route: Option<usize>,
+    /// The request is a gRPC call: refusals are rendered as gRPC statuses.
+    grpc: bool,
 }
 
 /// What a request is, as it arrives, for its span and log line.
@@ -77,6 +79,7 @@ impl Exchange {
             entry,
             trace,
             route: None,
+            grpc: false,
         }
     }
 
@@ -182,10 +185,20 @@ impl Exchange {
     pub fn render(&self, r: &Refusal) -> Rendered {
         let rendered = r.render();
         let path = self.entry.path.as_deref().unwrap_or("/");
-        match self.generation.gateway.rules.resources.challenge_for(path) {
+        let rendered = match self.generation.gateway.rules.resources.challenge_for(path) {
             Some(parameter) => rendered.with_challenge_parameter(parameter),
             None => rendered,
+        };
+        if self.grpc {
+            rendered.into_grpc()
+        } else {
+            rendered
         }
+    }
+
+    /// The request is a gRPC call: its refusals are answered as gRPC statuses.
+    pub fn speaks_grpc(&mut self) {
+        self.grpc = true;
     }
 
     /// Counts and logs a request answered with a resource's RFC 9728 document.

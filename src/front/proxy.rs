@@ -130,6 +130,9 @@ impl Engine {
         let mut exchange = Exchange::begin(FrontEnd::Proxy, generation.clone(), arrival);
         // A browser's cross-origin request: what its answer's CORS headers depend on.
         let origin = cors_origin(req.headers());
+        if crate::answer::is_grpc(req.headers()) {
+            exchange.speaks_grpc();
+        }
         let (mut resp, cors) = self
             .respond(req, addr, peer, &generation, &mut exchange)
             .await;
