@@ -2,6 +2,7 @@
 //! into rules is `compile/`.
 
 mod deferred;
+mod examples;
 mod locate;
 pub mod reference;
 pub mod schema;

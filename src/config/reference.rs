@@ -3,6 +3,7 @@
 //! it (`docs/configuration.md`: every key with its type, default, an example and what it
 //! does). Tests hold both files equal to what the code generates, so they cannot drift.
 
+use super::examples;
 use serde_json::{Map, Value};
 use std::fmt::Write;
 
@@ -38,212 +39,6 @@ const COMPUTED_DEFAULTS: &[(&str, &str)] = &[
     ("decision.timeouts.idle", "75s"),
 ];
 
-/// Examples for keys that have no default, by key (`issuers[].issuer`).
-const EXAMPLES: &[(&str, &str)] = &[
-    ("cluster.hmac_key", "${SCOPEGATE_CLUSTER_KEY}"),
-    ("cluster.hmac_key_previous", "${SCOPEGATE_CLUSTER_KEY_OLD}"),
-    ("cluster.password", "${REDIS_PASSWORD}"),
-    ("cluster.redis", "rediss://redis.internal:6379/0"),
-    ("cluster.tls.ca", "/etc/scopegate/redis-ca.pem"),
-    ("cluster.tls.cert", "/etc/scopegate/redis-client.pem"),
-    ("cluster.tls.key", "/etc/scopegate/redis-client.key"),
-    ("cluster.username", "scopegate"),
-    ("credentials[].client_id", "legacy-reporting"),
-    ("credentials[].header", "X-API-Key"),
-    ("credentials[].id", "reporting-key"),
-    ("credentials[].issuer", "corp"),
-    ("credentials[].not_after", "2027-06-30T00:00:00Z"),
-    ("credentials[].orgs", "[acme]"),
-    ("credentials[].query", "api_key"),
-    ("credentials[].scheme", "Zoho-authtoken"),
-    ("credentials[].scopes", "[repo]"),
-    (
-        "credentials[].sha256",
-        "b2b8bf26d7e2c1599f58e182a07b953bb6c2b90a499cc2ca36bda55f3f5bbe25",
-    ),
-    ("credentials[].subject", "legacy-reporting"),
-    ("decision.grpc_listen", "127.0.0.1:9101"),
-    ("decision.listen", "127.0.0.1:9100"),
-    ("decision.shared_secret", "${SCOPEGATE_DECISION_SECRET}"),
-    ("issuers[].audiences", "[https://api.example.com]"),
-    ("issuers[].id", "corp"),
-    ("issuers[].introspection.client_id", "gateway"),
-    (
-        "issuers[].introspection.client_secret",
-        "${SCOPEGATE_INTROSPECTION_SECRET}",
-    ),
-    (
-        "issuers[].introspection.endpoint",
-        "https://auth.example.com/oauth2/introspect",
-    ),
-    ("issuers[].introspection.expires_in_field", "expires_in"),
-    ("issuers[].introspection.serve_stale_on_error", "60s"),
-    ("issuers[].issuer", "https://auth.example.com"),
-    (
-        "issuers[].jwks_uri",
-        "https://auth.example.com/.well-known/jwks.json",
-    ),
-    ("issuers[].scopes_supported", "[repo, read:org]"),
-    ("issuers[].token_pattern", "gh[ou]_[A-Za-z0-9]{36}"),
-    ("issuers[].token_prefix", "1000."),
-    ("organization_policy.source.access_token", "${POLICY_TOKEN}"),
-    (
-        "organization_policy.source.file",
-        "/etc/scopegate/organizations.yaml",
-    ),
-    (
-        "organization_policy.source.url",
-        "https://policies.internal/organizations.json",
-    ),
-    ("organizations.<name>.approved_clients", "[ci-dashboard]"),
-    (
-        "protected_resources[].authorization_servers",
-        "[https://auth.example.com]",
-    ),
-    ("protected_resources[].resource", "https://api.example.com"),
-    (
-        "protected_resources[].resource_documentation",
-        "https://docs.example.com/api",
-    ),
-    ("protected_resources[].resource_name", "Example API"),
-    (
-        "protected_resources[].resource_policy_uri",
-        "https://example.com/privacy",
-    ),
-    (
-        "protected_resources[].resource_tos_uri",
-        "https://example.com/terms",
-    ),
-    ("protected_resources[].scopes_supported", "[repo, read:org]"),
-    ("routes[].issuers", "[corp]"),
-    ("routes[].match.methods", "[GET, POST]"),
-    ("routes[].match.path", "/orgs/{org}/repos"),
-    ("routes[].max_body_bytes", "1048576"),
-    ("routes[].name", "list-org-repos"),
-    ("routes[].require.any[].principal", "app"),
-    ("routes[].require.any[].scopes", "chat.bot"),
-    ("routes[].require.org.header", "X-Org"),
-    ("routes[].require.org.name", "acme"),
-    ("routes[].require.org.param", "org"),
-    ("routes[].require.principal", "user"),
-    ("routes[].require.scopes", "{ any: [repo, public_repo] }"),
-    ("routes[].upstream", "api"),
-    ("server.listen", "0.0.0.0:8080"),
-    ("server.tls.cert", "/etc/scopegate/tls.crt"),
-    ("server.tls.key", "/etc/scopegate/tls.key"),
-    ("server.trusted_proxies", "[10.0.0.2]"),
-    ("tokens.revocation.poll.access_token", "${SET_POLL_TOKEN}"),
-    (
-        "tokens.revocation.poll.audience",
-        "https://gateway.example.com",
-    ),
-    (
-        "tokens.revocation.poll.endpoint",
-        "https://auth.example.com/sets/poll",
-    ),
-    ("tokens.revocation.poll.issuer", "corp"),
-    (
-        "tokens.revocation.poll.jwks_uri",
-        "https://auth.example.com/.well-known/jwks.json",
-    ),
-    (
-        "tokens.revocation.poll.transmitter",
-        "https://auth.example.com",
-    ),
-    (
-        "tokens.revocation.push.audience",
-        "https://gateway.example.com",
-    ),
-    ("tokens.revocation.push.issuer", "corp"),
-    (
-        "tokens.revocation.push.jwks_uri",
-        "https://auth.example.com/.well-known/jwks.json",
-    ),
-    (
-        "tokens.revocation.push.transmitter",
-        "https://auth.example.com",
-    ),
-    (
-        "traces.otlp_endpoint",
-        "http://otel-collector:4318/v1/traces",
-    ),
-    ("upstreams.<name>.url", "http://10.0.0.10:3000"),
-    (
-        "upstreams.<name>.addresses",
-        "[10.0.0.10:3000, { address: 10.0.0.11:3000, weight: 2 }]",
-    ),
-    ("upstreams.<name>.health.check.path", "/healthz"),
-    ("upstreams.<name>.timeouts.connect", "500ms"),
-    ("upstreams.<name>.timeouts.response", "10s"),
-    ("upstreams.<name>.tls.ca", "/etc/scopegate/internal-ca.pem"),
-    (
-        "upstreams.<name>.tls.cert",
-        "/etc/scopegate/gateway-client.pem",
-    ),
-    (
-        "upstreams.<name>.tls.key",
-        "/etc/scopegate/gateway-client.key",
-    ),
-    ("upstreams.<name>.tls.server_name", "api.internal"),
-    ("routes[].match.host", "api.example.com"),
-    (
-        "routes[].require.claims",
-        "{ claim: groups, contains: payments-admins }",
-    ),
-    (
-        "routes[].require.any[].claims",
-        "{ claim: idtyp, equals: app }",
-    ),
-    (
-        "issuers[].app_tokens.claims",
-        "{ claim: gty, equals: client-credentials }",
-    ),
-    (
-        "forward.identity_assertion.key",
-        "/etc/scopegate/assertion-key.pem",
-    ),
-    (
-        "forward.identity_assertion.previous_key",
-        "/etc/scopegate/assertion-key-2026-06.pem",
-    ),
-    (
-        "forward.identity_assertion.issuer",
-        "https://gateway.example.com",
-    ),
-    (
-        "forward.identity_assertion.audience",
-        "https://api.internal",
-    ),
-    (
-        "forward.identity_assertion.jwks_path",
-        "/.well-known/scopegate/jwks.json",
-    ),
-    ("forward.identity_assertion.claims", "[email, groups]"),
-    ("cors.max_age", "10m"),
-    (
-        "cors.allow_origins",
-        "[https://app.example.com, https://*.example.com]",
-    ),
-    ("routes[].cors.allow_origins", "[https://admin.example.com]"),
-    ("routes[].cors.max_age", "1h"),
-    ("rate_limits[].per", "client_id"),
-    ("rate_limits[].requests", "1000"),
-    ("rate_limits[].every", "1m"),
-    ("rate_limits[].burst", "100"),
-    ("rate_limits[].name", "per-client"),
-    ("routes[].rate_limits[].per", "claim:tid"),
-    ("routes[].rate_limits[].requests", "10"),
-    ("routes[].rate_limits[].every", "1s"),
-    ("routes[].rate_limits[].burst", "20"),
-    ("routes[].rate_limits[].name", "search-per-tenant"),
-    (
-        "forward.claim_headers",
-        "{ X-Auth-Email: \"{email}\", X-Auth-Groups: \"{groups}\" }",
-    ),
-    ("routes[].rewrite", "/v2/users/{id}"),
-    ("routes[].strip_prefix", "/api"),
-];
-
 /// One documented key.
 struct Row {
     key: String,
@@ -252,8 +47,8 @@ struct Row {
     description: String,
 }
 
-/// The reference page.
-pub fn markdown() -> String {
+/// Every documented key, in the schema's order.
+fn rows() -> Vec<Row> {
     let schema = schema();
     let defs = schema
         .get("$defs")
@@ -262,6 +57,12 @@ pub fn markdown() -> String {
         .unwrap_or_default();
     let mut rows = Vec::new();
     walk(&schema, "", &defs, &mut rows, 0, &[]);
+    rows
+}
+
+/// The reference page.
+pub fn markdown() -> String {
+    let rows = rows();
     let mut out = String::from(INTRO);
     let mut section = String::new();
     for row in &rows {
@@ -297,46 +98,19 @@ pub fn markdown() -> String {
 
 /// The keys without a default and without an example (the reference's test wants none).
 pub fn keys_without_example() -> Vec<String> {
-    let schema = schema();
-    let defs = schema
-        .get("$defs")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut rows = Vec::new();
-    walk(&schema, "", &defs, &mut rows, 0, &[]);
+    let rows = rows();
     rows.into_iter()
         .filter(|r| example(r).is_none())
         .map(|r| r.key)
         .collect()
 }
 
-/// Examples of a claim condition's keys, wherever conditions are written
-/// (`routes[].require.claims`, `require.any[].claims`, `issuers[].app_tokens.claims`).
-const CLAIM_EXAMPLES: &[(&str, &str)] = &[
-    (
-        "any",
-        "[{ claim: groups, contains: payments-admins }, { claim: realm_access.roles, contains: auditor }]",
-    ),
-    (
-        "all",
-        "[{ claim: tid, equals: 72f988bf-86f1-41af-91ab-2d7cd011db47 }, { claim: email_verified, equals: true }]",
-    ),
-    ("claim", "realm_access.roles"),
-    ("contains", "auditor"),
-    ("equals", "client-credentials"),
-    ("matches", "[a-z]+@example\\.com"),
-    ("one_of", "[1.0, 2.0]"),
-    ("prefix", "service-account-"),
-    ("suffix", "\"@example.com\""),
-];
-
 fn example(row: &Row) -> Option<String> {
-    if let Some((_, e)) = EXAMPLES.iter().find(|(k, _)| *k == row.key) {
+    if let Some((_, e)) = examples::EXAMPLES.iter().find(|(k, _)| *k == row.key) {
         return Some(code(e));
     }
     if let Some((_, last)) = row.key.rsplit_once(".claims.")
-        && let Some((_, e)) = CLAIM_EXAMPLES.iter().find(|(k, _)| *k == last)
+        && let Some((_, e)) = examples::CLAIM_EXAMPLES.iter().find(|(k, _)| *k == last)
     {
         return Some(code(e));
     }

@@ -290,17 +290,44 @@ impl std::error::Error for AnswerBodyError {}
 /// the upstream (a slow client holds the body back without counting against it).
 pub struct Paced {
     inner: Incoming,
-    pause: Duration,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    pause: Pause,
 }
 
 impl Paced {
     pub fn new(inner: Incoming, pause: Duration) -> Paced {
         Paced {
             inner,
-            pause,
-            timer: None,
+            pause: Pause::new(pause),
         }
+    }
+}
+
+/// The longest pause allowed between two frames of a body, timed only while a frame is
+/// waited for; the timer is made the first time the body has to wait (most never do).
+struct Pause {
+    pause: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Pause {
+    fn new(pause: Duration) -> Pause {
+        Pause { pause, timer: None }
+    }
+
+    /// A frame came: the pause starts again.
+    fn progressed(&mut self) {
+        if let Some(t) = self.timer.as_mut() {
+            t.as_mut().reset(tokio::time::Instant::now() + self.pause);
+        }
+    }
+
+    /// Nothing came: whether the pause is over (else the waker is registered).
+    fn over(&mut self, cx: &mut Context<'_>) -> bool {
+        let pause = self.pause;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+        timer.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -315,19 +342,14 @@ impl Body for Paced {
         let me = self.get_mut();
         match Pin::new(&mut me.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(t) = me.timer.as_mut() {
-                    t.as_mut().reset(tokio::time::Instant::now() + me.pause);
-                }
+                me.pause.progressed();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(AnswerBodyError::Upstream(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let pause = me.pause;
-                let timer = me
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
-                if timer.as_mut().poll(cx).is_ready() {
+                let pause = me.pause.pause;
+                if me.pause.over(cx) {
                     tracing::warn!(
                         "upstream answer body stalled for {} ms: cut",
                         pause.as_millis()
@@ -356,9 +378,7 @@ pub struct Watched {
     read: u64,
     /// Bytes read so far, for the request log (a body without `Content-Length`).
     pub counted: Arc<AtomicU64>,
-    pause: Duration,
-    /// Started when the body first has to wait (most requests have none to wait for).
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    pause: Pause,
     pub fault: Arc<OnceLock<BodyFault>>,
 }
 
@@ -369,8 +389,7 @@ impl Watched {
             limit,
             read: 0,
             counted: Arc::default(),
-            pause,
-            timer: None,
+            pause: Pause::new(pause),
             fault: Arc::default(),
         }
     }
@@ -399,19 +418,13 @@ impl Body for Watched {
                         return me.fail(BodyFault::TooLarge);
                     }
                 }
-                if let Some(t) = me.timer.as_mut() {
-                    t.as_mut().reset(tokio::time::Instant::now() + me.pause);
-                }
+                me.pause.progressed();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(_))) => me.fail(BodyFault::Framing),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let pause = me.pause;
-                let timer = me
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
-                if timer.as_mut().poll(cx).is_ready() {
+                if me.pause.over(cx) {
                     return me.fail(BodyFault::Stalled);
                 }
                 Poll::Pending
