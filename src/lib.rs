@@ -41,3 +41,4 @@ pub mod scope;
 pub mod server;
 pub mod sync;
 pub mod token;
+pub mod websocket;

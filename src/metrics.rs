@@ -64,6 +64,8 @@ pub fn registry() -> Registry {
     must(r.register(Box::new(CONFIG_RELOADS.clone())));
     must(r.register(Box::new(REQUEST_LOG_DROPPED.clone())));
     must(r.register(Box::new(CONNECTIONS_NOT_TAKEN.clone())));
+    must(r.register(Box::new(WEBSOCKET_TUNNELS.clone())));
+    must(r.register(Box::new(WEBSOCKET_CLOSED.clone())));
     r
 }
 
@@ -298,3 +300,24 @@ impl RequestMetrics {
         self.ejections[upstream].inc();
     }
 }
+
+/// WebSocket tunnels open now (process-wide: a tunnel outlives a reload).
+pub static WEBSOCKET_TUNNELS: std::sync::LazyLock<prometheus::IntGauge> =
+    std::sync::LazyLock::new(|| {
+        must(prometheus::IntGauge::new(
+            "scopegate_websocket_tunnels",
+            "WebSocket tunnels open now",
+        ))
+    });
+
+/// WebSocket tunnels closed, by route and by why: `client`, `upstream` (that side closed),
+/// `revoked`, `expired`, `lifetime`, `idle`, `shutdown` (the gateway closed it).
+pub static WEBSOCKET_CLOSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    must(IntCounterVec::new(
+        Opts::new(
+            "scopegate_websocket_tunnels_closed_total",
+            "WebSocket tunnels closed, by route and reason: client or upstream (that side closed), revoked, expired, lifetime, idle, shutdown (the gateway closed it)",
+        ),
+        &["route", "reason"],
+    ))
+});

@@ -52,6 +52,9 @@ pub enum Refusal {
     Overloaded,
     /// A CORS preflight the route's rules refuse (origin, method or header).
     CorsRefused(&'static str),
+    /// A WebSocket handshake the route does not tunnel (no `websocket:`), or one that cannot
+    /// be (not a body-less HTTP/1.1 request).
+    WebSocketRefused(&'static str),
     /// Over a rate limit: 429 with `Retry-After` and the RateLimit header fields.
     RateLimited(Box<crate::policy::Exceeded>),
     BadGateway,
@@ -265,9 +268,9 @@ impl Refusal {
             | Refusal::CorsRefused(_)
             | Refusal::ClaimsNotSatisfied
             | Refusal::Organization(_) => StatusCode::FORBIDDEN,
-            Refusal::MissingOrganization | Refusal::AmbiguousOrganization => {
-                StatusCode::BAD_REQUEST
-            }
+            Refusal::MissingOrganization
+            | Refusal::AmbiguousOrganization
+            | Refusal::WebSocketRefused(_) => StatusCode::BAD_REQUEST,
             Refusal::Unavailable(_) | Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -326,6 +329,7 @@ impl Refusal {
             Refusal::Overloaded => "overloaded",
             Refusal::RateLimited(_) => "rate_limited",
             Refusal::CorsRefused(_) => "cors_refused",
+            Refusal::WebSocketRefused(_) => "websocket_refused",
         }
     }
 
@@ -433,6 +437,7 @@ impl Refusal {
                 "cors_refused",
                 &format!("this cross-origin request is not allowed: {why}"),
             ),
+            Refusal::WebSocketRefused(why) => json_body("websocket_refused", why),
             Refusal::RateLimited(e) => {
                 headers.push((http::header::RETRY_AFTER, HeaderValue::from(e.retry_after)));
                 headers.push((

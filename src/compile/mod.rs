@@ -527,6 +527,17 @@ mod tests {
     }
 
     #[test]
+    fn a_websocket_route_to_an_http2_upstream_is_refused_naming_the_key() {
+        let e = error(
+            "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://127.0.0.1:2, protocol: h2c } }\nroutes:\n  - { name: chat, match: { path: /chat }, upstream: api, auth: none, websocket: {} }",
+        );
+        assert!(
+            e.contains("route `chat`: WebSocket is tunnelled to an `http1` upstream only"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn an_upstream_that_does_not_resolve_is_refused_before_compiling() {
         let e = error(
             "server: { listen: 127.0.0.1:1 }\nupstreams: { api: { url: http://no-such-host.invalid } }\nroutes: []",

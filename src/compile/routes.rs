@@ -146,11 +146,37 @@ pub fn compile(
                 max_body_bytes: r.max_body_bytes,
                 rewrite,
                 retry: r.retry,
+                websocket: r
+                    .websocket
+                    .as_ref()
+                    .map(|w| websocket(w, &file.upstreams[&r.upstream]))
+                    .transpose()
+                    .map_err(|e| here(e).key(key("websocket")))?,
             },
         ))
     })?;
     let (patterns, routes): (Vec<_>, Vec<_>) = compiled.into_iter().unzip();
     Ok((HostTable::build(&patterns), routes))
+}
+
+/// A route's WebSocket rules; its upstream must speak HTTP/1.1, where the handshake is an
+/// `Upgrade` (RFC 8441's extended CONNECT to an HTTP/2 upstream is not done).
+fn websocket(
+    w: &schema::WebSocket,
+    upstream: &schema::Upstream,
+) -> Result<crate::websocket::Rules, String> {
+    if upstream.protocol != schema::UpstreamProtocol::Http1 {
+        return Err(
+            "WebSocket is tunnelled to an `http1` upstream only: this route's upstream speaks HTTP/2"
+                .into(),
+        );
+    }
+    Ok(crate::websocket::Rules {
+        close_on_revoke: w.close_on_revoke,
+        close_at_token_expiry: w.close_at_token_expiry,
+        max_lifetime: w.max_lifetime.as_ref().map(|d| d.0),
+        idle_timeout: w.idle_timeout.as_ref().map(|d| d.0),
+    })
 }
 
 fn requirement(

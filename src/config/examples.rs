@@ -189,6 +189,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("routes[].cors.allow_origins", "[https://admin.example.com]"),
     ("routes[].cors.max_age", "1h"),
+    ("routes[].websocket.max_lifetime", "1h"),
+    ("routes[].websocket.idle_timeout", "5m"),
     ("rate_limits[].per", "client_id"),
     ("rate_limits[].requests", "1000"),
     ("rate_limits[].every", "1m"),

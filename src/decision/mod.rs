@@ -40,6 +40,9 @@ pub enum Verdict {
     Refuse(Refusal),
 }
 
+/// Why a WebSocket handshake on a route without `websocket:` is refused.
+pub const NO_WEBSOCKET: &str = "this route does not take WebSocket (see routes[].websocket)";
+
 pub struct Forward {
     pub upstream: usize,
     /// The normalized path that was matched.
@@ -58,6 +61,9 @@ pub struct Forward {
     pub query_credential: bool,
     /// The route's body limit, enforced while the body streams (413 beyond).
     pub max_body_bytes: u64,
+    /// The SHA-256 of the credential that was checked: what a WebSocket tunnel it opens
+    /// looks up in the revocation index while it lasts (`close_on_revoke`).
+    pub credential: Option<TokenHash>,
 }
 
 /// What a decision needs from the network before it can be made.
@@ -309,6 +315,14 @@ impl Gateway {
         if declared.is_some_and(|n| n > max_body) {
             return Err(Decided::refuse(Some(index), Refusal::PayloadTooLarge));
         }
+        // Every way in refuses a tunnel the route does not allow, the decision endpoint too
+        // (its caller would tunnel it).
+        if route.websocket.is_none() && crate::websocket::asks_for_websocket(head.headers) {
+            return Err(Decided::refuse(
+                Some(index),
+                Refusal::WebSocketRefused(NO_WEBSOCKET),
+            ));
+        }
         let public = route.requirement.is_none();
         let cred = match credential::extract(head.headers, query, &rules.credentials) {
             Ok(Some(c)) if !public || rules.verify_public_credentials => c,
@@ -371,6 +385,7 @@ impl Gateway {
                 max_body_bytes: rules.routes[index]
                     .max_body_bytes
                     .unwrap_or(rules.max_body_bytes),
+                credential: None,
             }),
             need: None,
             principal: None,
@@ -468,6 +483,7 @@ impl Gateway {
                 strip_credentials: false,
                 query_credential: begun.cred.source == Source::Query,
                 max_body_bytes: route.max_body_bytes.unwrap_or(self.rules.max_body_bytes),
+                credential: Some(presented.digest),
             }),
             need: None,
             principal: None,

@@ -70,6 +70,8 @@ pub struct RouteRules {
     /// Idempotent requests without a body are tried again on another address when the
     /// connection fails.
     pub retry: bool,
+    /// `websocket:`: WebSocket handshakes are tunnelled, and closed by these rules.
+    pub websocket: Option<crate::websocket::Rules>,
 }
 
 /// Where a request names the organization it is about.

@@ -77,6 +77,12 @@ pub struct Peer {
     pub tls: bool,
     /// What the wire check found, and how busy the connection is.
     pub wire: Arc<wire::Connection>,
+    /// Turns true when the process stops: what a tunnel that outlives its HTTP connection
+    /// watches.
+    pub stop: watch::Receiver<bool>,
+    /// The connection's place under `max_connections`, held as long as the peer is (a
+    /// WebSocket tunnel holds it after the HTTP connection handed over its socket).
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Which HTTP versions a listener speaks.
@@ -96,6 +102,9 @@ pub struct Listener {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub connections: Connections,
     pub protocols: Protocols,
+    /// Its service may answer an upgrade with 101 and tunnel the connection (the proxy's
+    /// WebSocket routes).
+    pub tunnels: bool,
 }
 
 /// The request-target and header bounds of the wire check, read per connection (the proxy's
@@ -126,6 +135,7 @@ pub async fn serve<M, S, B>(
         tls,
         connections,
         protocols,
+        tunnels,
     } = listener;
     let socket = match bound {
         Bound::Tcp(l) => tokio::net::TcpListener::from_std(l).map(Socket::Tcp),
@@ -192,6 +202,8 @@ pub async fn serve<M, S, B>(
             addr,
             tls: tls.is_some(),
             wire: wire.clone(),
+            stop: stop_seen.clone(),
+            _slot: slot,
         });
         let service = make(peer);
         let builder = builder.clone();
@@ -207,11 +219,9 @@ pub async fn serve<M, S, B>(
             wire,
             connections,
             wire_limits: (max_uri, max_header),
+            tunnels,
         };
-        tokio::spawn(async move {
-            let _slot = slot;
-            conn.serve(service, stop_seen).await;
-        });
+        tokio::spawn(conn.serve(service, stop_seen));
     }
     drop(socket);
     let _ = stopping.send(true);
@@ -234,6 +244,7 @@ struct Conn {
     wire: Arc<wire::Connection>,
     connections: Connections,
     wire_limits: (usize, usize),
+    tunnels: bool,
 }
 
 impl Conn {
@@ -256,9 +267,11 @@ impl Conn {
             wire,
             connections,
             wire_limits: (max_uri, max_header),
+            tunnels,
         } = self;
         let checked = move |io: Box<dyn Stream>, wire: Arc<wire::Connection>| -> Box<dyn Stream> {
             let check = wire::WireCheck::new(max_uri, max_header);
+            let check = if tunnels { check.with_tunnels() } else { check };
             Box::new(Checked::new(io, check, wire))
         };
         let io = match tls {
@@ -278,8 +291,10 @@ impl Conn {
             None if protocols == Protocols::Http2 => io,
             None => checked(io, wire.clone()),
         };
+        // With upgrades: a 101 hands the socket to the service's tunnel (the proxy's
+        // WebSocket routes); other services never answer 101.
         let c = builder
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         // Boxed here, where the service's bounds are in scope: rustc cannot prove the
         // connection future `Send` from the spawning task otherwise (rust-lang/rust#102211).

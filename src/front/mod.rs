@@ -23,6 +23,7 @@ mod grpc;
 pub mod listen;
 mod metadata;
 mod proxy;
+mod tunnel;
 mod upstreams;
 mod wire;
 
@@ -85,6 +86,7 @@ pub fn run(
                     tls: None,
                     connections: settings.bounds.connections,
                     protocols: Protocols::Http1,
+                    tunnels: false,
                 };
                 let (current, settings) = (current.clone(), settings.clone());
                 let make = move |peer| callers::service(current.clone(), settings.clone(), peer);
@@ -103,6 +105,7 @@ pub fn run(
                     tls: None,
                     connections: settings.bounds.connections,
                     protocols: Protocols::Http2,
+                    tunnels: false,
                 };
                 let (current, settings) = (current.clone(), settings.clone());
                 let make = move |peer| grpc::service(current.clone(), settings.clone(), peer);
@@ -127,6 +130,7 @@ pub fn run(
             tls,
             connections: at_start.server.connections,
             protocols: Protocols::Both,
+            tunnels: true,
         };
         let make = move |peer: Arc<Peer>| {
             let engine = engine.clone();

@@ -5,6 +5,7 @@
 use super::exchange::{Arrival, Exchange};
 use super::listen::Peer;
 use super::metadata::{self, Served};
+use super::tunnel;
 use super::upstreams::Clients;
 use super::wire::{BodyFault, Paced, Watched};
 use crate::answer::{Refusal, Rendered};
@@ -113,7 +114,9 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
 impl Engine {
     /// Answers one request: its exchange (span, metrics, log line) around the decision and
     /// the forwarding.
-    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, peer: &Arc<Peer>) -> Response<Body> {
+        let _busy = peer.wire.busy();
+        let (index, refused) = peer.wire.next_request();
         let generation = self.current.load_full();
         let addr = peer.addr.expect("the proxy listens on TCP");
         let policy = &generation.gateway.rules.forward;
@@ -133,14 +136,21 @@ impl Engine {
         if crate::answer::is_grpc(req.headers()) {
             exchange.speaks_grpc();
         }
-        let (mut resp, cors) = self
-            .respond(req, addr, peer, &generation, &mut exchange)
-            .await;
+        let arrived = Arrived {
+            peer,
+            index,
+            refused,
+            addr,
+        };
+        let (mut resp, cors) = self.respond(req, &arrived, &generation, &mut exchange).await;
         if let (Some(origin), Some(cors)) = (&origin, cors) {
             cors.decorate(origin, resp.headers_mut());
         }
         let size = declared_length(resp.headers());
         exchange.finish(resp.status().as_u16(), size);
+        // The wire check goes on once it knows whether the connection became a tunnel.
+        let switched = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        peer.wire.answered(index, switched);
         resp
     }
 
@@ -149,15 +159,14 @@ impl Engine {
     async fn respond(
         &self,
         req: Request<Incoming>,
-        addr: SocketAddr,
-        peer: &Peer,
+        arrived: &Arrived<'_>,
         // Held to the end of the request: a reload meanwhile does not change its rules.
         generation: &Arc<Generation>,
         exchange: &mut Exchange,
     ) -> (Response<Body>, Option<Arc<Cors>>) {
-        let _busy = peer.wire.busy();
         let gw = &generation.gateway;
-        if let Some(e) = peer.wire.next_request() {
+        let addr = arrived.addr;
+        if let Some(e) = arrived.refused {
             // The stand-in of a head the wire check refused: nothing of it is forwarded.
             let r = Refusal::BadFraming(e);
             exchange.refused(None, &r);
@@ -217,12 +226,14 @@ impl Engine {
                     gw.forward_preflight(&head, route)
                 };
                 let resp = self
-                    .forward(req, conn, generation, exchange, Some(forwarded))
+                    .forward(req, conn, arrived, generation, exchange, Some(forwarded))
                     .await;
                 (resp, None)
             }
             None => {
-                let resp = self.forward(req, conn, generation, exchange, None).await;
+                let resp = self
+                    .forward(req, conn, arrived, generation, exchange, None)
+                    .await;
                 let rules = match exchange.decided_route() {
                     Some(r) => gw.rules.routes[r].cors.clone(),
                     None => gw.rules.cors.clone(),
@@ -238,6 +249,7 @@ impl Engine {
         &self,
         mut req: Request<Incoming>,
         conn: Connection,
+        arrived: &Arrived<'_>,
         generation: &Arc<Generation>,
         exchange: &mut Exchange,
         decided: Option<Decided>,
@@ -274,6 +286,14 @@ impl Engine {
             Verdict::Refuse(r) => return refuse(exchange, decided.route, r),
             Verdict::Forward(f) => f,
         };
+        let rules = decided
+            .route
+            .and_then(|r| gw.rules.routes[r].websocket.as_ref());
+        let may_switch = arrived.peer.wire.may_switch(arrived.index);
+        let websocket = match tunnel::handshake(&mut req, rules, may_switch) {
+            Ok(w) => w,
+            Err(r) => return refuse(exchange, decided.route, r),
+        };
 
         // HTTP/2 clients send `:authority` instead of Host; HTTP/1 upstreams need a Host.
         if !req.headers().contains_key(HOST)
@@ -303,6 +323,9 @@ impl Engine {
                 request_id: request_id.clone(),
             },
         );
+        if websocket.is_some() {
+            tunnel::ask_upgrade(&mut parts.headers);
+        }
         let upstream = &gw.rules.upstreams[forward.upstream];
         parts.version = if upstream.http2 {
             // gRPC's `TE: trailers`, a hop-by-hop header the forward policy removed, is
@@ -433,9 +456,32 @@ impl Engine {
                     .requests
                     .observe_upstream(forward.upstream, sent.elapsed().as_secs_f64());
                 exchange.upstream(resp.status().as_u16(), sent.elapsed());
+                let mut resp = resp;
+                let switched = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                let tunnel = match (switched, websocket) {
+                    (false, _) => None,
+                    (true, Some(client)) => {
+                        Some((client, hyper::upgrade::on(&mut resp)))
+                    }
+                    // A 101 to a request that did not ask for one.
+                    (true, None) => return refuse(exchange, decided.route, Refusal::BadGateway),
+                };
                 let (mut parts, body) = resp.into_parts();
                 for name in HOP_BY_HOP {
                     parts.headers.remove(HeaderName::from_static(name));
+                }
+                if let Some((client, upstream_side)) = tunnel {
+                    tunnel::ask_upgrade(&mut parts.headers);
+                    let route = decided.route.expect("a tunnel is opened on a route");
+                    let t = tunnel::Tunnel::new(
+                        gw,
+                        route,
+                        forward.principal,
+                        forward.credential,
+                        self.current.clone(),
+                        arrived.peer.clone(),
+                    );
+                    tokio::spawn(t.run(client, upstream_side));
                 }
                 if forward.query_credential {
                     private(&mut parts.headers);
@@ -460,6 +506,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// What the listener says of the request: its connection, its index on it, and the wire
+/// check's refusal when it is the stand-in of a refused head.
+struct Arrived<'a> {
+    peer: &'a Arc<Peer>,
+    index: u64,
+    refused: Option<FramingError>,
+    addr: SocketAddr,
 }
 
 /// Methods whose request may be sent twice (RFC 9110 §9.2.2).

@@ -11,9 +11,9 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -33,6 +33,19 @@ pub struct Connection {
     /// Told when a head starts being held, so the connection's supervisor sets its deadline.
     pub head_changed: tokio::sync::watch::Sender<()>,
     opened: tokio::time::Instant,
+    /// A request asked to switch protocols and its answer is awaited (the fast path's one
+    /// load); the details under the lock.
+    upgrading: AtomicBool,
+    switch: Mutex<Switch>,
+}
+
+/// The request that asked to switch protocols, the engine's answer, and the reader waiting
+/// for it (the wire check reads nothing meanwhile).
+#[derive(Default)]
+struct Switch {
+    awaiting: Option<u64>,
+    switched: Option<bool>,
+    reader: Option<Waker>,
 }
 
 impl Default for Connection {
@@ -45,6 +58,8 @@ impl Default for Connection {
             head_since: AtomicU64::new(0),
             head_changed: tokio::sync::watch::Sender::new(()),
             opened: tokio::time::Instant::now(),
+            upgrading: AtomicBool::new(false),
+            switch: Mutex::new(Switch::default()),
         }
     }
 }
@@ -103,14 +118,67 @@ impl Connection {
         }
     }
 
-    /// Called once per request, in order: the refusal when this request is the stand-in of
-    /// a refused head.
-    pub fn next_request(&self) -> Option<FramingError> {
+    /// Called once per request, in order: its index on the connection, and the refusal
+    /// when this request is the stand-in of a refused head.
+    pub fn next_request(&self) -> (u64, Option<FramingError>) {
         let index = self.served.fetch_add(1, Ordering::Relaxed);
-        self.refused
+        let refused = self
+            .refused
             .get()
             .filter(|(at, _)| index >= *at)
-            .map(|(_, e)| *e)
+            .map(|(_, e)| *e);
+        (index, refused)
+    }
+
+    fn switch(&self) -> std::sync::MutexGuard<'_, Switch> {
+        self.switch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether request `index` asked to switch protocols and the connection waits for its
+    /// answer: only then may it be answered 101.
+    pub fn may_switch(&self, index: u64) -> bool {
+        self.upgrading.load(Ordering::Acquire) && self.switch().awaiting == Some(index)
+    }
+
+    /// Request `index` was answered, with 101 (`switched`) or not: the wire check goes on
+    /// accordingly.
+    pub fn answered(&self, index: u64, switched: bool) {
+        if !self.upgrading.load(Ordering::Acquire) {
+            return;
+        }
+        let mut s = self.switch();
+        if s.awaiting == Some(index) {
+            s.switched = Some(switched);
+            if let Some(w) = s.reader.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The wire check released the head of request `index`, which asks to switch.
+    fn awaits_switch(&self, index: u64) {
+        let mut s = self.switch();
+        *s = Switch {
+            awaiting: Some(index),
+            ..Switch::default()
+        };
+        self.upgrading.store(true, Ordering::Release);
+    }
+
+    /// The answer to request `index`'s upgrade, or `None` (and the reader woken later).
+    fn poll_switch(&self, index: u64, cx: &Context<'_>) -> Option<bool> {
+        let mut s = self.switch();
+        match s.switched {
+            Some(switched) if s.awaiting == Some(index) => {
+                *s = Switch::default();
+                self.upgrading.store(false, Ordering::Release);
+                Some(switched)
+            }
+            _ => {
+                s.reader = Some(cx.waker().clone());
+                None
+            }
+        }
     }
 }
 
@@ -157,6 +225,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
+            if let Some(at) = me.check.awaiting_upgrade() {
+                let switched = ready!(
+                    me.conn
+                        .poll_switch(at, cx)
+                        .map_or(Poll::Pending, Poll::Ready)
+                );
+                if let Some(r) = me.check.upgrade_answered(switched, &mut me.ready) {
+                    let _ = me.conn.refused.set((r.index, r.error));
+                    me.ready.extend_from_slice(STAND_IN);
+                    me.ended = true;
+                }
+                me.note_upgrade();
+                me.ended |= me.check.is_cut();
+                me.conn.holding(me.check.holds_head());
+                continue;
+            }
             if me.ended {
                 if me.conn.refused.get().is_some() {
                     // After the stand-in: hyper answers it with `Connection: close` and
@@ -179,6 +263,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 let mut released = Count(0);
                 let refused = me.check.feed(&buf.filled()[start..end], &mut released);
                 buf.set_filled(start + released.0);
+                me.note_upgrade();
                 // A broken chunk-size line: the engine meets the end of the stream there.
                 me.ended |= me.check.is_cut();
                 me.conn.holding(me.check.holds_head());
@@ -206,8 +291,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 me.ready.extend_from_slice(STAND_IN);
                 me.ended = true;
             }
+            me.note_upgrade();
             me.ended |= me.check.is_cut();
             me.conn.holding(me.check.holds_head());
+        }
+    }
+}
+
+impl<S> Checked<S> {
+    /// After bytes were checked: a released head that asks to switch is recorded before
+    /// the engine sees it, so its service can tell whether it may answer 101.
+    fn note_upgrade(&self) {
+        if let Some(at) = self.check.awaiting_upgrade()
+            && !self.conn.upgrading.load(Ordering::Acquire)
+        {
+            self.conn.awaits_switch(at);
         }
     }
 }

@@ -32,6 +32,10 @@ enum State {
     ChunkEnd(u8),
     /// The trailer section after the last chunk, up to an empty line.
     Trailers,
+    /// After a head that asks to switch protocols (`Upgrade`, `CONNECT`): what follows is
+    /// held, unread, until the engine's answer says whether the connection became a tunnel
+    /// (bytes pass as they are from then on) or stays HTTP/1 (checked as before).
+    Upgrade,
     /// Not HTTP/1 framing (the HTTP/2 preface), or the engine will refuse what follows and
     /// close: bytes pass as they are.
     Off,
@@ -79,6 +83,9 @@ pub struct WireCheck {
     heads: u64,
     max_uri: usize,
     max_head: usize,
+    /// Whether the engine may answer an upgrade with 101 (the proxy); elsewhere a head
+    /// that asks for one is an ordinary request.
+    tunnels: bool,
 }
 
 /// The size of a chunk-size line (with its CRLF) written as RFC 9112 §7.1 has it:
@@ -161,6 +168,33 @@ impl WireCheck {
             max_uri,
             // The request line, the fields, and their line ends.
             max_head: max_uri + max_headers + 4096,
+            tunnels: false,
+        }
+    }
+
+    /// A check for a connection whose requests may become tunnels (WebSocket).
+    pub fn with_tunnels(mut self) -> WireCheck {
+        self.tunnels = true;
+        self
+    }
+
+    /// The index of the request that asked to switch protocols, while its answer is awaited
+    /// (nothing more is read meanwhile).
+    pub fn awaiting_upgrade(&self) -> Option<u64> {
+        (self.state == State::Upgrade).then(|| self.heads - 1)
+    }
+
+    /// The engine answered the upgrade: `switched` (101) makes the connection a tunnel whose
+    /// bytes pass unchecked; otherwise it stays HTTP/1 and what was held is checked now.
+    pub fn upgrade_answered<S: Sink>(&mut self, switched: bool, out: &mut S) -> Option<Refused> {
+        let held = std::mem::take(&mut self.line);
+        if switched {
+            self.state = State::Off;
+            out.put(&held);
+            None
+        } else {
+            self.state = State::Head;
+            self.feed(&held, out)
         }
     }
 
@@ -174,6 +208,10 @@ impl WireCheck {
                     input = &[];
                 }
                 State::Cut => return None,
+                State::Upgrade => {
+                    self.line.extend_from_slice(input);
+                    input = &[];
+                }
                 State::Body(n) | State::ChunkData(n) => {
                     let take = n.min(input.len() as u64) as usize;
                     out.put(&input[..take]);
@@ -372,6 +410,12 @@ impl WireCheck {
             }
             _ => return Err(FramingError::RepeatedTransferEncoding),
         };
+        // As hyper has it: `Upgrade` counts on HTTP/1.1 only; a body-less one may switch.
+        let upgrade = req.method == Some("CONNECT")
+            || (req.version == Some(1) && named(req.headers, "upgrade").next().is_some());
+        if self.tunnels && upgrade && self.state == State::Head {
+            self.state = State::Upgrade;
+        }
         self.heads += 1;
         Ok(Head::Complete(n))
     }

@@ -14,6 +14,7 @@ mod rate_limits;
 mod resources;
 mod server;
 mod tokens;
+mod websocket;
 
 pub use claims::*;
 pub use cluster::*;
@@ -28,6 +29,7 @@ pub use rate_limits::*;
 pub use resources::*;
 pub use server::*;
 pub use tokens::*;
+pub use websocket::*;
 
 use super::values::EnvString;
 use schemars::JsonSchema;
@@ -175,6 +177,10 @@ pub struct Route {
     /// DELETE), within the upstream's `retry_budget_percent`.
     #[serde(default)]
     pub retry: bool,
+    /// WebSocket: an `Upgrade: websocket` request authorized like any other is tunnelled
+    /// to the upstream (an `http1` one) both ways once it answers 101. Without it such a
+    /// request is refused with 400.
+    pub websocket: Option<WebSocket>,
 }
 
 impl Route {
