@@ -195,7 +195,13 @@ mod tests {
 
     #[test]
     fn frame_boundaries_are_found_for_every_length_encoding_masked_or_not() {
-        for (len, masked) in [(0, false), (5, true), (125, false), (126, true), (70_000, false)] {
+        for (len, masked) in [
+            (0, false),
+            (5, true),
+            (125, false),
+            (126, true),
+            (70_000, false),
+        ] {
             let f = frame(len, masked);
             let mut frames = Frames::default();
             frames.feed(&f[..1]);
@@ -232,7 +238,10 @@ mod tests {
 
     #[test]
     fn a_close_frame_carries_its_code_and_is_masked_toward_the_upstream() {
-        assert_eq!(close_frame(1008, "no", None), [0x88, 4, 0x03, 0xf0, b'n', b'o']);
+        assert_eq!(
+            close_frame(1008, "no", None),
+            [0x88, 4, 0x03, 0xf0, b'n', b'o']
+        );
         let masked = close_frame(1001, "", Some([0xff, 0, 0xff, 0]));
         assert_eq!(masked, [0x88, 0x82, 0xff, 0, 0xff, 0, 0x03 ^ 0xff, 0xe9]);
         assert_eq!(close_frame(1001, &"x".repeat(200), None).len(), 2 + 125);

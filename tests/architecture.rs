@@ -11,7 +11,15 @@ use syn::visit::Visit;
 /// Bottom to top. A new module gets a line here, in the layer it belongs to.
 const LAYERS: &[&[&str]] = &[
     &["bits", "clock", "config", "dns"],
-    &["scope", "claim", "cors", "websocket", "request", "route", "resource"],
+    &[
+        "scope",
+        "claim",
+        "cors",
+        "websocket",
+        "request",
+        "route",
+        "resource",
+    ],
     &["principal", "credential"],
     &["token"],
     &["policy"],

@@ -49,10 +49,7 @@ impl EchoServer {
                 };
                 let record = record.clone();
                 tokio::spawn(async move {
-                    let callback = |req: &http::Request<()>, resp| {
-                        record.lock().unwrap().push(req.headers().clone());
-                        Ok(resp)
-                    };
+                    let callback = Recorder(record);
                     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await
                     else {
                         return;
@@ -76,6 +73,23 @@ impl EchoServer {
 
     fn count(&self) -> usize {
         self.handshakes.lock().unwrap().len()
+    }
+}
+
+/// Records the headers of each handshake the echo server accepts.
+struct Recorder(Arc<Mutex<Vec<http::HeaderMap>>>);
+
+impl tokio_tungstenite::tungstenite::handshake::server::Callback for Recorder {
+    fn on_request(
+        self,
+        request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+        response: tokio_tungstenite::tungstenite::handshake::server::Response,
+    ) -> Result<
+        tokio_tungstenite::tungstenite::handshake::server::Response,
+        tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+    > {
+        self.0.lock().unwrap().push(request.headers().clone());
+        Ok(response)
     }
 }
 
@@ -152,7 +166,9 @@ async fn open(url: &str, token: Option<&str>) -> Result<Socket, WsError> {
         req.headers_mut()
             .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 /// The next message that is not a pong, within 5 s.
@@ -199,7 +215,9 @@ fn text_binary_ping_large_messages_and_close_codes_pass_through_the_tunnel_with_
             .unwrap();
         ws.send(Message::text("hello")).await.unwrap();
         assert_eq!(next(&mut ws).await, Message::text("hello"));
-        ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+        ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+            .await
+            .unwrap();
         assert_eq!(next(&mut ws).await, Message::binary(vec![0u8, 1, 2, 255]));
         // A ping is answered by the upstream, through the tunnel.
         ws.send(Message::Ping(b"are you there".to_vec().into()))
@@ -225,20 +243,27 @@ fn text_binary_ping_large_messages_and_close_codes_pass_through_the_tunnel_with_
         .unwrap();
         match next(&mut ws).await {
             Message::Close(Some(f)) => {
-                assert_eq!(f.code, CloseCode::Library(4000), "the upstream's close reply");
+                assert_eq!(
+                    f.code,
+                    CloseCode::Library(4000),
+                    "the upstream's close reply"
+                );
             }
             other => panic!("expected a close, got {other:?}"),
         }
     });
     let seen = w.echo.handshakes.lock().unwrap()[0].clone();
-    let subject = seen.get("x-auth-client-id").expect("identity headers on the upgrade");
+    let subject = seen
+        .get("x-auth-client-id")
+        .expect("identity headers on the upgrade");
     assert_eq!(subject, "full");
     assert_eq!(seen.get("x-auth-scopes").unwrap(), "repo");
     assert!(seen.get("sec-websocket-key").is_some());
     assert_eq!(seen.get("upgrade").unwrap(), "websocket");
     eventually("the tunnel counted as closed by the client", || {
-        w.gw.metrics()
-            .contains("scopegate_websocket_tunnels_closed_total{reason=\"client\",route=\"chat\"} 1")
+        w.gw.metrics().contains(
+            "scopegate_websocket_tunnels_closed_total{reason=\"client\",route=\"chat\"} 1",
+        )
     });
     assert!(w.gw.metrics().contains("scopegate_websocket_tunnels 0"));
 }
@@ -248,21 +273,32 @@ fn a_handshake_refused_before_the_upgrade_gets_its_status_and_no_tunnel() {
     let w = world();
     let token = w.auth.client_token("full", "repo", API);
     w.rt.block_on(async {
-        let (status, challenge, body) = refused(open(&format!("{}/chat", w.gw.url), None).await.unwrap_err());
+        let (status, challenge, body) =
+            refused(open(&format!("{}/chat", w.gw.url), None).await.unwrap_err());
         assert_eq!(status, 401);
         assert!(challenge.starts_with("Bearer"), "{challenge}");
         assert_eq!(body["error"], "unauthorized");
-        let (status, challenge, body) =
-            refused(open(&format!("{}/admin", w.gw.url), Some(&token)).await.unwrap_err());
+        let (status, challenge, body) = refused(
+            open(&format!("{}/admin", w.gw.url), Some(&token))
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(status, 403);
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
         assert_eq!(body["error"], "insufficient_scope");
-        let (status, _, body) =
-            refused(open(&format!("{}/feed", w.gw.url), Some(&token)).await.unwrap_err());
+        let (status, _, body) = refused(
+            open(&format!("{}/feed", w.gw.url), Some(&token))
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(status, 400, "a route without websocket: takes no handshake");
         assert_eq!(body["error"], "websocket_refused");
     });
-    assert_eq!(w.echo.count(), 0, "no refused handshake reached the upstream");
+    assert_eq!(
+        w.echo.count(),
+        0,
+        "no refused handshake reached the upstream"
+    );
     // The connection of a refused handshake stays HTTP/1, checked: a smuggling attempt
     // after it is refused like any other.
     let (status, text) = raw(
@@ -323,10 +359,9 @@ fn a_revoked_token_closes_only_the_tunnels_whose_route_asks_and_within_the_check
         assert_eq!(next(&mut kept).await, Message::text("still here"));
     });
     // A new handshake with the revoked token is refused.
-    let e = w
-        .rt
-        .block_on(open(&format!("{}/chat", w.gw.url), Some(&token)))
-        .unwrap_err();
+    let e =
+        w.rt.block_on(open(&format!("{}/chat", w.gw.url), Some(&token)))
+            .unwrap_err();
     assert_eq!(refused(e).0, 401);
     assert!(w.gw.metrics().contains(
         "scopegate_websocket_tunnels_closed_total{reason=\"revoked\",route=\"chat-revocable\"} 1"
@@ -368,15 +403,29 @@ fn behind_nginx_the_decision_endpoint_decides_the_handshake_and_nginx_tunnels_it
         ws.send(Message::text("through nginx")).await.unwrap();
         assert_eq!(next(&mut ws).await, Message::text("through nginx"));
         ws.close(None).await.unwrap();
-        let (status, _, _) = refused(open(&format!("{}/chat", nginx.url), None).await.unwrap_err());
+        let (status, _, _) = refused(
+            open(&format!("{}/chat", nginx.url), None)
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(status, 401);
-        let (status, _, _) =
-            refused(open(&format!("{}/feed", nginx.url), Some(&token)).await.unwrap_err());
+        let (status, _, _) = refused(
+            open(&format!("{}/feed", nginx.url), Some(&token))
+                .await
+                .unwrap_err(),
+        );
         // The decision's 400: nginx's auth_request turns every status but 2xx, 401 and 403
         // into a 500 (docs/decision-endpoint.md) — closed either way, no tunnel.
-        assert_eq!(status, 500, "the decision endpoint refuses a handshake the route does not take");
+        assert_eq!(
+            status, 500,
+            "the decision endpoint refuses a handshake the route does not take"
+        );
     });
     let seen = w.echo.handshakes.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "only the allowed handshake reached the upstream");
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the allowed handshake reached the upstream"
+    );
     assert_eq!(seen[0].get("x-auth-client-id").unwrap(), "full");
 }

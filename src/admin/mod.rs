@@ -149,7 +149,7 @@ pub async fn serve(
         tls: None,
         connections: settings.connections,
         protocols: Protocols::Http1,
-                    tunnels: false,
+        tunnels: false,
     };
     let limits = (settings.max_uri_bytes, settings.max_header_bytes);
     let settings = Arc::new(settings);

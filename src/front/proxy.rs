@@ -142,7 +142,9 @@ impl Engine {
             refused,
             addr,
         };
-        let (mut resp, cors) = self.respond(req, &arrived, &generation, &mut exchange).await;
+        let (mut resp, cors) = self
+            .respond(req, &arrived, &generation, &mut exchange)
+            .await;
         if let (Some(origin), Some(cors)) = (&origin, cors) {
             cors.decorate(origin, resp.headers_mut());
         }
@@ -460,9 +462,7 @@ impl Engine {
                 let switched = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
                 let tunnel = match (switched, websocket) {
                     (false, _) => None,
-                    (true, Some(client)) => {
-                        Some((client, hyper::upgrade::on(&mut resp)))
-                    }
+                    (true, Some(client)) => Some((client, hyper::upgrade::on(&mut resp))),
                     // A 101 to a request that did not ask for one.
                     (true, None) => return refuse(exchange, decided.route, Refusal::BadGateway),
                 };

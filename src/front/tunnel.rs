@@ -289,7 +289,15 @@ async fn pump(
         };
         let n = match read {
             Err(ending) => {
-                return close(&mut from, &mut to, &mut frames, &mut buf, ending, to_upstream).await;
+                return close(
+                    &mut from,
+                    &mut to,
+                    &mut frames,
+                    &mut buf,
+                    ending,
+                    to_upstream,
+                )
+                .await;
             }
             Ok(Ok(0) | Err(_)) => {
                 let _ = to.shutdown().await;

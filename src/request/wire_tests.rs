@@ -208,17 +208,27 @@ fn after_an_upgrade_head_nothing_is_released_until_the_answer_says_tunnel() {
     assert_eq!(c.awaiting_upgrade(), Some(0));
     out.clear();
     assert!(c.upgrade_answered(true, &mut out).is_none());
-    assert_eq!(out, frame, "released as it is once the connection is a tunnel");
+    assert_eq!(
+        out, frame,
+        "released as it is once the connection is a tunnel"
+    );
     out.clear();
     // Not HTTP: passes unchecked from now on.
-    assert!(c.feed(b"GET / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n", &mut out).is_none());
+    assert!(
+        c.feed(
+            b"GET / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+            &mut out
+        )
+        .is_none()
+    );
     assert_eq!(c.awaiting_upgrade(), None);
 }
 
 #[test]
 fn an_upgrade_answered_without_101_leaves_the_connection_checked_with_what_was_held() {
     let head = b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n";
-    let smuggled = b"GET /x HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n";
+    let smuggled =
+        b"GET /x HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n";
     let mut c = check().with_tunnels();
     let mut out = Vec::new();
     let mut input = head.to_vec();
@@ -226,7 +236,9 @@ fn an_upgrade_answered_without_101_leaves_the_connection_checked_with_what_was_h
     assert!(c.feed(&input, &mut out).is_none());
     assert_eq!(out, head);
     out.clear();
-    let refused = c.upgrade_answered(false, &mut out).expect("the held head is checked");
+    let refused = c
+        .upgrade_answered(false, &mut out)
+        .expect("the held head is checked");
     assert_eq!(refused.index, 1);
     assert_eq!(
         refused.error,
@@ -248,7 +260,8 @@ fn upgrade_heads_are_ordinary_requests_where_no_tunnel_can_be_answered() {
     let old = b"GET /ws HTTP/1.0\r\nupgrade: websocket\r\n\r\n";
     assert!(c.feed(old, &mut out).is_none());
     assert_eq!(c.awaiting_upgrade(), None);
-    let with_body = b"POST /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\ncontent-length: 2\r\n\r\nhi";
+    let with_body =
+        b"POST /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\ncontent-length: 2\r\n\r\nhi";
     assert!(c.feed(with_body, &mut out).is_none());
     assert_eq!(c.awaiting_upgrade(), None);
 }
