@@ -126,6 +126,16 @@ fn world() -> World {
             "/chat/short",
             "    websocket: { max_lifetime: 1s }\n",
         ),
+        route(
+            "chat-expiring",
+            "/chat/expiring",
+            "    websocket: { close_at_token_expiry: true }\n",
+        ),
+        route(
+            "chat-idle",
+            "/chat/idle",
+            "    websocket: { idle_timeout: 600ms }\n",
+        ),
         route("feed", "/feed", ""),
         "  - name: admin\n    match: { path: /admin }\n    upstream: api\n    require: { scopes: admin }\n    websocket: {}\n".into(),
     ]
@@ -428,4 +438,72 @@ fn behind_nginx_the_decision_endpoint_decides_the_handshake_and_nginx_tunnels_it
         "only the allowed handshake reached the upstream"
     );
     assert_eq!(seen[0].get("x-auth-client-id").unwrap(), "full");
+}
+
+/// The close frame the gateway sent, and how long after `since` it came.
+async fn gateway_close(ws: &mut Socket, since: Instant) -> (CloseCode, String, Duration) {
+    loop {
+        match next(ws).await {
+            Message::Close(Some(f)) => return (f.code, f.reason.to_string(), since.elapsed()),
+            Message::Close(None) => panic!("a close frame without a code"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_tunnel_closes_when_its_token_expires_or_when_idle_and_traffic_keeps_an_idle_one_open() {
+    let w = world();
+    // The `short` client's tokens live 1 s.
+    let short = w.auth.client_token("short", "repo", API);
+    let token = w.auth.client_token("full", "repo", API);
+    w.rt.block_on(async {
+        let opened = Instant::now();
+        let mut expiring = open(&format!("{}/chat/expiring", w.gw.url), Some(&short))
+            .await
+            .unwrap();
+        let mut idle = open(&format!("{}/chat/idle", w.gw.url), Some(&token))
+            .await
+            .unwrap();
+        // Traffic every 300 ms keeps the idle one open past its 600 ms.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            idle.send(Message::text("tick")).await.unwrap();
+            assert_eq!(next(&mut idle).await, Message::text("tick"));
+        }
+        let (code, reason, after) = gateway_close(&mut expiring, opened).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (CloseCode::Policy, "token expired")
+        );
+        assert!(after < Duration::from_secs(3), "{after:?}");
+        let quiet = Instant::now();
+        let (code, reason, after) = gateway_close(&mut idle, quiet).await;
+        assert_eq!((code, reason.as_str()), (CloseCode::Away, "tunnel idle"));
+        assert!(after < Duration::from_millis(1500), "{after:?}");
+    });
+}
+
+#[test]
+fn a_stopping_gateway_closes_its_tunnels_with_going_away_and_exits() {
+    let mut w = world();
+    let token = w.auth.client_token("full", "repo", API);
+    let mut ws =
+        w.rt.block_on(open(&format!("{}/chat", w.gw.url), Some(&token)))
+            .unwrap();
+    let stopped = Instant::now();
+    let status = w.gw.terminate();
+    assert!(status.success(), "{status:?}");
+    eprintln!(
+        "the gateway stopped {:?} after SIGTERM with a tunnel open",
+        stopped.elapsed()
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    w.rt.block_on(async {
+        let (code, reason, _) = gateway_close(&mut ws, stopped).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (CloseCode::Away, "gateway stopping")
+        );
+    });
 }

@@ -96,7 +96,9 @@ async fn ws_client(url: String, token: String, conns: u64, secs: u64) -> (u64, V
                 req.headers_mut()
                     .insert("authorization", format!("Bearer {token}").parse().unwrap());
             }
-            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("handshake");
+            let (mut ws, _) = tokio_tungstenite::connect_async(req)
+                .await
+                .expect("handshake");
             let payload = "x".repeat(64);
             let mut lat = Vec::new();
             while Instant::now() < end {
@@ -126,10 +128,12 @@ async fn grpc_server(addr: String) {
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let mut grpc = tonic::server::Grpc::new(Codec::default());
-                Ok::<_, std::convert::Infallible>(grpc.unary(Echo, req).await)
-            });
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let mut grpc = tonic::server::Grpc::new(Codec::default());
+                    Ok::<_, std::convert::Infallible>(grpc.unary(Echo, req).await)
+                },
+            );
             let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .await;
