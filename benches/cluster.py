@@ -8,11 +8,11 @@ Needs redis-server and openssl (apt) and a release build (done here unless --ski
 
     python3 benches/cluster.py [--revocations 200]
 """
-import argparse, base64, http.client, http.server, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, base64, http.client, http.server, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Key, free_port, wait_port  # noqa: E402
+from common import Key, Processes, free_port, wait_port  # noqa: E402
 
 
 def main():
@@ -24,13 +24,8 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bin", "scopegate", "--example", "load-upstream"],
                        cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="scopegate-cluster-")
-    procs = []
-
-    def start(cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "a"),
-                             start_new_session=True, **kw)
-        procs.append(p)
-        return p
+    processes = Processes(work)
+    start = processes.start
 
     try:
         issuer_key, tx_key = Key(work, "iss"), Key(work, "tx")
@@ -134,12 +129,7 @@ routes:
         print(f"  p50 {statistics.median(every):.2f} ms   p99 {q[98]:.2f} ms   max {max(every):.2f} ms")
         print(f"  (includes the push's own answer to A, and the polling request that saw the 401)")
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.3)
+        processes.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

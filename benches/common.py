@@ -2,6 +2,8 @@
 signing RS256 JWTs with an openssl-generated key (no Python packages needed)."""
 import base64, json, os, socket, subprocess, time
 
+TICK = os.sysconf("SC_CLK_TCK")
+
 
 def free_port():
     s = socket.socket()
@@ -46,3 +48,52 @@ class Key:
         sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.path], input=signing_input,
                              check=True, capture_output=True).stdout
         return f"{header}.{payload}.{b64(sig)}"
+
+
+def cpu_ticks(pids):
+    """utime + stime of `pids`, in clock ticks (a process gone counts nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def family(pid):
+    """The process and its children (nginx and Apache workers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid] + [int(p) for p in out]
+
+
+class Processes:
+    """Processes started in their own session, their stderr appended to `work`/stderr.log,
+    all stopped (TERM, then KILL) by `stop`."""
+
+    def __init__(self, work):
+        self.work = work
+        self.procs = []
+
+    def start(self, cmd, stdout_path=None, **kw):
+        out = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL
+        p = subprocess.Popen(cmd, stdout=out, stderr=open(os.path.join(self.work, "stderr.log"), "a"),
+                             start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        import signal
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

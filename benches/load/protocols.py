@@ -10,24 +10,11 @@ CPU per message is the proxy process's utime+stime over the run divided by the m
 the client counted (WebSocket: echoes; gRPC: calls answered). Needs nginx and openssl (apt)
 and a release build (done here unless --skip-build).
 """
-import argparse, json, os, re, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import Key, free_port, wait_port  # noqa: E402
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except FileNotFoundError:
-            pass
-    return total
+from common import TICK, Key, Processes, cpu_ticks, family, free_port, wait_port  # noqa: E402
 
 
 def main():
@@ -44,13 +31,8 @@ def main():
     tool = os.path.join(ROOT, "target/release/examples/load-protocols")
     work = tempfile.mkdtemp(prefix="scopegate-protocols-")
     os.chmod(work, 0o755)
-    procs = []
-
-    def start(cmd, **kw):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr.log"), "a"),
-                             start_new_session=True, **kw)
-        procs.append(p)
-        return p
+    processes = Processes(work)
+    start = processes.start
 
     try:
         ports = {k: free_port() for k in ["ws", "grpc", "nginx_ws", "nginx_grpc", "iss"]}
@@ -89,10 +71,6 @@ http {{
 """)
         nginx = start(["nginx", "-c", nginx_conf, "-p", work])
         wait_port(ports["nginx_ws"]); wait_port(ports["iss"])
-
-        def family(pid):
-            out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-            return [pid] + [int(p) for p in out]
 
         # (name, client mode, url, pids)
         targets = [
@@ -158,17 +136,7 @@ routes:
             ratio = "" if "direct" in name else f"{us / ref:.2f}"
             print(f"| {name} | {rate:.0f} | {p50:.0f} | {p99:.0f} | {cpu} | {ratio} |")
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.5)
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        processes.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

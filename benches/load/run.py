@@ -17,32 +17,13 @@ import argparse, base64, json, os, re, shutil, signal, socket, statistics, subpr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import Key, free_port, wait_port  # noqa: E402
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except FileNotFoundError:
-            pass
-    return total
+from common import TICK, Key, Processes, cpu_ticks, family, free_port, wait_port  # noqa: E402
 
 
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         kib = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
     return kib / 1024
-
-
-def family(pid):
-    """The process and its children (nginx and Apache workers)."""
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [pid] + [int(p) for p in out]
 
 
 WRK_SCRIPT = """
@@ -79,14 +60,8 @@ def main():
                        cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="scopegate-load-")
     os.chmod(work, 0o755)  # nginx and Apache workers run as other users
-    procs = []
-
-    def start(cmd, stdout_path=None, **kw):
-        out = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL
-        p = subprocess.Popen(cmd, stdout=out, stderr=open(os.path.join(work, "stderr.log"), "a"),
-                             start_new_session=True, **kw)
-        procs.append(p)
-        return p
+    processes = Processes(work)
+    start = processes.start
 
     try:
         ports = {k: free_port() for k in ["up", "nginx", "nginx_auth", "decision", "iss", "apache"]}
@@ -302,17 +277,7 @@ routes:
                   f"{statistics.median(values):.1f} µs per decision"
                   + (f" vs {proxied[3]:.1f} µs per request it proxies itself (scopegate (100 JWTs))" if proxied else ""))
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.5)
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        processes.stop()
         if os.environ.get("KEEP"):
             print(f"kept {work}", file=sys.stderr)
         else:

@@ -231,14 +231,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                         .poll_switch(at, cx)
                         .map_or(Poll::Pending, Poll::Ready)
                 );
-                if let Some(r) = me.check.upgrade_answered(switched, &mut me.ready) {
-                    let _ = me.conn.refused.set((r.index, r.error));
-                    me.ready.extend_from_slice(STAND_IN);
-                    me.ended = true;
-                }
-                me.note_upgrade();
-                me.ended |= me.check.is_cut();
-                me.conn.holding(me.check.holds_head());
+                let refused = me.check.upgrade_answered(switched, &mut me.ready);
+                me.checked(refused);
                 continue;
             }
             if me.ended {
@@ -286,19 +280,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for Checked<S> {
                 me.ended = true;
                 continue;
             }
-            if let Some(r) = me.check.feed(read.filled(), &mut me.ready) {
-                let _ = me.conn.refused.set((r.index, r.error));
-                me.ready.extend_from_slice(STAND_IN);
-                me.ended = true;
-            }
-            me.note_upgrade();
-            me.ended |= me.check.is_cut();
-            me.conn.holding(me.check.holds_head());
+            let refused = me.check.feed(read.filled(), &mut me.ready);
+            me.checked(refused);
         }
     }
 }
 
 impl<S> Checked<S> {
+    /// After bytes were checked into `ready`: a refused head's stand-in follows them and
+    /// ends the stream; the connection learns what the check holds.
+    fn checked(&mut self, refused: Option<crate::request::wire::Refused>) {
+        if let Some(r) = refused {
+            let _ = self.conn.refused.set((r.index, r.error));
+            self.ready.extend_from_slice(STAND_IN);
+            self.ended = true;
+        }
+        self.note_upgrade();
+        self.ended |= self.check.is_cut();
+        self.conn.holding(self.check.holds_head());
+    }
+
     /// After bytes were checked: a released head that asks to switch is recorded before
     /// the engine sees it, so its service can tell whether it may answer 101.
     fn note_upgrade(&self) {
