@@ -267,6 +267,48 @@ fn bench_cached_decision(c: &mut Criterion) {
     c.bench_function("decision_no_token_refused_401", |b| {
         b.iter(|| gw.decide(black_box(&head), now))
     });
+    bench_request_log(c, &gw, &signers[0]);
+}
+
+/// One request-log line of an allowed proxied request, formatted as JSON (what every
+/// request pays on its thread when the log is on).
+fn bench_request_log(c: &mut Criterion, gw: &Gateway, signer: &Signer) {
+    let tok = token(signer, "alice", "repo");
+    let headers = bearer(&tok);
+    let uri: Uri = "/orgs/acme/repos".parse().unwrap();
+    let conn = Connection::local();
+    let head = Head {
+        method: &Method::GET,
+        uri: &uri,
+        headers: &headers,
+        conn: &conn,
+    };
+    let Verdict::Forward(f) = gw.decide(&head, unix_now()).verdict else {
+        panic!("allowed")
+    };
+    let entry = scopegate::requestlog::Entry {
+        time: Some(std::time::SystemTime::now()),
+        front_end: "proxy",
+        request_id: Some(HeaderValue::from_static("0af7651916cd43dd8448eb211c80319c")),
+        route: Some("repos".into()),
+        method: Some(Method::GET),
+        path: Some(f.path.clone()),
+        status: 200,
+        principal: f.principal.clone(),
+        client: Some("127.0.0.1".parse().unwrap()),
+        upstream_status: Some(200),
+        upstream_duration: Some(std::time::Duration::from_micros(412)),
+        duration: Some(std::time::Duration::from_micros(655)),
+        bytes_out: Some(2),
+        ..Default::default()
+    };
+    let mut line = String::with_capacity(512);
+    c.bench_function("request_log_json_line", |b| {
+        b.iter(|| {
+            line.clear();
+            black_box(&entry).json_into(&mut line, scopegate::requestlog::Subject::Plain);
+        })
+    });
 }
 
 /// A request with a legacy API key among `n` configured: the secret is hashed and compared in

@@ -142,7 +142,10 @@ impl Entry {
     pub fn json_into(&self, out: &mut String, how: Subject) {
         let mut w = JsonLine::new(out);
         let time = self.time.unwrap_or_else(SystemTime::now);
-        w.raw("timestamp", &format!("\"{}\"", rfc3339(time)));
+        w.key("timestamp");
+        w.out.push('"');
+        rfc3339_into(time, w.out);
+        w.out.push('"');
         if let Some(t) = &self.trace_id {
             w.str("trace_id", t);
         }
@@ -159,7 +162,7 @@ impl Entry {
         if let Some(p) = &self.path {
             w.str("url.path", p);
         }
-        w.num("http.response.status_code", self.status as f64);
+        w.int("http.response.status_code", u64::from(self.status));
         w.str(
             "scopegate.decision",
             if self.allowed() { "allowed" } else { "refused" },
@@ -169,8 +172,13 @@ impl Entry {
         }
         if let Some(p) = &self.principal {
             w.str("scopegate.principal", text(&p.kind.header()));
-            if let Some(s) = subject(p, how) {
-                w.str("user.id", &s);
+            match how {
+                Subject::Plain => w.str("user.id", text(&p.subject)),
+                _ => {
+                    if let Some(s) = subject(p, how) {
+                        w.str("user.id", &s);
+                    }
+                }
             }
             if let Some(c) = &p.client_id {
                 w.str("scopegate.client_id", text(c));
@@ -187,22 +195,24 @@ impl Entry {
             w.str("scopegate.would_refuse", r);
         }
         if let Some(c) = self.client {
-            w.raw("client.address", &format!("\"{c}\""));
+            use std::fmt::Write;
+            w.key("client.address");
+            let _ = write!(w.out, "\"{c}\"");
         }
         if let Some(s) = self.upstream_status {
-            w.num("scopegate.upstream.status_code", s as f64);
+            w.int("scopegate.upstream.status_code", u64::from(s));
         }
         if let Some(d) = self.upstream_duration {
-            w.num("scopegate.upstream.duration_ms", millis(d));
+            w.millis("scopegate.upstream.duration_ms", d);
         }
         if let Some(d) = self.duration {
-            w.num("scopegate.duration_ms", millis(d));
+            w.millis("scopegate.duration_ms", d);
         }
         if let Some(n) = self.bytes_in {
-            w.num("http.request.body.size", n as f64);
+            w.int("http.request.body.size", n);
         }
         if let Some(n) = self.bytes_out {
-            w.num("http.response.body.size", n as f64);
+            w.int("http.response.body.size", n);
         }
         w.end();
     }
@@ -296,26 +306,57 @@ impl<'a> JsonLine<'a> {
         self.out.push_str(v);
     }
 
-    fn num(&mut self, k: &str, v: f64) {
+    /// An unsigned integer, without going through `fmt`.
+    fn int(&mut self, k: &str, v: u64) {
         self.key(k);
-        if v.fract() == 0.0 && v.abs() < 1e15 {
-            self.out.push_str(&(v as i64).to_string());
-        } else {
-            self.out.push_str(&v.to_string());
+        digits(self.out, v);
+    }
+
+    /// A duration in milliseconds with microsecond precision (`0.412`, `12.5`, `3`), the
+    /// shortest form, as a JSON number.
+    fn millis(&mut self, k: &str, d: Duration) {
+        self.key(k);
+        let micros = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        digits(self.out, micros / 1000);
+        let mut frac = micros % 1000;
+        if frac != 0 {
+            self.out.push('.');
+            let mut width = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            let start = self.out.len();
+            digits(self.out, frac);
+            let written = self.out.len() - start;
+            for _ in written..width {
+                self.out.insert(start, '0');
+            }
         }
     }
 
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         self.out.push('"');
-        for c in v.chars() {
-            match c {
-                '"' => self.out.push_str("\\\""),
-                '\\' => self.out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => self.out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => self.out.push(c),
+        // Runs that need no escape are copied whole.
+        let mut run = 0;
+        for (i, b) in v.bytes().enumerate() {
+            let escaped = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b if b < 0x20 => "",
+                _ => continue,
+            };
+            self.out.push_str(&v[run..i]);
+            if escaped.is_empty() {
+                use std::fmt::Write;
+                let _ = write!(self.out, "\\u{:04x}", b);
+            } else {
+                self.out.push_str(escaped);
             }
+            run = i + 1;
         }
+        self.out.push_str(&v[run..]);
         self.out.push('"');
     }
 
@@ -324,9 +365,52 @@ impl<'a> JsonLine<'a> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ` without a formatting library (civil date from days,
-/// H. Hinnant's algorithm).
-fn rfc3339(t: SystemTime) -> String {
+/// The decimal digits of `v`.
+fn digits(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[at..]).expect("ASCII digits"));
+}
+
+/// `v` in `width` digits, zeros in front.
+fn padded(out: &mut String, v: u64, width: usize) {
+    let start = out.len();
+    digits(out, v);
+    for _ in out.len() - start..width {
+        out.insert(start, '0');
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ` written into `out`, without `fmt`.
+fn rfc3339_into(t: SystemTime, out: &mut String) {
+    let (year, month, day, rem, micros) = civil(t);
+    padded(out, year as u64, 4);
+    out.push('-');
+    padded(out, month as u64, 2);
+    out.push('-');
+    padded(out, day as u64, 2);
+    out.push('T');
+    padded(out, (rem / 3600) as u64, 2);
+    out.push(':');
+    padded(out, (rem % 3600 / 60) as u64, 2);
+    out.push(':');
+    padded(out, (rem % 60) as u64, 2);
+    out.push('.');
+    padded(out, u64::from(micros), 6);
+    out.push('Z');
+}
+
+/// The civil date (year, month, day), the second of the day and the microseconds of `t`
+/// (H. Hinnant's algorithm).
+fn civil(t: SystemTime) -> (i64, i64, i64, i64, u32) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -339,18 +423,39 @@ fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
-    )
+    (year, month, day, rem, d.subsec_micros())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ`.
+fn rfc3339(t: SystemTime) -> String {
+    let mut out = String::with_capacity(27);
+    rfc3339_into(t, &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_times_and_escapes_are_written_without_fmt_as_json_would_have_them() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(rfc3339(at), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let mut out = String::new();
+        let mut w = JsonLine::new(&mut out);
+        for micros in [412, 12_500, 3_000, 1_005, 50, 0, 7_654_321] {
+            w.millis("d", Duration::from_micros(micros));
+        }
+        w.int("n", 0);
+        w.int("n", u64::MAX);
+        w.str("s", "a\"b\\c\u{1}d é");
+        w.end();
+        assert_eq!(
+            out,
+            "{\"d\":0.412,\"d\":12.5,\"d\":3,\"d\":1.005,\"d\":0.05,\"d\":0,\"d\":7654.321,\"n\":0,\"n\":18446744073709551615,\"s\":\"a\\\"b\\\\c\\u0001d é\"}\n"
+        );
+    }
 
     #[test]
     fn a_line_has_the_facts_and_the_subject_as_asked() {
