@@ -322,7 +322,7 @@ impl<'a> JsonLine<'a> {
         if frac != 0 {
             self.out.push('.');
             let mut width = 3;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 width -= 1;
             }
