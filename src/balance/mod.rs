@@ -38,6 +38,8 @@ pub struct Ejection {
 #[derive(Debug)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// `addr` as a URI authority, made once (a request to it names it).
+    pub authority: http::uri::Authority,
     pub weight: u32,
     in_flight: AtomicU32,
     failures: AtomicU32,
@@ -57,6 +59,8 @@ impl Endpoint {
     fn new(addr: SocketAddr, weight: u32) -> Endpoint {
         Endpoint {
             addr,
+            authority: http::uri::Authority::try_from(addr.to_string())
+                .expect("a socket address is an authority"),
             weight: weight.max(1),
             in_flight: AtomicU32::new(0),
             failures: AtomicU32::new(0),

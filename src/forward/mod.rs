@@ -78,6 +78,35 @@ pub struct ForwardRules {
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// An address as a header value; IPv4 written by hand (one per request, `fmt` is the slow
+/// way).
+fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).expect("an address is a header value");
+    };
+    let mut buf = [0u8; 15];
+    let mut at = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[at] = b'.';
+            at += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            buf[at] = b'0' + d;
+            at += 1;
+        }
+    }
+    HeaderValue::from_bytes(&buf[..at]).expect("an address is a header value")
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that must not travel past the gateway.
 const HOP_BY_HOP: [&str; 6] = [
     "keep-alive",
@@ -325,10 +354,12 @@ impl ForwardPolicy {
         let trusted = peer.is_some_and(|ip| self.trusted_proxies.contains(&ip));
         if let Some(p) = peer {
             let xff = match prior_xff {
-                Some(prev) if trusted => format!("{}, {p}", prev.to_str().unwrap_or("")),
-                _ => p.to_string(),
+                Some(prev) if trusted => {
+                    HeaderValue::from_str(&format!("{}, {p}", prev.to_str().unwrap_or(""))).ok()
+                }
+                _ => Some(ip_value(p)),
             };
-            if let Ok(v) = HeaderValue::from_str(&xff) {
+            if let Some(v) = xff {
                 out.insert(X_FORWARDED_FOR.clone(), v);
             }
         }

@@ -330,3 +330,19 @@ fn a_caller_is_told_to_drop_what_the_proxy_would_not_forward() {
         ["authorization"]
     );
 }
+
+#[test]
+fn addresses_are_written_as_header_values_as_display_would() {
+    for ip in [
+        "0.0.0.0",
+        "10.0.0.1",
+        "127.0.0.1",
+        "192.168.100.255",
+        "8.80.9.99",
+        "::1",
+        "2001:db8::7",
+    ] {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert_eq!(super::ip_value(ip), ip.to_string().as_str());
+    }
+}

@@ -46,6 +46,14 @@ pub struct Arrival<'a> {
     pub body_size: Option<u64>,
 }
 
+/// The largest index at most `max` that is a character boundary of `s`.
+fn char_floor(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}
+
 impl Exchange {
     /// Starts the exchange: its span (a child of `trace_parent`'s context, else a new
     /// trace) and its log entry.
@@ -65,7 +73,7 @@ impl Exchange {
             front_end: front_end.label(),
             method: Some(a.method.clone()),
             // At most 256 bytes of what was sent; the normalized path once decided.
-            path: Some(a.path.chars().take(256).collect()),
+            path: Some(a.path[..char_floor(a.path, 256)].to_string()),
             trace_id,
             request_id: Some(a.request_id),
             bytes_in: a.body_size,

@@ -392,7 +392,7 @@ impl Engine {
             } else {
                 Scheme::HTTP
             });
-            uri.authority = http::uri::Authority::try_from(lease.endpoint.addr.to_string()).ok();
+            uri.authority = Some(lease.endpoint.authority.clone());
             uri.path_and_query = Some(target.clone());
             parts.uri = match Uri::from_parts(uri) {
                 Ok(u) => u,

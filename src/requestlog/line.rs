@@ -441,7 +441,10 @@ mod tests {
     fn numbers_times_and_escapes_are_written_without_fmt_as_json_would_have_them() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         assert_eq!(rfc3339(at), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000Z"
+        );
         let mut out = String::new();
         let mut w = JsonLine::new(&mut out);
         for micros in [412, 12_500, 3_000, 1_005, 50, 0, 7_654_321] {
