@@ -7,7 +7,7 @@ round by round so that machine noise hits all of them alike.
 Needs wrk, nginx, apache2 + libapache2-mod-oauth2 and openssl (apt), and a release build
 (done here unless --skip-build). Everything listens on 127.0.0.1 and stops by itself.
 
-    python3 benches/load/run.py [--duration 10] [--rounds 3] [--connections 32]
+    python3 benches/load/run.py [--duration 10] [--rounds 3] [--connections 32] [--rate 5000]
 
 CPU per request is the proxy process's utime+stime (all threads and, for nginx and Apache,
 all processes) over the run, divided by the requests wrk counted: the robust number on a
@@ -40,6 +40,34 @@ end
 """
 
 
+def fixed_rate(args, targets, files, results):
+    """Latency at a fixed rate below saturation (oha `-q`, corrected for coordinated
+    omission), rounds alternating like the throughput runs: what each proxy adds to the
+    direct path's percentiles."""
+    oha = shutil.which("oha") or os.path.expanduser("~/.cargo/bin/oha")
+    if not os.path.exists(oha):
+        raise SystemExit("oha is missing: cargo install oha --locked")
+    token = open(files["t100"]).readline().strip()
+    chosen = [t for t in targets if t[0] in ("direct", "nginx") or t[0].endswith("(100 JWTs)") and "auth_request" not in t[0]]
+    lat = {name: [] for name, *_ in chosen}
+    for _ in range(args.rounds):
+        for name, port, path, _, _ in chosen:
+            out = subprocess.run([oha, "-q", str(args.rate), "-z", f"{args.duration}s", "-c", str(args.connections),
+                                  "--latency-correction", "--no-tui", "--output-format", "json",
+                                  "-H", f"Authorization: Bearer {token}", f"http://127.0.0.1:{port}{path}"],
+                                 capture_output=True, text=True, check=True).stdout
+            p = json.loads(out)["latencyPercentiles"]
+            lat[name].append((p["p50"] * 1e6, p["p99"] * 1e6, p["p99.9"] * 1e6))
+    med = {n: [statistics.median(x[i] for x in v) for i in range(3)] for n, v in lat.items()}
+    d = med["direct"]
+    print(f"\nFixed rate: oha -q {args.rate} -c{args.connections} -z {args.duration}s --latency-correction, "
+          f"{args.rounds} rounds alternating, medians (one cached token)\n")
+    print("| target | p50 µs | p99 µs | p99.9 µs | p50 added µs | p99 added µs |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, (p50, p99, p999) in med.items():
+        print(f"| {name} | {p50:.0f} | {p99:.0f} | {p999:.0f} | {p50 - d[0]:.0f} | {p99 - d[1]:.0f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -50,6 +78,8 @@ def main():
     ap.add_argument("--only", help="measure only targets whose name contains this (plus direct and nginx)")
     ap.add_argument("--compare", metavar="BINARY", help="also measure this scopegate binary (A/B a change in one run)")
     ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
+    ap.add_argument("--rate", type=int, metavar="RPS",
+                    help="also measure latency at this fixed request rate with oha (cargo install oha), for direct, nginx and scopegate")
     ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
     args = ap.parse_args()
     for tool in ["wrk", "nginx", "openssl"] + ([] if args.no_apache else ["apache2"]):
@@ -271,6 +301,8 @@ routes:
         for name, (rps, p50, p99, us, bad) in med.items():
             ratio = "" if name == "direct" else f"{us / ng[3]:.2f}"
             print(f"| {name} | {rps:.0f} | {p50:.0f} | {p99:.0f} | {'' if name == 'direct' else f'{us:.1f}'} | {ratio} | {rps / ng[0]:.2f} | {p99 - direct[2]:.0f} | {bad:.0%} |")
+        if args.rate:
+            fixed_rate(args, targets, files, results)
         for name, values in alone.items():
             proxied = med.get("scopegate (100 JWTs)")
             print(f"\n{name}: CPU of nginx and scopegate together above; scopegate alone "
