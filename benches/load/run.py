@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--only", help="measure only targets whose name contains this (plus direct and nginx)")
     ap.add_argument("--compare", metavar="BINARY", help="also measure this scopegate binary (A/B a change in one run)")
     ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker threads of scopegate and worker processes of nginx (scaling: run with 1, then 2)")
     ap.add_argument("--rate", type=int, metavar="RPS",
                     help="also measure latency at this fixed request rate with oha (cargo install oha), for direct, nginx and scopegate")
     ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
@@ -122,7 +124,7 @@ def main():
 
         nginx_conf = os.path.join(work, "nginx.conf")
         open(nginx_conf, "w").write(f"""
-worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
+worker_processes {args.workers}; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
 events {{ worker_connections 1024; }}
 http {{
   access_log off;
@@ -214,7 +216,7 @@ MaxKeepAliveRequests 0
             open(conf, "w").write(f"""
 {decision}
 {log}
-server: {{ listen: "127.0.0.1:{ports[label]}", threads: 1 }}
+server: {{ listen: "127.0.0.1:{ports[label]}", threads: {args.workers} }}
 admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
   - {{ id: load, issuer: "{iss}", audiences: [https://api.example.com], algorithms: [RS256] }}
@@ -295,7 +297,7 @@ routes:
         ng = med["nginx"]
         direct = med["direct"]
         print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds alternating, medians; "
-              f"proxies on 1 worker thread/process (Apache: event MPM 2x32 threads)\n")
+              f"proxies on {args.workers} worker thread(s)/process(es) (Apache: event MPM 2x32 threads)\n")
         print("| target | req/s | p50 µs | p99 µs | proxy CPU µs/req | CPU / nginx | req/s / nginx | p99 added over direct µs | non-2xx |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, (rps, p50, p99, us, bad) in med.items():
