@@ -31,11 +31,16 @@ local tokens = {}
 local file = os.getenv("TOKENS")
 if file and file ~= "" then for line in io.lines(file) do tokens[#tokens + 1] = line end end
 local path = os.getenv("TARGET_PATH")
+local close = os.getenv("NEW_CONNECTION") == "1"
 local i = 0
 request = function()
-  if #tokens == 0 then return wrk.format("GET", path) end
-  i = i % #tokens + 1
-  return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. tokens[i] })
+  local headers = {}
+  if close then headers["Connection"] = "close" end
+  if #tokens > 0 then
+    i = i % #tokens + 1
+    headers["Authorization"] = "Bearer " .. tokens[i]
+  end
+  return wrk.format("GET", path, headers)
 end
 """
 
@@ -48,7 +53,8 @@ def fixed_rate(args, targets, files, results):
     if not os.path.exists(oha):
         raise SystemExit("oha is missing: cargo install oha --locked")
     token = open(files["t100"]).readline().strip()
-    chosen = [t for t in targets if t[0] in ("direct", "nginx") or t[0].endswith("(100 JWTs)") and "auth_request" not in t[0]]
+    chosen = [t for t in targets if not isinstance(t[1], str)
+              and (t[0] in ("direct", "nginx") or t[0].endswith("(100 JWTs)") and "auth_request" not in t[0])]
     lat = {name: [] for name, *_ in chosen}
     for _ in range(args.rounds):
         for name, port, path, _, _ in chosen:
@@ -80,6 +86,8 @@ def main():
     ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
     ap.add_argument("--workers", type=int, default=1,
                     help="worker threads of scopegate and worker processes of nginx (scaling: run with 1, then 2)")
+    ap.add_argument("--tls", action="store_true",
+                    help="also measure TLS termination: nginx and scopegate over HTTPS, kept-alive and a new connection per request")
     ap.add_argument("--rate", type=int, metavar="RPS",
                     help="also measure latency at this fixed request rate with oha (cargo install oha), for direct, nginx and scopegate")
     ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
@@ -122,6 +130,18 @@ def main():
         up = start([os.path.join(ROOT, "target/release/examples/load-upstream"), f"0.0.0.0:{ports['up']}"])
         wait_port(ports["up"])
 
+        cert, key_pem = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+        tls_site = ""
+        if args.tls:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key_pem, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            os.chmod(key_pem, 0o644)
+            ports["nginx_tls"] = free_port()
+            tls_site = f"""
+  server {{ listen 127.0.0.1:{ports['nginx_tls']} ssl; ssl_certificate {cert}; ssl_certificate_key {key_pem};
+    ssl_protocols TLSv1.3; ssl_session_tickets on; ssl_session_cache shared:tls:1m;
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
         nginx_conf = os.path.join(work, "nginx.conf")
         open(nginx_conf, "w").write(f"""
 worker_processes {args.workers}; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
@@ -131,7 +151,7 @@ http {{
   upstream up {{ server 127.0.0.1:{ports['up']}; keepalive 64; keepalive_requests 1000000; }}
   server {{ listen 127.0.0.1:{ports['nginx']};
     location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
-  server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json; }}
+  server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json; }}{tls_site}
   # nginx in front, asking scopegate's decision endpoint (the README's configuration).
   upstream decide {{ server 127.0.0.1:{ports['decision']}; keepalive 64; keepalive_requests 1000000; }}
   server {{ listen 127.0.0.1:{ports['nginx_auth']};
@@ -156,6 +176,11 @@ http {{
         also = {}
         targets.append(("direct", ports["up"], "/orgs/acme/repos", files["t100"], lambda: []))
         targets.append(("nginx", ports["nginx"], "/orgs/acme/repos", files["t100"], lambda: family(nginx.pid)))
+        if args.tls:
+            tls_base = f"https://127.0.0.1:{ports['nginx_tls']}"
+            targets.append(("nginx TLS", tls_base, "/orgs/acme/repos", files["t100"], lambda: family(nginx.pid)))
+            targets.append(("nginx TLS, new connection per request", tls_base + "#new", "/orgs/acme/repos",
+                            files["t100"], lambda: family(nginx.pid)))
 
         if not args.no_apache:
             apache_conf = os.path.join(work, "apache.conf")
@@ -204,6 +229,8 @@ MaxKeepAliveRequests 0
         instances.append(("scopegate, 3 addresses", os.path.join(ROOT, "target/release/scopegate")))
         if args.compare:
             instances.append(("compare", os.path.abspath(args.compare)))
+        if args.tls:
+            instances.append(("scopegate TLS", os.path.join(ROOT, "target/release/scopegate")))
         for label, binary in instances:
             ports[label], ports[label + "_admin"] = free_port(), free_port()
             conf = os.path.join(work, f"{label}.yaml")
@@ -213,10 +240,11 @@ MaxKeepAliveRequests 0
             if "3 addresses" in label:
                 up_conf = (f'{{ url: "http://127.0.0.1:{ports["up"]}", addresses: ['
                            + ", ".join(f'"127.0.0.{i}:{ports["up"]}"' for i in (1, 2, 3)) + "] }")
+            tls = f', tls: {{ cert: "{cert}", key: "{key_pem}" }}' if "TLS" in label else ""
             open(conf, "w").write(f"""
 {decision}
 {log}
-server: {{ listen: "127.0.0.1:{ports[label]}", threads: {args.workers} }}
+server: {{ listen: "127.0.0.1:{ports[label]}", threads: {args.workers}{tls} }}
 admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
   - {{ id: load, issuer: "{iss}", audiences: [https://api.example.com], algorithms: [RS256] }}
@@ -234,6 +262,12 @@ routes:
             wait_port(ports[label])
             time.sleep(0.5)
             g = gateways[label]
+            if "TLS" in label:
+                base = f"https://127.0.0.1:{ports[label]}"
+                targets.append((f"{label} (100 JWTs)", base, "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
+                targets.append((f"{label}, new connection per request (100 JWTs)", base + "#new", "/orgs/acme/repos",
+                                files["t100"], lambda g=g: [g.pid]))
+                continue
             targets.append((f"{label} (100 JWTs)", ports[label], "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
             if "3 addresses" in label:
                 continue
@@ -247,9 +281,12 @@ routes:
                 also[name] = lambda g=g: [g.pid]
 
         def wrk(port, path, tokens, duration):
-            env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path}
+            # A port, or a base URL (`#new`: a new connection for every request).
+            base = port if isinstance(port, str) else f"http://127.0.0.1:{port}"
+            new = base.endswith("#new")
+            env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path, "NEW_CONNECTION": "1" if new else "0"}
             out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{duration}s", "--latency", "-s", script,
-                                  f"http://127.0.0.1:{port}"], env=env, capture_output=True, text=True).stdout
+                                  base.removesuffix("#new")], env=env, capture_output=True, text=True).stdout
             reqs = int(re.search(r"(\d+) requests in", out).group(1))
             def lat(pct):
                 m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
