@@ -13,7 +13,7 @@ CPU per request is the proxy process's utime+stime (all threads and, for nginx a
 all processes) over the run, divided by the requests wrk counted: the robust number on a
 shared 2-core machine, where wrk, upstream and proxy compete for the cores.
 """
-import argparse, base64, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, base64, hashlib, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,13 +32,15 @@ local file = os.getenv("TOKENS")
 if file and file ~= "" then for line in io.lines(file) do tokens[#tokens + 1] = line end end
 local path = os.getenv("TARGET_PATH")
 local close = os.getenv("NEW_CONNECTION") == "1"
+local name = os.getenv("HEADER") or "Authorization"
+local prefix = os.getenv("PREFIX") or "Bearer "
 local i = 0
 request = function()
   local headers = {}
   if close then headers["Connection"] = "close" end
   if #tokens > 0 then
     i = i % #tokens + 1
-    headers["Authorization"] = "Bearer " .. tokens[i]
+    headers[name] = prefix .. tokens[i]
   end
   return wrk.format("GET", path, headers)
 end
@@ -88,6 +90,8 @@ def main():
                     help="worker threads of scopegate and worker processes of nginx (scaling: run with 1, then 2)")
     ap.add_argument("--tls", action="store_true",
                     help="also measure TLS termination: nginx and scopegate over HTTPS, kept-alive and a new connection per request")
+    ap.add_argument("--credentials", action="store_true",
+                    help="also measure opaque tokens (introspected once, then cached) and a legacy API key")
     ap.add_argument("--rate", type=int, metavar="RPS",
                     help="also measure latency at this fixed request rate with oha (cargo install oha), for direct, nginx and scopegate")
     ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
@@ -110,7 +114,7 @@ def main():
         www = os.path.join(work, "www")
         os.makedirs(os.path.join(www, ".well-known"))
         json.dump({"keys": [key.jwk]}, open(os.path.join(www, "jwks.json"), "w"))
-        json.dump({"issuer": iss, "jwks_uri": f"{iss}/jwks.json"},
+        json.dump({"issuer": iss, "jwks_uri": f"{iss}/jwks.json", "introspection_endpoint": f"{iss}/introspect"},
                   open(os.path.join(www, ".well-known", "openid-configuration"), "w"))
 
         now = int(time.time())
@@ -123,6 +127,16 @@ def main():
             with open(files[name], "w") as f:
                 for i in range(n):
                     f.write(token(f"user{i}", scope) + "\n")
+        # Opaque tokens (one introspection each, then cached) and a legacy API key.
+        files["opaque"] = os.path.join(work, "opaque.txt")
+        with open(files["opaque"], "w") as f:
+            for i in range(100):
+                f.write(os.urandom(20).hex() + "\n")
+        api_key = "load-api-key-" + os.urandom(8).hex()
+        files["legacy"] = os.path.join(work, "legacy.txt")
+        open(files["legacy"], "w").write(api_key + "\n")
+        introspected = json.dumps({"active": True, "scope": "repo", "client_id": "load", "sub": "opaque-user",
+                                   "iss": iss, "exp": now + 3 * 3600, "token_type": "Bearer"})
         script = os.path.join(work, "tokens.lua")
         open(script, "w").write(WRK_SCRIPT)
 
@@ -151,7 +165,8 @@ http {{
   upstream up {{ server 127.0.0.1:{ports['up']}; keepalive 64; keepalive_requests 1000000; }}
   server {{ listen 127.0.0.1:{ports['nginx']};
     location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
-  server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json; }}{tls_site}
+  server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json;
+    location = /introspect {{ return 200 '{introspected}'; }} }}{tls_site}
   # nginx in front, asking scopegate's decision endpoint (the README's configuration).
   upstream decide {{ server 127.0.0.1:{ports['decision']}; keepalive 64; keepalive_requests 1000000; }}
   server {{ listen 127.0.0.1:{ports['nginx_auth']};
@@ -231,6 +246,8 @@ MaxKeepAliveRequests 0
             instances.append(("compare", os.path.abspath(args.compare)))
         if args.tls:
             instances.append(("scopegate TLS", os.path.join(ROOT, "target/release/scopegate")))
+        if args.credentials:
+            instances.append(("scopegate credentials", os.path.join(ROOT, "target/release/scopegate")))
         for label, binary in instances:
             ports[label], ports[label + "_admin"] = free_port(), free_port()
             conf = os.path.join(work, f"{label}.yaml")
@@ -241,13 +258,25 @@ MaxKeepAliveRequests 0
                 up_conf = (f'{{ url: "http://127.0.0.1:{ports["up"]}", addresses: ['
                            + ", ".join(f'"127.0.0.{i}:{ports["up"]}"' for i in (1, 2, 3)) + "] }")
             tls = f', tls: {{ cert: "{cert}", key: "{key_pem}" }}' if "TLS" in label else ""
+            others = ""
+            if "credentials" in label:
+                digest = hashlib.sha256(api_key.encode()).hexdigest()
+                others = (f"\n    introspection: {{ client_id: load, client_secret: s }}"
+                          f"\ncredentials:\n  - {{ id: load-key, header: X-API-Key, sha256: {digest}, "
+                          f"subject: legacy, client_id: legacy, scopes: [repo] }}"
+                          # The 100 tokens are all introspected in the warm-up (the default
+                          # lets one client introduce 20 new tokens a second).
+                          f"\ntokens: {{ introspection_limits: {{ per_client_per_second: 1000 }} }}")
             open(conf, "w").write(f"""
 {decision}
 {log}
 server: {{ listen: "127.0.0.1:{ports[label]}", threads: {args.workers}{tls} }}
 admin: {{ listen: "127.0.0.1:{ports[label + '_admin']}" }}
 issuers:
-  - {{ id: load, issuer: "{iss}", audiences: [https://api.example.com], algorithms: [RS256] }}
+  - id: load
+    issuer: "{iss}"
+    audiences: [https://api.example.com]
+    algorithms: [RS256]{others}
 upstreams: {{ api: {up_conf} }}
 routes:
   - name: repos
@@ -262,6 +291,12 @@ routes:
             wait_port(ports[label])
             time.sleep(0.5)
             g = gateways[label]
+            if "credentials" in label:
+                targets.append((f"{label}: opaque token, cached (100 tokens)", ports[label], "/orgs/acme/repos",
+                                files["opaque"], lambda g=g: [g.pid]))
+                targets.append((f"{label}: legacy API key", ports[label], "/orgs/acme/repos",
+                                files["legacy"] + "#X-API-Key", lambda g=g: [g.pid]))
+                continue
             if "TLS" in label:
                 base = f"https://127.0.0.1:{ports[label]}"
                 targets.append((f"{label} (100 JWTs)", base, "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
@@ -284,7 +319,10 @@ routes:
             # A port, or a base URL (`#new`: a new connection for every request).
             base = port if isinstance(port, str) else f"http://127.0.0.1:{port}"
             new = base.endswith("#new")
-            env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path, "NEW_CONNECTION": "1" if new else "0"}
+            # A tokens file `#Header`: its lines are that header's whole value.
+            tokens, _, header = tokens.partition("#")
+            env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path, "NEW_CONNECTION": "1" if new else "0",
+                   "HEADER": header or "Authorization", "PREFIX": "" if header else "Bearer "}
             out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{duration}s", "--latency", "-s", script,
                                   base.removesuffix("#new")], env=env, capture_output=True, text=True).stdout
             reqs = int(re.search(r"(\d+) requests in", out).group(1))
