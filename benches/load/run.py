@@ -7,7 +7,9 @@ round by round so that machine noise hits all of them alike.
 Needs wrk, nginx, apache2 + libapache2-mod-oauth2 and openssl (apt), and a release build
 (done here unless --skip-build). Everything listens on 127.0.0.1 and stops by itself.
 
-    python3 benches/load/run.py [--duration 10] [--rounds 3] [--connections 32] [--rate 5000]
+    python3 benches/load/run.py [--duration 10] [--rounds 3] [--connections 32]
+        [--compare OLD_BINARY] [--workers 2] [--tls] [--credentials] [--rate 5000]
+        [--upstream nginx] [--only NAME] [--log-cost] [--perf NAME]
 
 CPU per request is the proxy process's utime+stime (all threads and, for nginx and Apache,
 all processes) over the run, divided by the requests wrk counted: the robust number on a
@@ -92,6 +94,8 @@ def main():
                     help="also measure TLS termination: nginx and scopegate over HTTPS, kept-alive and a new connection per request")
     ap.add_argument("--credentials", action="store_true",
                     help="also measure opaque tokens (introspected once, then cached) and a legacy API key")
+    ap.add_argument("--upstream", choices=["hyper", "nginx"], default="hyper",
+                    help="the upstream: the one-thread hyper server (default) or a separate nginx answering `return 200`")
     ap.add_argument("--rate", type=int, metavar="RPS",
                     help="also measure latency at this fixed request rate with oha (cargo install oha), for direct, nginx and scopegate")
     ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
@@ -141,7 +145,18 @@ def main():
         open(script, "w").write(WRK_SCRIPT)
 
         # On every loopback address: the three-address row reaches it as 127.0.0.1-3.
-        up = start([os.path.join(ROOT, "target/release/examples/load-upstream"), f"0.0.0.0:{ports['up']}"])
+        if args.upstream == "hyper":
+            start([os.path.join(ROOT, "target/release/examples/load-upstream"), f"0.0.0.0:{ports['up']}"])
+        else:
+            # Its own process, so that its CPU is not counted as the nginx proxy's.
+            up_conf = os.path.join(work, "upstream-nginx.conf")
+            open(up_conf, "w").write(f"""
+worker_processes 1; daemon off; pid {work}/upstream-nginx.pid; error_log {work}/upstream-nginx.err;
+events {{ worker_connections 1024; }}
+http {{ access_log off; keepalive_requests 100000000;
+  server {{ listen {ports['up']}; location / {{ return 200 "ok"; }} }} }}
+""")
+            start(["nginx", "-c", up_conf, "-p", work])
         wait_port(ports["up"])
 
         cert, key_pem = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
