@@ -56,8 +56,9 @@ pub struct Principal {
     /// Claims copied into the signed identity assertion (`forward.identity_assertion.claims`).
     pub assertion_claims: Box<[(Box<str>, serde_json::Value)]>,
     /// The signed identity assertion minted for this principal, and until when (Unix
-    /// seconds) it is reused.
-    pub minted: std::sync::Mutex<Option<(u64, HeaderValue)>>,
+    /// seconds) it is reused. Boxed: most configurations mint none, and every cached token
+    /// carries the slot.
+    pub minted: std::sync::Mutex<Option<Box<(u64, HeaderValue)>>>,
 }
 
 impl Principal {

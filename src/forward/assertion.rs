@@ -119,13 +119,13 @@ impl AssertionSigner {
     /// left, else a new one.
     pub fn assertion(&self, p: &Principal, now: u64) -> Option<HeaderValue> {
         let mut slot = p.minted.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((reuse_until, v)) = &*slot
-            && now < *reuse_until
+        if let Some(minted) = &*slot
+            && now < minted.0
         {
-            return Some(v.clone());
+            return Some(minted.1.clone());
         }
         let v = HeaderValue::from_str(&self.sign(p, now).ok()?).ok()?;
-        *slot = Some((now + self.lifetime / 2, v.clone()));
+        *slot = Some(Box::new((now + self.lifetime / 2, v.clone())));
         Some(v)
     }
 
