@@ -6,10 +6,10 @@
 //! headers the gateway did not set and every client header the proxy would not forward; a
 //! refused one with the status, headers and JSON body the proxy would have sent.
 
+use super::bodies::Watched;
 use super::conventions::{self, Allowance, CallError, CallerAnswer, build};
 use super::exchange::{Arrival, Exchange};
 use super::listen::Peer;
-use super::wire::Watched;
 use crate::compile::DecisionServing;
 use crate::generation::Current;
 use crate::metrics::FrontEnd;

@@ -16,13 +16,16 @@
 //! (`benches/load/run.py`) it cost more CPU per request than hyper, needed cmake to build and
 //! could not start twice in one process, so hyper replaced it.
 
+mod bodies;
 mod callers;
 pub mod conventions;
 pub mod exchange;
 mod grpc;
+mod headers;
 pub mod listen;
 mod metadata;
 mod proxy;
+mod retry;
 mod tunnel;
 mod upstreams;
 mod wire;

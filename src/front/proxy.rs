@@ -2,12 +2,14 @@
 //! decided in their exchange and forwarded by a pooled hyper client. Requests and
 //! responses stream through; the gateway only ever looks at the request head.
 
+use super::bodies::{BodyFault, Paced, Watched};
 use super::exchange::{Arrival, Exchange};
+use super::headers::{cors_origin, declared_length, private};
 use super::listen::Peer;
 use super::metadata::{self, Served};
+use super::retry::{IDEMPOTENT, reset_before_answer};
 use super::tunnel;
 use super::upstreams::Clients;
-use super::wire::{BodyFault, Paced, Watched};
 use crate::answer::{Refusal, Rendered};
 use crate::balance::Outcome;
 use crate::cors::{self, Cors, Preflight, Preflights};
@@ -61,33 +63,6 @@ fn answer(a: Rendered, request_id: &HeaderValue) -> Response<Body> {
     resp
 }
 
-/// RFC 6750 §2.3: an answer to a request authenticated by a query token is `private`, so no
-/// shared cache keeps it under a URL that carries the token.
-fn private(headers: &mut http::HeaderMap) {
-    let cc = http::header::CACHE_CONTROL;
-    let directives: Vec<String> = headers
-        .get_all(&cc)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_string())
-        .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("public"))
-        .collect();
-    let done = directives.iter().any(|d| {
-        let d = d.to_ascii_lowercase();
-        d.starts_with("private") || d == "no-store"
-    });
-    if !done {
-        let value = std::iter::once("private".to_string())
-            .chain(directives)
-            .collect::<Vec<_>>()
-            .join(", ");
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(cc, v);
-        }
-    }
-}
-
 /// Why no upstream answer came.
 enum UpstreamError {
     Timeout,
@@ -95,21 +70,6 @@ enum UpstreamError {
     Failed(Option<hyper_util::client::legacy::Error>),
 }
 use UpstreamError::{Failed, Timeout};
-
-/// The request's `Origin` headers, when it has one (a browser's cross-origin request).
-fn cors_origin(headers: &http::HeaderMap) -> Option<http::HeaderMap> {
-    let mut out = http::HeaderMap::new();
-    for v in headers.get_all(http::header::ORIGIN) {
-        out.append(http::header::ORIGIN, v.clone());
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-}
 
 impl Engine {
     /// Answers one request: its exchange (span, metrics, log line) around the decision and
@@ -515,35 +475,6 @@ struct Arrived<'a> {
     index: u64,
     refused: Option<FramingError>,
     addr: SocketAddr,
-}
-
-/// Methods whose request may be sent twice (RFC 9110 §9.2.2).
-const IDEMPOTENT: [http::Method; 5] = [
-    http::Method::GET,
-    http::Method::HEAD,
-    http::Method::OPTIONS,
-    http::Method::PUT,
-    http::Method::DELETE,
-];
-
-/// The connection was closed or reset before any byte of an answer: the upstream did not
-/// process the request (or did not get to answer it).
-fn reset_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
-    use std::error::Error;
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message() || h.is_canceled();
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-            );
-        }
-        source = s.source();
-    }
-    false
 }
 
 impl Engine {

@@ -3,7 +3,7 @@
 //! (so a reload does not drop warm connections). Requests carry the chosen address as the
 //! URI's authority, so each address has its own pool; TLS names the upstream, not the address.
 
-use super::wire::Watched;
+use super::bodies::Watched;
 use crate::decision::Upstream;
 use crate::generation::Generation;
 use arc_swap::ArcSwap;

@@ -13,6 +13,7 @@
 //! and writes it to stdout. Beyond 8 MiB pending, lines are dropped and counted
 //! (`scopegate_request_log_dropped_total`).
 
+mod json;
 mod line;
 
 pub use line::Entry;
