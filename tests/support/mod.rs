@@ -32,12 +32,22 @@ pub const OTHER_API: &str = "https://other.scopegate.test";
 /// A resource server for which oidc-provider issues opaque access tokens.
 pub const OPAQUE_API: &str = "https://opaque.scopegate.test";
 
+/// A port free now for a listener the test configures by number. Taken below Linux's
+/// ephemeral range (32768–60999), where servers bound to port 0 and outgoing connections get
+/// theirs: a port picked there could be taken by one of those before the gateway binds it
+/// ("address in use", then a gateway that never gets ready).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries run at once: each starts at its own place in the range.
+    let base = 20_000 + (std::process::id() * 7919) % 12_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base - 20_000 + n) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
 }
 
 /// oidc-provider, started for one test and killed when dropped.
