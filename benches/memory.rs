@@ -53,7 +53,6 @@ fn main() {
         let key = scopegate::token::hash(&format!("token-{i}"));
         gw.state.cache.insert_valid(key, Arc::new(p), now, None);
     }
-    gw.state.cache.run_pending_tasks();
     let after = rss_kib();
     let entries = gw.state.cache.entry_count();
     println!("valid tokens cached: {entries}; RSS {before} KiB -> {after} KiB");
@@ -70,7 +69,6 @@ fn main() {
         let key = scopegate::token::hash(&format!("bad-{i}"));
         cache.insert_invalid(key, TokenError::BadSignature);
     }
-    cache.run_pending_tasks();
     let after = rss_kib();
     println!(
         "bytes per cached refusal (the cache's own overhead): {:.0}",

@@ -99,9 +99,7 @@ impl State {
             } else {
                 // The scopes' bits changed: each valid answer's scopes granted again.
                 self.cache
-                    .carry_over(&old.cache, crate::clock::unix_now(), |p| {
-                        rules.principals.rebase(p)
-                    });
+                    .carry_over(&old.cache, |p| rules.principals.rebase(p));
             }
         }
         // An upstream whose addresses come from the same place keeps what was learnt of

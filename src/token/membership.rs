@@ -2,9 +2,9 @@
 //! Each answer is trusted for the issuer's `membership_ttl`; the token itself is never
 //! stored, only its digest.
 
-use super::cache::TokenHash;
-use moka::sync::Cache;
-use std::time::{Duration, Instant};
+use super::cache::{Clock, TokenHash};
+use quick_cache::sync::Cache;
+use std::time::Duration;
 
 /// What the issuer's API answered about the token's user and an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,47 +21,39 @@ pub enum Membership {
 #[derive(Clone)]
 struct Entry {
     member: Membership,
-    ttl: Duration,
-}
-
-struct Lifetime;
-
-impl moka::Expiry<(TokenHash, String), Entry> for Lifetime {
-    fn expire_after_create(
-        &self,
-        _: &(TokenHash, String),
-        e: &Entry,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(e.ttl)
-    }
+    /// When the answer ends, on the table's [`Clock`].
+    ends_ms: u64,
 }
 
 pub struct Memberships {
     inner: Cache<(TokenHash, String), Entry>,
+    clock: Clock,
 }
 
 impl Memberships {
     pub fn new(max_entries: u64) -> Memberships {
         Memberships {
-            inner: Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(Lifetime)
-                .build(),
+            inner: Cache::new(usize::try_from(max_entries).unwrap_or(usize::MAX)),
+            clock: Clock::new(),
         }
     }
 
     /// Whether the token's user is a member of `org` (compared in ASCII lowercase, as GitHub
     /// compares logins), if known.
     pub fn get(&self, token: &TokenHash, org: &str) -> Option<Membership> {
-        self.inner
-            .get(&(*token, org.to_ascii_lowercase()))
-            .map(|e| e.member)
+        let key = (*token, org.to_ascii_lowercase());
+        let e = self.inner.get(&key)?;
+        if self.clock.now_ms() < e.ends_ms {
+            return Some(e.member);
+        }
+        self.inner.remove(&key);
+        None
     }
 
     pub fn insert(&self, token: TokenHash, org: &str, member: Membership, ttl: Duration) {
+        let ends_ms = self.clock.after(ttl);
         self.inner
-            .insert((token, org.to_ascii_lowercase()), Entry { member, ttl });
+            .insert((token, org.to_ascii_lowercase()), Entry { member, ends_ms });
     }
 }
 
