@@ -2,12 +2,12 @@
 //! Tested against requirements with a few word operations per request.
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BitSet(Vec<u64>);
+pub struct BitSet(Box<[u64]>);
 
 impl BitSet {
     /// An empty set with room for indices below `bits`.
     pub fn with_len(bits: usize) -> BitSet {
-        BitSet(vec![0; bits.div_ceil(64)])
+        BitSet(vec![0; bits.div_ceil(64)].into_boxed_slice())
     }
 
     pub fn insert(&mut self, i: u32) {

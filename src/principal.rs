@@ -27,6 +27,9 @@ impl Kind {
     }
 }
 
+/// The caller. Its size is what a cached token costs (`cargo bench --bench memory`), so what
+/// is shared between tokens is behind an `Arc`, and what few tokens carry is behind one
+/// pointer ([`Extras`]).
 #[derive(Debug)]
 pub struct Principal {
     /// Index of the issuer in the configuration; `None` for a static credential of no issuer.
@@ -34,34 +37,85 @@ pub struct Principal {
     pub kind: Kind,
     /// Unix seconds after which the credential is no longer valid.
     pub expires_at: u64,
-    /// `iat`, when the credential says (revocations of a subject or client compare it).
-    pub issued_at: Option<u64>,
+    /// `iat`, 0 when the credential does not say: revocations of a subject or client compare
+    /// it, and a credential without one cannot show it came after them.
+    pub issued_at: u64,
     /// `jti`, when the credential has one (revocation by token id).
     pub jti: Option<Box<str>>,
     /// Header values built once when the credential was verified, reused on every request.
     pub subject: HeaderValue,
-    pub client_id: Option<HeaderValue>,
-    pub issuer_id: HeaderValue,
+    /// Shared by every token of the same client.
+    pub client_id: Option<Arc<HeaderValue>>,
+    /// Shared by every token of the same issuer (or static credential).
+    pub issuer_id: Arc<HeaderValue>,
     pub grant: Arc<Grant>,
+    /// The configuration's claim conditions its claims meet (bits of `claim::Conditions`),
+    /// answered once when the credential was verified. Empty for a static credential.
+    pub conditions: BitSet,
+    /// `None` when the credential carries none of them and no assertion is minted.
+    pub extras: Option<Box<Extras>>,
+}
+
+/// What only some principals carry: organizations, the claims a configuration forwards or
+/// copies into an identity assertion, and the assertion minted for it.
+#[derive(Debug, Default)]
+pub struct Extras {
     /// Organizations the subject belongs to (`orgs` claim), compared exactly.
     pub orgs: Box<[Box<str>]>,
     /// Organizations with an active SSO session (`sso_orgs` claim).
     pub sso_orgs: Box<[Box<str>]>,
-    /// The configuration's claim conditions its claims meet (bits of `claim::Conditions`),
-    /// answered once when the credential was verified. None for a static credential.
-    pub conditions: BitSet,
     /// The claim values the configuration uses (`forward.claim_headers`, then the claims
     /// rate limits are keyed by), rendered for this token; `None` where its claims give none.
     pub claim_values: Box<[Option<HeaderValue>]>,
     /// Claims copied into the signed identity assertion (`forward.identity_assertion.claims`).
     pub assertion_claims: Box<[(Box<str>, serde_json::Value)]>,
     /// The signed identity assertion minted for this principal, and until when (Unix
-    /// seconds) it is reused. Boxed: most configurations mint none, and every cached token
-    /// carries the slot.
-    pub minted: std::sync::Mutex<Option<Box<(u64, HeaderValue)>>>,
+    /// seconds) it is reused.
+    pub minted: std::sync::Mutex<Option<(u64, HeaderValue)>>,
+}
+
+impl Extras {
+    fn is_empty(&self) -> bool {
+        self.orgs.is_empty()
+            && self.sso_orgs.is_empty()
+            && self.claim_values.is_empty()
+            && self.assertion_claims.is_empty()
+    }
+
+    /// Boxed when there is anything to carry, or a slot for minted assertions is wanted.
+    pub fn boxed(self, mints: bool) -> Option<Box<Extras>> {
+        (mints || !self.is_empty()).then(|| Box::new(self))
+    }
+
+    /// The same values, without the minted assertion (made for another configuration).
+    fn copy(&self) -> Extras {
+        Extras {
+            orgs: self.orgs.clone(),
+            sso_orgs: self.sso_orgs.clone(),
+            claim_values: self.claim_values.clone(),
+            assertion_claims: self.assertion_claims.clone(),
+            minted: Default::default(),
+        }
+    }
 }
 
 impl Principal {
+    pub fn orgs(&self) -> &[Box<str>] {
+        self.extras.as_deref().map_or(&[], |e| &e.orgs)
+    }
+
+    pub fn sso_orgs(&self) -> &[Box<str>] {
+        self.extras.as_deref().map_or(&[], |e| &e.sso_orgs)
+    }
+
+    pub fn claim_values(&self) -> &[Option<HeaderValue>] {
+        self.extras.as_deref().map_or(&[], |e| &e.claim_values)
+    }
+
+    pub fn assertion_claims(&self) -> &[(Box<str>, serde_json::Value)] {
+        self.extras.as_deref().map_or(&[], |e| &e.assertion_claims)
+    }
+
     /// The same principal with another grant (its scopes for another configuration).
     pub fn with_grant(&self, grant: Arc<Grant>) -> Principal {
         Principal {
@@ -74,12 +128,8 @@ impl Principal {
             client_id: self.client_id.clone(),
             issuer_id: self.issuer_id.clone(),
             grant,
-            orgs: self.orgs.clone(),
-            sso_orgs: self.sso_orgs.clone(),
             conditions: self.conditions.clone(),
-            claim_values: self.claim_values.clone(),
-            assertion_claims: self.assertion_claims.clone(),
-            minted: Default::default(),
+            extras: self.extras.as_deref().map(|e| Box::new(e.copy())),
         }
     }
 }
@@ -94,7 +144,7 @@ impl Principal {
             issuer: Some(0),
             kind: Kind::User,
             subject: v.clone(),
-            issuer_id: v.clone(),
+            issuer_id: Arc::new(v.clone()),
             grant: Arc::new(Grant {
                 scopes: ScopeSet::default(),
                 effective: v.clone(),
@@ -113,22 +163,18 @@ impl Principal {
             issuer: None,
             kind: Kind::App,
             expires_at: u64::MAX,
-            issued_at: None,
+            issued_at: 0,
             jti: None,
             subject: v.clone(),
             client_id: None,
-            issuer_id: v.clone(),
+            issuer_id: Arc::new(v.clone()),
             grant: Arc::new(Grant {
                 scopes: ScopeSet::default(),
                 effective: v.clone(),
                 token_scopes: v,
             }),
-            orgs: Box::default(),
-            sso_orgs: Box::default(),
             conditions: BitSet::default(),
-            claim_values: Box::default(),
-            assertion_claims: Box::default(),
-            minted: Default::default(),
+            extras: None,
         }
     }
 }
@@ -142,4 +188,25 @@ pub struct Grant {
     pub effective: HeaderValue,
     /// The token's own scopes, comma-separated, for `X-OAuth-Scopes` on a 403.
     pub token_scopes: HeaderValue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_stays_within_144_bytes_and_extras_are_boxed_only_when_carried() {
+        // With the `Arc` counts, 160 bytes: one of the allocator's size classes.
+        assert!(std::mem::size_of::<Principal>() <= 144);
+        assert!(Extras::default().boxed(false).is_none());
+        assert!(
+            Extras::default().boxed(true).is_some(),
+            "a slot to mint into"
+        );
+        let orgs = Extras {
+            orgs: vec!["acme".into()].into(),
+            ..Extras::default()
+        };
+        assert!(orgs.boxed(false).is_some());
+    }
 }

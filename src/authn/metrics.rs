@@ -46,7 +46,7 @@ impl AuthnMetrics {
         ));
         let cache_entries = must(IntGauge::new(
             "scopegate_token_cache_entries",
-            "Entries in the token cache",
+            "Entries held by the token cache (an ended one until looked up or evicted)",
         ));
         let revocation_entries = must(IntGauge::new(
             "scopegate_revocation_entries",

@@ -6,7 +6,7 @@ use super::routes::kind;
 use crate::authn::{self, LegacyCredential, LegacyCredentials};
 use crate::config::{ConfigError, File};
 use crate::credential::{self, Presentation};
-use crate::principal::Principal;
+use crate::principal::{Extras, Principal};
 use crate::token::Principals;
 use http::HeaderValue;
 use std::sync::Arc;
@@ -132,26 +132,27 @@ fn legacy(
             issuer,
             kind: kind(c.principal),
             expires_at: c.not_after.map_or(u64::MAX, |t| t.0),
-            issued_at: None,
+            issued_at: 0,
             jti: None,
             subject: value("subject", &c.subject)?,
             client_id: c
                 .client_id
                 .as_deref()
-                .map(|s| value("client_id", s))
+                .map(|s| value("client_id", s).map(Arc::new))
                 .transpose()?,
             issuer_id: match issuer {
                 Some(i) => principals.issuer_id(i),
-                None => value("id", &format!("credential:{}", c.id))?,
+                None => Arc::new(value("id", &format!("credential:{}", c.id))?),
             },
             grant,
-            orgs: c.orgs.iter().map(|o| o.as_str().into()).collect(),
-            sso_orgs: Box::default(),
             // No claims: a static credential meets no claim condition.
             conditions: Default::default(),
-            claim_values: Box::default(),
-            assertion_claims: Box::default(),
-            minted: Default::default(),
+            // One principal per credential, kept for the configuration's life: always with
+            // a slot for its minted assertion.
+            extras: Some(Box::new(Extras {
+                orgs: c.orgs.iter().map(|o| o.as_str().into()).collect(),
+                ..Extras::default()
+            })),
         };
         entries.push(LegacyCredential {
             id: c.id.clone(),

@@ -284,6 +284,7 @@ pub fn compile(file: &File, inputs: &Inputs, origin: &str) -> Result<Compiled, C
         },
     };
     principals.claim_templates = templates;
+    principals.mints = file.forward.identity_assertion.is_some();
     principals.assertion_claims = file
         .forward
         .identity_assertion

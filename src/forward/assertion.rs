@@ -118,14 +118,19 @@ impl AssertionSigner {
     /// The assertion for `p`: the one minted before while it has more than half its life
     /// left, else a new one.
     pub fn assertion(&self, p: &Principal, now: u64) -> Option<HeaderValue> {
-        let mut slot = p.minted.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(minted) = &*slot
-            && now < minted.0
+        let mint = || HeaderValue::from_str(&self.sign(p, now).ok()?).ok();
+        // A principal cached before a reload turned minting on has no slot: minted each time.
+        let Some(extras) = &p.extras else {
+            return mint();
+        };
+        let mut slot = extras.minted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((until, v)) = &*slot
+            && now < *until
         {
-            return Some(minted.1.clone());
+            return Some(v.clone());
         }
-        let v = HeaderValue::from_str(&self.sign(p, now).ok()?).ok()?;
-        *slot = Some(Box::new((now + self.lifetime / 2, v.clone())));
+        let v = mint()?;
+        *slot = Some((now + self.lifetime / 2, v.clone()));
         Some(v)
     }
 
@@ -133,7 +138,7 @@ impl AssertionSigner {
         let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_string();
         let mut claims = Map::new();
         // The token's own claims first: the gateway's then take precedence.
-        for (name, value) in p.assertion_claims.iter() {
+        for (name, value) in p.assertion_claims() {
             claims.insert(name.to_string(), value.clone());
         }
         claims.insert("iss".into(), json!(self.issuer));
@@ -160,7 +165,9 @@ impl AssertionSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::Extras;
     use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+    use std::sync::Arc;
 
     /// `openssl genpkey -algorithm ed25519`, made for these tests.
     const ED25519: &str = "-----BEGIN PRIVATE KEY-----
@@ -186,8 +193,11 @@ MC4CAQAwBQYDK2VwBCIEIBPpwuX76VCTTmfetHg/Zb37FQCCzsmAHoaRGUSiVJLs
         let s = signer(60);
         let p = Principal {
             subject: HeaderValue::from_static("alice"),
-            client_id: Some(HeaderValue::from_static("app")),
-            assertion_claims: vec![("email".into(), json!("alice@example.com"))].into(),
+            client_id: Some(Arc::new(HeaderValue::from_static("app"))),
+            extras: Some(Box::new(Extras {
+                assertion_claims: vec![("email".into(), json!("alice@example.com"))].into(),
+                ..Extras::default()
+            })),
             ..Principal::for_tests()
         };
         let now = crate::clock::unix_now();
@@ -216,11 +226,19 @@ MC4CAQAwBQYDK2VwBCIEIBPpwuX76VCTTmfetHg/Zb37FQCCzsmAHoaRGUSiVJLs
         let s = signer(60);
         let p = Principal {
             expires_at: 1_000 + 20,
+            extras: Extras::default().boxed(true),
             ..Principal::for_tests()
         };
         let first = s.assertion(&p, 1_000).unwrap();
         assert_eq!(s.assertion(&p, 1_029).unwrap(), first);
         assert_ne!(s.assertion(&p, 1_030).unwrap(), first);
+        // A principal cached before minting was turned on has no slot: a new one each time.
+        let unslotted = Principal {
+            expires_at: 1_000 + 20,
+            ..Principal::for_tests()
+        };
+        let once = s.assertion(&unslotted, 1_000).unwrap();
+        assert_ne!(s.assertion(&unslotted, 1_001).unwrap(), once);
         let claims: Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
                 .decode(first.to_str().unwrap().split('.').nth(1).unwrap())

@@ -261,17 +261,17 @@ impl ForwardPolicy {
         let who = principal.into_iter().flat_map(move |p| {
             [
                 Some((&id.subject, p.subject.clone())),
-                p.client_id.clone().map(|c| (&id.client_id, c)),
+                p.client_id.as_deref().map(|c| (&id.client_id, c.clone())),
                 Some((&id.scopes, p.grant.effective.clone())),
                 Some((&id.principal, p.kind.header())),
-                Some((&id.issuer, p.issuer_id.clone())),
+                Some((&id.issuer, (*p.issuer_id).clone())),
             ]
             .into_iter()
             .flatten()
             .chain(
                 id.claims
                     .iter()
-                    .zip(p.claim_values.iter())
+                    .zip(p.claim_values().iter())
                     .filter_map(|(name, v)| Some((name, v.clone()?))),
             )
         });

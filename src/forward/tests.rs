@@ -1,8 +1,9 @@
 //! What reaches the upstream, header by header.
 
 use super::*;
-use crate::principal::Grant;
+use crate::principal::{Extras, Grant};
 use crate::scope::ScopeSet;
+use std::sync::Arc;
 
 fn rules(strip_authorization: bool) -> ForwardRules {
     let n = |s: &'static str| HeaderName::from_static(s);
@@ -35,8 +36,8 @@ fn policy(strip_authorization: bool) -> ForwardPolicy {
 fn alice() -> Principal {
     Principal {
         subject: HeaderValue::from_static("alice"),
-        client_id: Some(HeaderValue::from_static("app")),
-        issuer_id: HeaderValue::from_static("corp"),
+        client_id: Some(Arc::new(HeaderValue::from_static("app"))),
+        issuer_id: Arc::new(HeaderValue::from_static("corp")),
         grant: std::sync::Arc::new(Grant {
             scopes: ScopeSet::default(),
             effective: HeaderValue::from_static("a b"),
@@ -177,7 +178,10 @@ fn claim_headers_carry_the_tokens_values_absent_ones_stay_absent_and_client_copi
         ("x_auth_groups", "admins"),
     ]);
     let ada = Principal {
-        claim_values: vec![Some(HeaderValue::from_static("ada@example.com")), None].into(),
+        extras: Some(Box::new(Extras {
+            claim_values: vec![Some(HeaderValue::from_static("ada@example.com")), None].into(),
+            ..Extras::default()
+        })),
         ..alice()
     };
     let out = forward(&policy(false), &c, "127.0.0.1", Some(&ada));

@@ -110,7 +110,7 @@ impl Organizations {
     ) -> Result<(), OrgDenial> {
         let policy = self.by_name.get(&canonical(org)).unwrap_or(&self.default);
         let member = match asked {
-            None => p.orgs.iter().any(|o| self.same(o, org)),
+            None => p.orgs().iter().any(|o| self.same(o, org)),
             Some(Membership::Member) => true,
             Some(Membership::NotMember) => false,
             // What the organization itself refused, whatever this configuration says.
@@ -130,7 +130,7 @@ impl Organizations {
                 return Err(OrgDenial::Restricted(org.to_string()));
             }
         }
-        if policy.require_sso && !p.sso_orgs.iter().any(|o| self.same(o, org)) {
+        if policy.require_sso && !p.sso_orgs().iter().any(|o| self.same(o, org)) {
             return Err(OrgDenial::SsoRequired(org.to_string()));
         }
         Ok(())
@@ -163,13 +163,18 @@ fn stricter(a: OrgPolicy, b: OrgPolicy) -> OrgPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::principal::Extras;
     use http::HeaderValue;
+    use std::sync::Arc;
 
     fn caller(client: &str, orgs: &[&str], sso: &[&str]) -> Principal {
         Principal {
-            client_id: Some(HeaderValue::from_str(client).unwrap()),
-            orgs: orgs.iter().map(|o| (*o).into()).collect(),
-            sso_orgs: sso.iter().map(|o| (*o).into()).collect(),
+            client_id: Some(Arc::new(HeaderValue::from_str(client).unwrap())),
+            extras: Some(Box::new(Extras {
+                orgs: orgs.iter().map(|o| (*o).into()).collect(),
+                sso_orgs: sso.iter().map(|o| (*o).into()).collect(),
+                ..Extras::default()
+            })),
             ..Principal::for_tests()
         }
     }

@@ -125,10 +125,10 @@ impl RateLimit {
         };
         let p = caller.principal;
         match self.per {
-            Per::ClientId => text(p.and_then(|p| p.client_id.as_ref())),
+            Per::ClientId => text(p.and_then(|p| p.client_id.as_deref())),
             Per::Subject => text(p.map(|p| &p.subject)),
             Per::Org => text(caller.org),
-            Per::Claim(i) => text(p.and_then(|p| p.claim_values.get(i)?.as_ref())),
+            Per::Claim(i) => text(p.and_then(|p| p.claim_values().get(i)?.as_ref())),
             Per::ClientAddress => match caller.address {
                 Some(IpAddr::V6(a)) => {
                     let net = u128::from(a) & !((1u128 << 64) - 1);

@@ -105,7 +105,10 @@ impl Entry {
         if let Some(p) = &self.principal {
             put("scopegate.principal", json!(text(&p.kind.header())));
             put("user.id", json!(subject(p, how)));
-            put("scopegate.client_id", json!(p.client_id.as_ref().map(text)));
+            put(
+                "scopegate.client_id",
+                json!(p.client_id.as_deref().map(text)),
+            );
             put("scopegate.issuer", json!(text(&p.issuer_id)));
         }
         put("scopegate.org", json!(self.org.as_ref().map(text)));

@@ -1,10 +1,10 @@
 //! From verified claims to a [`Principal`]: where the scopes, client and subject are, and
 //! whether the caller is a user or an application.
 
-use super::error::TokenError;
+use super::error::{Claim, TokenError};
 use super::issuer::Issuer;
 use crate::claim::{Conditions, HeaderTemplate};
-use crate::principal::{Grant, Kind, Principal};
+use crate::principal::{Extras, Grant, Kind, Principal};
 use crate::scope::ScopeUniverse;
 use http::HeaderValue;
 use serde_json::{Map, Value};
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 /// (memory stays bounded whatever the issuer signs).
 const MAX_INTERNED: usize = 10_000;
 
-fn header_value(s: &str, claim: &'static str) -> Result<HeaderValue, TokenError> {
+fn header_value(s: &str, claim: Claim) -> Result<HeaderValue, TokenError> {
     HeaderValue::from_str(s).map_err(|_| TokenError::BadClaim(claim))
 }
 
@@ -26,9 +26,9 @@ fn scopes(v: Option<&Value>) -> Result<Vec<&str>, TokenError> {
         Some(Value::String(s)) => Ok(s.split(' ').filter(|s| !s.is_empty()).collect()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().ok_or(TokenError::BadClaim("scope")))
+            .map(|i| i.as_str().ok_or(TokenError::BadClaim(Claim::Scope)))
             .collect(),
-        Some(_) => Err(TokenError::BadClaim("scope")),
+        Some(_) => Err(TokenError::BadClaim(Claim::Scope)),
     }
 }
 
@@ -36,7 +36,7 @@ fn scopes(v: Option<&Value>) -> Result<Vec<&str>, TokenError> {
 fn string<'a>(
     claims: &'a Map<String, Value>,
     name: &str,
-    label: &'static str,
+    label: Claim,
 ) -> Result<Option<&'a str>, TokenError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -55,9 +55,11 @@ pub struct Principals {
     pub claim_templates: Vec<HeaderTemplate>,
     /// Claims copied into the signed identity assertion.
     pub assertion_claims: Vec<String>,
-    issuer_ids: Vec<HeaderValue>,
+    /// Whether an identity assertion is minted: each principal then gets a slot for it.
+    pub mints: bool,
+    issuer_ids: Vec<Arc<HeaderValue>>,
     grants: Mutex<HashMap<String, Arc<Grant>>>,
-    clients: Mutex<HashMap<String, HeaderValue>>,
+    clients: Mutex<HashMap<String, Arc<HeaderValue>>>,
 }
 
 fn intern<V: Clone>(
@@ -83,10 +85,14 @@ impl Principals {
             conditions,
             claim_templates: Vec::new(),
             assertion_claims: Vec::new(),
+            mints: false,
             issuer_ids: issuers
                 .iter()
                 .map(|i| {
-                    HeaderValue::from_str(&i.id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+                    Arc::new(
+                        HeaderValue::from_str(&i.id)
+                            .unwrap_or_else(|_| HeaderValue::from_static("-")),
+                    )
                 })
                 .collect(),
             grants: Mutex::default(),
@@ -103,7 +109,7 @@ impl Principals {
     }
 
     /// The `X-Auth-Issuer` value of an issuer (index).
-    pub fn issuer_id(&self, issuer: usize) -> HeaderValue {
+    pub fn issuer_id(&self, issuer: usize) -> Arc<HeaderValue> {
         self.issuer_ids[issuer].clone()
     }
 
@@ -113,8 +119,8 @@ impl Principals {
             let g = self.universe.grant(token_scopes.iter().copied());
             Ok(Arc::new(Grant {
                 scopes: g.set,
-                effective: header_value(&g.effective.join(" "), "scope")?,
-                token_scopes: header_value(&token_scopes.join(", "), "scope")?,
+                effective: header_value(&g.effective.join(" "), Claim::Scope)?,
+                token_scopes: header_value(&token_scopes.join(", "), Claim::Scope)?,
             }))
         })
     }
@@ -125,34 +131,37 @@ impl Principals {
         issuer: &Issuer,
         claims: &Map<String, Value>,
     ) -> Result<Principal, TokenError> {
-        let client_id = match string(claims, &issuer.claims.client_id, "client_id")? {
+        let client_id = match string(claims, &issuer.claims.client_id, Claim::ClientId)? {
             Some(c) => Some(c),
-            None => string(claims, "azp", "azp")?,
+            None => string(claims, "azp", Claim::Azp)?,
         };
         let rule = &issuer.app_rule;
         let (subject, without_subject) = match (claims.get("sub"), client_id) {
             (Some(Value::String(s)), _) if !s.is_empty() => (s.as_str(), false),
-            (Some(_), _) => return Err(TokenError::BadClaim("sub")),
+            (Some(_), _) => return Err(TokenError::BadClaim(Claim::Sub)),
             // Client credentials that name no subject: the client is the caller.
             (None, Some(client)) if rule.without_subject => (client, true),
-            (None, _) => return Err(TokenError::MissingClaim("sub")),
+            (None, _) => return Err(TokenError::MissingClaim(Claim::Sub)),
         };
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_f64)
-            .ok_or(TokenError::MissingClaim("exp"))? as u64;
+            .ok_or(TokenError::MissingClaim(Claim::Exp))? as u64;
         let conditions = self.conditions.evaluate(claims);
         let app = without_subject
             || (rule.sub_is_client_id && client_id == Some(subject))
             || rule.claims.as_ref().is_some_and(|e| e.eval(&conditions));
         let kind = if app { Kind::App } else { Kind::User };
         let token_scopes = scopes(claims.get(&issuer.claims.scope))?;
-        let issued_at = claims.get("iat").and_then(Value::as_f64).map(|t| t as u64);
+        let issued_at = claims
+            .get("iat")
+            .and_then(Value::as_f64)
+            .map_or(0, |t| t as u64);
         let jti = match claims.get("jti") {
             Some(Value::String(j)) => Some(j.as_str().into()),
             _ => None,
         };
-        let names = |claim: &str, label: &'static str| -> Result<Box<[Box<str>]>, TokenError> {
+        let names = |claim: &str, label: Claim| -> Result<Box<[Box<str>]>, TokenError> {
             match claims.get(claim) {
                 None | Some(Value::Null) => Ok(Box::default()),
                 Some(Value::Array(items)) => items
@@ -166,32 +175,39 @@ impl Principals {
                 Some(_) => Err(TokenError::BadClaim(label)),
             }
         };
-        Ok(Principal {
-            orgs: names(&issuer.claims.orgs, "orgs")?,
-            sso_orgs: names(&issuer.claims.sso_orgs, "sso_orgs")?,
-            issuer: Some(issuer_index),
-            kind,
-            expires_at,
-            issued_at,
-            jti,
-            subject: header_value(subject, "sub")?,
-            client_id: client_id
-                .map(|c| intern(&self.clients, c, || header_value(c, "client_id")))
-                .transpose()?,
-            issuer_id: self.issuer_ids[issuer_index].clone(),
-            grant: self.grant(&token_scopes)?,
-            conditions,
+        let extras = Extras {
+            orgs: names(&issuer.claims.orgs, Claim::Orgs)?,
+            sso_orgs: names(&issuer.claims.sso_orgs, Claim::SsoOrgs)?,
             assertion_claims: self
                 .assertion_claims
                 .iter()
                 .filter_map(|n| Some((n.as_str().into(), claims.get(n)?.clone())))
                 .collect(),
-            minted: Default::default(),
             claim_values: self
                 .claim_templates
                 .iter()
                 .map(|t| t.render(claims))
                 .collect(),
+            minted: Default::default(),
+        };
+        Ok(Principal {
+            issuer: Some(issuer_index),
+            kind,
+            expires_at,
+            issued_at,
+            jti,
+            subject: header_value(subject, Claim::Sub)?,
+            client_id: client_id
+                .map(|c| {
+                    intern(&self.clients, c, || {
+                        header_value(c, Claim::ClientId).map(Arc::new)
+                    })
+                })
+                .transpose()?,
+            issuer_id: self.issuer_ids[issuer_index].clone(),
+            grant: self.grant(&token_scopes)?,
+            conditions,
+            extras: extras.boxed(self.mints),
         })
     }
 }
@@ -234,11 +250,11 @@ mod tests {
         .unwrap();
         assert_eq!(p.kind, Kind::User);
         assert_eq!(p.subject, "alice");
-        assert_eq!(p.client_id.as_ref().unwrap(), "app");
+        assert_eq!(p.client_id.as_deref().unwrap(), "app");
         assert_eq!(p.grant.effective, "openid repo repo:status");
         assert_eq!(p.grant.token_scopes, "repo, openid");
         assert_eq!(p.expires_at, 4_600);
-        assert_eq!(p.issued_at, Some(1_000));
+        assert_eq!(p.issued_at, 1_000);
     }
 
     #[test]
@@ -332,13 +348,13 @@ mod tests {
             c.remove("client_id");
         })
         .unwrap_err();
-        assert_eq!(e, TokenError::MissingClaim("sub"));
+        assert_eq!(e, TokenError::MissingClaim(Claim::Sub));
         // The default rules refuse it.
         let e = build(|c| {
             c.remove("sub");
         })
         .unwrap_err();
-        assert_eq!(e, TokenError::MissingClaim("sub"));
+        assert_eq!(e, TokenError::MissingClaim(Claim::Sub));
     }
 
     #[test]
@@ -358,21 +374,21 @@ mod tests {
             c.insert("scope".into(), json!(["read", "repo"]));
         })
         .unwrap();
-        assert_eq!(p.client_id.as_ref().unwrap(), "web");
+        assert_eq!(p.client_id.as_deref().unwrap(), "web");
         assert!(p.grant.effective.to_str().unwrap().contains("repo:status"));
     }
 
     #[test]
     fn each_unusable_claim_is_refused_by_name() {
         let cases: [(&str, Value, TokenError); 8] = [
-            ("sub", json!(""), TokenError::BadClaim("sub")),
-            ("sub", json!(7), TokenError::BadClaim("sub")),
-            ("sub", json!("a\nb"), TokenError::BadClaim("sub")),
-            ("client_id", json!(7), TokenError::BadClaim("client_id")),
-            ("azp", json!([]), TokenError::BadClaim("azp")),
-            ("scope", json!(7), TokenError::BadClaim("scope")),
-            ("orgs", json!("acme"), TokenError::BadClaim("orgs")),
-            ("sso_orgs", json!([1]), TokenError::BadClaim("sso_orgs")),
+            ("sub", json!(""), TokenError::BadClaim(Claim::Sub)),
+            ("sub", json!(7), TokenError::BadClaim(Claim::Sub)),
+            ("sub", json!("a\nb"), TokenError::BadClaim(Claim::Sub)),
+            ("client_id", json!(7), TokenError::BadClaim(Claim::ClientId)),
+            ("azp", json!([]), TokenError::BadClaim(Claim::Azp)),
+            ("scope", json!(7), TokenError::BadClaim(Claim::Scope)),
+            ("orgs", json!("acme"), TokenError::BadClaim(Claim::Orgs)),
+            ("sso_orgs", json!([1]), TokenError::BadClaim(Claim::SsoOrgs)),
         ];
         for (claim, value, expected) in cases {
             let got = build(|c| {
@@ -392,14 +408,14 @@ mod tests {
                 c.remove("sub");
             })
             .unwrap_err(),
-            TokenError::MissingClaim("sub")
+            TokenError::MissingClaim(Claim::Sub)
         );
         assert_eq!(
             build(|c| {
                 c.remove("exp");
             })
             .unwrap_err(),
-            TokenError::MissingClaim("exp")
+            TokenError::MissingClaim(Claim::Exp)
         );
     }
 

@@ -2,6 +2,23 @@
 //! short and never contain the token. What the network may still fix (keys not fetched yet, an
 //! opaque token to introspect) is not an error here: see `authn::Need`.
 
+/// The claims a refusal names. An enum rather than the name itself keeps a [`TokenError`] at
+/// two bytes, so a cached refusal costs no more than a cached principal's pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Iss,
+    Sub,
+    Exp,
+    Aud,
+    Scope,
+    ClientId,
+    Azp,
+    Orgs,
+    SsoOrgs,
+    /// GitHub's `user.login`, the subject of its tokens.
+    Login,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
     Malformed,
@@ -19,9 +36,9 @@ pub enum TokenError {
     NotYetValid,
     IssuedInFuture,
     WrongAudience,
-    MissingClaim(&'static str),
+    MissingClaim(Claim),
     /// A claim has a value that cannot be used (e.g. a subject with control characters).
-    BadClaim(&'static str),
+    BadClaim(Claim),
     /// The issuer's keys, even freshly fetched, do not include the token's `kid`.
     UnknownKey,
     /// The authorization server says the token is not active (RFC 7662).
@@ -45,10 +62,11 @@ impl TokenError {
             TokenError::NotYetValid => "the token is not valid yet",
             TokenError::IssuedInFuture => "the token is issued in the future",
             TokenError::WrongAudience => "the token is not meant for this API (aud)",
-            TokenError::MissingClaim("exp") => "the token has no expiry (exp)",
-            TokenError::MissingClaim("aud") => "the token has no audience (aud)",
-            TokenError::MissingClaim("sub") => "the token has no subject (sub)",
-            TokenError::MissingClaim(_) => "the token has no issuer (iss)",
+            TokenError::MissingClaim(Claim::Exp) => "the token has no expiry (exp)",
+            TokenError::MissingClaim(Claim::Aud) => "the token has no audience (aud)",
+            TokenError::MissingClaim(Claim::Sub) => "the token has no subject (sub)",
+            TokenError::MissingClaim(Claim::Iss) => "the token has no issuer (iss)",
+            TokenError::MissingClaim(_) => "the token lacks a claim the gateway needs",
             TokenError::BadClaim(_) => "the token has an unusable claim",
             TokenError::UnknownKey => "the token's signing key is unknown",
             TokenError::Inactive => "the token is not active",

@@ -2,7 +2,7 @@
 //! key is not known yet comes back as [`VerifyError::NoKey`] so the caller can refresh the
 //! issuer's JWKS and try again.
 
-use super::error::TokenError;
+use super::error::{Claim, TokenError};
 use super::issuer::{Issuer, IssuerState, normalize_typ};
 use super::json::has_unique_members;
 use base64::Engine;
@@ -94,7 +94,7 @@ pub fn verify(
     if !has_unique_members(&header_json) || !has_unique_members(&buf) {
         return Err(TokenError::DuplicateMember.into());
     }
-    let iss = peek.iss.ok_or(TokenError::MissingClaim("iss"))?;
+    let iss = peek.iss.ok_or(TokenError::MissingClaim(Claim::Iss))?;
     let index = issuers
         .iter()
         .position(|i| i.iss == iss)
@@ -140,10 +140,10 @@ pub fn verify(
                 TokenError::AlgorithmNotAllowed
             }
             ErrorKind::MissingRequiredClaim(c) => TokenError::MissingClaim(match c.as_str() {
-                "exp" => "exp",
-                "aud" => "aud",
-                "sub" => "sub",
-                _ => "iss",
+                "exp" => Claim::Exp,
+                "aud" => Claim::Aud,
+                "sub" => Claim::Sub,
+                _ => Claim::Iss,
             }),
             ErrorKind::InvalidClaimFormat(_) => TokenError::Malformed,
             _ => TokenError::BadSignature,
@@ -255,7 +255,7 @@ mod tests {
             w.refused(&w.with_claims(|c| {
                 c.remove("iss");
             })),
-            TokenError::MissingClaim("iss")
+            TokenError::MissingClaim(Claim::Iss)
         );
         assert_eq!(
             w.refused(&w.with_claims(|c| {
@@ -408,11 +408,15 @@ mod tests {
     #[test]
     fn exp_aud_and_sub_are_required() {
         let w = world();
-        for claim in ["exp", "aud", "sub"] {
+        for (claim, named) in [
+            ("exp", Claim::Exp),
+            ("aud", Claim::Aud),
+            ("sub", Claim::Sub),
+        ] {
             let t = w.with_claims(|c| {
                 c.remove(claim);
             });
-            assert_eq!(w.refused(&t), TokenError::MissingClaim(claim), "{claim}");
+            assert_eq!(w.refused(&t), TokenError::MissingClaim(named), "{claim}");
         }
         assert_eq!(ISS, w.issuers[0].iss);
     }
@@ -423,6 +427,6 @@ mod tests {
         let t = w.with_claims(|c| {
             c.insert("exp".into(), json!("2099-01-01"));
         });
-        assert_eq!(w.refused(&t), TokenError::MissingClaim("exp"));
+        assert_eq!(w.refused(&t), TokenError::MissingClaim(Claim::Exp));
     }
 }

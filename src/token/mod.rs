@@ -20,7 +20,7 @@ pub(crate) mod testing;
 pub use cache::{Cached, TokenCache, TokenHash, hash};
 pub use claims::Principals;
 pub use dialect::{Dialect, GITHUB_API, GOOGLE_TOKENINFO, Status as IntrospectionStatus};
-pub use error::TokenError;
+pub use error::{Claim, TokenError};
 pub use introspection::{judge as judge_introspection, membership_path, read_membership};
 pub use issuer::{AppRule, ClaimNames, IntrospectionRules, Issuer, IssuerState, OpaqueTokens};
 pub use jwt::{VerifiedClaims, VerifyError, looks_like_jwt, verify};

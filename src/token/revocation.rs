@@ -127,7 +127,7 @@ impl Revocations {
             return true;
         }
         // A token with no `iat` cannot show it came after the revocation: refused.
-        let before = |(at, _): &(u64, u64)| p.issued_at.is_none_or(|iat| iat <= *at);
+        let before = |(at, _): &(u64, u64)| p.issued_at <= *at;
         if let Ok(sub) = p.subject.to_str()
             && set.subjects.get(&lookup(sub)).is_some_and(before)
         {
@@ -209,6 +209,7 @@ impl Revocations {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use std::sync::Arc;
 
     const ISS: &str = "https://issuer.test";
 
@@ -219,10 +220,10 @@ mod tests {
         iat: Option<u64>,
     ) -> Principal {
         Principal {
-            issued_at: iat,
+            issued_at: iat.unwrap_or(0),
             jti: jti.map(Into::into),
             subject: HeaderValue::from_static(sub),
-            client_id: Some(HeaderValue::from_static(client)),
+            client_id: Some(Arc::new(HeaderValue::from_static(client))),
             ..Principal::for_tests()
         }
     }

@@ -10,7 +10,7 @@
 //! `pending` (invited, not yet a member), 404 or 403 when not a member or not visible to the
 //! token (it needs `read:org`).
 
-use crate::token::error::TokenError;
+use crate::token::error::{Claim, TokenError};
 use crate::token::issuer::Issuer;
 use crate::token::membership::Membership;
 use serde_json::{Map, Value};
@@ -31,11 +31,11 @@ pub(super) fn translate(
             .and_then(|o| o.get(inner))
             .and_then(Value::as_str)
     };
-    let login = field("user", "login").ok_or(TokenError::MissingClaim("login"))?;
+    let login = field("user", "login").ok_or(TokenError::MissingClaim(Claim::Login))?;
     let id = match answer.get("user").and_then(|u| u.get("id")) {
         Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        Some(_) => return Err(TokenError::BadClaim("sub")),
-        None => return Err(TokenError::MissingClaim("sub")),
+        Some(_) => return Err(TokenError::BadClaim(Claim::Sub)),
+        None => return Err(TokenError::MissingClaim(Claim::Sub)),
     };
     let client = field("app", "client_id").ok_or(TokenError::Malformed)?;
     let ours = issuer.introspection.as_ref().map(|r| r.client_id.as_str());

@@ -7,7 +7,7 @@
 //! 400 `{"error": "invalid_token", "error_description": "Invalid Value"}`.
 
 use super::lenient_number;
-use crate::token::error::TokenError;
+use crate::token::error::{Claim, TokenError};
 use crate::token::issuer::Issuer;
 use serde_json::{Map, Value};
 
@@ -26,14 +26,14 @@ pub(super) fn translate(
         return Err(TokenError::Inactive);
     }
     let text = |name: &str| answer.get(name).and_then(Value::as_str);
-    let aud = text("aud").ok_or(TokenError::MissingClaim("aud"))?;
+    let aud = text("aud").ok_or(TokenError::MissingClaim(Claim::Aud))?;
     let client = text("azp").unwrap_or(aud);
     let exp = match answer.get("exp").map(lenient_number) {
         Some(Some(exp)) => exp,
         Some(None) => return Err(TokenError::Malformed),
         None => match answer.get("expires_in").map(lenient_number) {
             Some(Some(left)) => now as f64 + left,
-            _ => return Err(TokenError::MissingClaim("exp")),
+            _ => return Err(TokenError::MissingClaim(Claim::Exp)),
         },
     };
     let mut out = Map::new();
@@ -58,7 +58,7 @@ pub(super) fn translate(
                 e.ends_with(SERVICE_ACCOUNT_DOMAIN) && e.len() > SERVICE_ACCOUNT_DOMAIN.len()
             });
             if !service_account && !issuer.app_rule.without_subject {
-                return Err(TokenError::MissingClaim("sub"));
+                return Err(TokenError::MissingClaim(Claim::Sub));
             }
             out.insert("sub".into(), client.into());
         }

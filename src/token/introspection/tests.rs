@@ -4,6 +4,7 @@
 use super::*;
 use crate::principal::Kind;
 use crate::scope::ScopeUniverse;
+use crate::token::Claim;
 use crate::token::dialect::Status;
 use crate::token::issuer::{IntrospectionRules, OpaqueTokens};
 use crate::token::testing;
@@ -66,7 +67,7 @@ fn a_google_tokeninfo_answer_is_the_user_for_the_client_until_exp() {
     assert_eq!(p.subject, "110169484474386276334");
     assert_eq!(p.kind, Kind::User);
     assert_eq!(
-        p.client_id.as_ref().unwrap(),
+        p.client_id.as_deref().unwrap(),
         "1234567890-abc.apps.googleusercontent.com"
     );
     assert_eq!(p.expires_at, NOW + 3599);
@@ -89,13 +90,13 @@ fn a_user_looking_google_answer_without_sub_is_refused_not_taken_for_an_app() {
     a.as_object_mut().unwrap().remove("sub");
     assert_eq!(
         judged(Dialect::GoogleTokeninfo, a.clone()).unwrap_err(),
-        TokenError::MissingClaim("sub")
+        TokenError::MissingClaim(Claim::Sub)
     );
     let mut lookalike = google(json!({"email": "x@evil.example/.iam.gserviceaccount.com.evil"}));
     lookalike.as_object_mut().unwrap().remove("sub");
     assert_eq!(
         judged(Dialect::GoogleTokeninfo, lookalike).unwrap_err(),
-        TokenError::MissingClaim("sub")
+        TokenError::MissingClaim(Claim::Sub)
     );
 }
 
@@ -148,12 +149,12 @@ fn a_github_answer_without_the_users_numeric_id_is_refused() {
     let without = github(json!({"user": {"login": "octocat", "type": "User"}}));
     assert_eq!(
         judged(Dialect::Github, without).unwrap_err(),
-        TokenError::MissingClaim("sub")
+        TokenError::MissingClaim(Claim::Sub)
     );
     let text_id = github(json!({"user": {"login": "octocat", "id": "1", "type": "User"}}));
     assert_eq!(
         judged(Dialect::Github, text_id).unwrap_err(),
-        TokenError::BadClaim("sub")
+        TokenError::BadClaim(Claim::Sub)
     );
 }
 
@@ -164,7 +165,7 @@ fn a_github_check_token_answer_is_the_user_with_the_apps_scopes() {
     // The immutable id, not the login (which can be renamed and taken by someone else).
     assert_eq!(p.subject, "1");
     assert_eq!(p.kind, Kind::User);
-    assert_eq!(p.client_id.as_ref().unwrap(), "Iv1.8a61f9b3a7aba766");
+    assert_eq!(p.client_id.as_deref().unwrap(), "Iv1.8a61f9b3a7aba766");
     assert_eq!(p.expires_at, NOW + 60);
     assert!(p.grant.token_scopes == "repo, read:org");
     // A token that never expires is trusted no longer than the cache's max_ttl.
