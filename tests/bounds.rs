@@ -139,7 +139,19 @@ fn a_body_that_stops_arriving_is_a_408() {
 
 #[test]
 fn connections_over_the_limit_get_503_and_are_closed() {
-    let w = world(&["limits: { max_connections: 2 }"]);
+    connections_over_the_limit(&["limits: { max_connections: 2 }"]);
+}
+
+/// Each worker accepts on its own copy of the socket: the limit must still count them all
+/// (with a limit per worker, the third connection would be served by whichever worker has
+/// room).
+#[test]
+fn with_two_workers_the_connection_limit_counts_across_both() {
+    connections_over_the_limit(&["limits: { max_connections: 2 }", "threads: 2"]);
+}
+
+fn connections_over_the_limit(server: &[&str]) {
+    let w = world(server);
     // Two connections served, and kept open (keep-alive): both slots are taken. (The
     // readiness probes of the harness may hold a slot for a moment: retried until served.)
     let served = || {
@@ -178,7 +190,16 @@ fn connections_over_the_limit_get_503_and_are_closed() {
 
 #[test]
 fn sigterm_lets_requests_in_flight_finish_turns_readyz_503_and_exits_0() {
-    let mut w = world(&["shutdown_grace: 10s"]);
+    sigterm_drains(&["shutdown_grace: 10s"]);
+}
+
+#[test]
+fn with_two_workers_sigterm_drains_both_and_exits_0() {
+    sigterm_drains(&["shutdown_grace: 10s", "threads: 2"]);
+}
+
+fn sigterm_drains(server: &[&str]) {
+    let mut w = world(server);
     let url = format!("{}/slow", w.gw.url);
     let in_flight = std::thread::spawn(move || get(&url, None).status());
     std::thread::sleep(Duration::from_millis(500));

@@ -143,14 +143,14 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let settings = current.load().serving.at_start.admin.bounds.clone();
-    let listener = Listener {
-        name: "admin.listen",
+    let listener = Listener::new(
+        "admin.listen",
         bound,
-        tls: None,
-        connections: settings.connections,
-        protocols: Protocols::Http1,
-        tunnels: false,
-    };
+        None,
+        settings.connections,
+        Protocols::Http1,
+        false,
+    );
     let limits = (settings.max_uri_bytes, settings.max_header_bytes);
     let settings = Arc::new(settings);
     let make = move |peer: Arc<Peer>| {

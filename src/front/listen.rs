@@ -63,6 +63,15 @@ impl Bound {
     pub fn tcp(addr: SocketAddr, what: &str) -> Result<Bound, String> {
         Bound::bind(&Bind::Tcp(addr), what)
     }
+
+    /// Another handle on the same listening socket: one more worker accepting from its queue.
+    pub fn try_clone(&self) -> Result<Bound, String> {
+        match self {
+            Bound::Tcp(l) => l.try_clone().map(Bound::Tcp),
+            Bound::Unix(l) => l.try_clone().map(Bound::Unix),
+        }
+        .map_err(|e| format!("listening socket: {e}"))
+    }
 }
 
 enum Socket {
@@ -105,6 +114,39 @@ pub struct Listener {
     /// Its service may answer an upgrade with 101 and tunnel the connection (the proxy's
     /// WebSocket routes).
     pub tunnels: bool,
+    /// Its places under `max_connections`, shared by every worker accepting on it.
+    slots: Arc<Semaphore>,
+}
+
+impl Listener {
+    pub fn new(
+        name: &'static str,
+        bound: Bound,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        connections: Connections,
+        protocols: Protocols,
+        tunnels: bool,
+    ) -> Listener {
+        Listener {
+            name,
+            bound,
+            tls,
+            connections,
+            protocols,
+            tunnels,
+            slots: Arc::new(Semaphore::new(connections.max_connections)),
+        }
+    }
+
+    /// The same listener for another worker: its socket, its slots.
+    pub fn try_clone(&self) -> Result<Listener, String> {
+        Ok(Listener {
+            bound: self.bound.try_clone()?,
+            tls: self.tls.clone(),
+            slots: self.slots.clone(),
+            ..*self
+        })
+    }
 }
 
 /// The request-target and header bounds of the wire check, read per connection (the proxy's
@@ -136,6 +178,7 @@ pub async fn serve<M, S, B>(
         connections,
         protocols,
         tunnels,
+        slots,
     } = listener;
     let socket = match bound {
         Bound::Tcp(l) => tokio::net::TcpListener::from_std(l).map(Socket::Tcp),
@@ -165,7 +208,6 @@ pub async fn serve<M, S, B>(
         Protocols::Http2 => builder.http2_only(),
         Protocols::Both => builder,
     });
-    let slots = Arc::new(Semaphore::new(connections.max_connections));
     // Tells every connection that the process stops.
     let (stopping, stop_seen) = watch::channel(false);
     let mut backoff = Duration::ZERO;

@@ -47,9 +47,14 @@ pub struct Listeners {
     pub grpc: Option<Bound>,
 }
 
-/// Runs the proxy and the decision endpoint on the calling thread, accepting on
-/// `listeners`, until `stop` fires; then every listener drains. Threads and TLS are those of
-/// the configuration at start (a reload cannot change them).
+/// Runs the proxy and the decision endpoint until `stop` fires; then every listener drains.
+/// Threads and TLS are those of the configuration at start (a reload cannot change them).
+///
+/// Each of `server.threads` workers is a thread with its own current-thread runtime that
+/// accepts on its own copy of every listening socket and serves what it accepted itself,
+/// with its own upstream pools: no task moves between threads and no wake-up crosses one
+/// (a work-stealing runtime cost about half again as much CPU per request on two threads,
+/// docs/performance.md). `max_connections` counts across workers.
 pub fn run(
     current: Current,
     listeners: Listeners,
@@ -60,21 +65,93 @@ pub fn run(
         Some((cert, key)) => Some(listen::tls_acceptor(cert, key)?),
         None => None,
     };
-    // One thread: a current-thread runtime, no cross-thread wake-ups (the cheapest per request).
-    let runtime = if at_start.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(at_start.threads)
-            .enable_all()
-            .build()
+    let decision = at_start.decision.as_ref();
+    let sockets = Sockets {
+        proxy: Listener::new(
+            "server.listen",
+            listeners.proxy,
+            tls,
+            at_start.server.connections,
+            Protocols::Both,
+            true,
+        ),
+        decision: listeners.decision.zip(decision).map(|(bound, d)| {
+            let c = d.bounds.connections;
+            Listener::new("decision.listen", bound, None, c, Protocols::Http1, false)
+        }),
+        grpc: listeners.grpc.zip(decision).map(|(bound, d)| {
+            let c = d.bounds.connections;
+            Listener::new(
+                "decision.grpc_listen",
+                bound,
+                None,
+                c,
+                Protocols::Http2,
+                false,
+            )
+        }),
+    };
+    let (stopping, stop_seen) = watch::channel(false);
+    let mut workers = Vec::new();
+    for i in 0..at_start.threads.max(1) {
+        let sockets = sockets.try_clone()?;
+        let (current, stop_seen) = (current.clone(), stop_seen.clone());
+        let grace = at_start.shutdown_grace;
+        let thread = std::thread::Builder::new()
+            .name(format!("scopegate-worker-{i}"))
+            .spawn(move || worker(current, sockets, stop_seen, grace))
+            .map_err(|e| format!("worker thread: {e}"))?;
+        workers.push(thread);
     }
-    .map_err(|e| e.to_string())?;
-    let grace = at_start.shutdown_grace;
+    drop(sockets);
+    let _ = stop.blocking_recv();
+    let _ = stopping.send(true);
+    let mut result = Ok(());
+    for w in workers {
+        match w.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err("a worker thread panicked".into()),
+        }
+    }
+    result
+}
+
+/// A worker's listeners: the same sockets and connection slots as every other worker's.
+struct Sockets {
+    proxy: Listener,
+    decision: Option<Listener>,
+    grpc: Option<Listener>,
+}
+
+impl Sockets {
+    fn try_clone(&self) -> Result<Sockets, String> {
+        Ok(Sockets {
+            proxy: self.proxy.try_clone()?,
+            decision: self
+                .decision
+                .as_ref()
+                .map(Listener::try_clone)
+                .transpose()?,
+            grpc: self.grpc.as_ref().map(Listener::try_clone).transpose()?,
+        })
+    }
+}
+
+/// One worker: serves its sockets on a current-thread runtime until `stop` turns true, then
+/// lets its connections finish for up to `grace`.
+fn worker(
+    current: Current,
+    sockets: Sockets,
+    stop: watch::Receiver<bool>,
+    grace: std::time::Duration,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let at_start = current.load().serving.at_start.clone();
     runtime.block_on(async move {
-        let (stopping, stop_seen) = watch::channel(false);
         let mut served = tokio::task::JoinSet::new();
         if let Some(settings) = at_start.decision.clone().map(Arc::new) {
             let limits: WireLimits = {
@@ -82,59 +159,31 @@ pub fn run(
                 let limits = (b.max_uri_bytes, b.max_header_bytes);
                 Arc::new(move || limits)
             };
-            if let Some(bound) = listeners.decision {
-                let listener = Listener {
-                    name: "decision.listen",
-                    bound,
-                    tls: None,
-                    connections: settings.bounds.connections,
-                    protocols: Protocols::Http1,
-                    tunnels: false,
-                };
+            if let Some(listener) = sockets.decision {
                 let (current, settings) = (current.clone(), settings.clone());
                 let make = move |peer| callers::service(current.clone(), settings.clone(), peer);
                 served.spawn(listen::serve(
                     listener,
                     limits.clone(),
                     make,
-                    stop_seen.clone(),
+                    stop.clone(),
                     grace,
                 ));
             }
-            if let Some(bound) = listeners.grpc {
-                let listener = Listener {
-                    name: "decision.grpc_listen",
-                    bound,
-                    tls: None,
-                    connections: settings.bounds.connections,
-                    protocols: Protocols::Http2,
-                    tunnels: false,
-                };
+            if let Some(listener) = sockets.grpc {
                 let (current, settings) = (current.clone(), settings.clone());
                 let make = move |peer| grpc::service(current.clone(), settings.clone(), peer);
-                served.spawn(listen::serve(
-                    listener,
-                    limits,
-                    make,
-                    stop_seen.clone(),
-                    grace,
-                ));
+                served.spawn(listen::serve(listener, limits, make, stop.clone(), grace));
             }
         }
-        let engine = Arc::new(proxy::Engine::new(current.clone(), tls.is_some()));
+        let tls = sockets.proxy.tls.is_some();
+        // This worker's own engine: its upstream pools serve only its connections.
+        let engine = Arc::new(proxy::Engine::new(current.clone(), tls));
         // The proxy's wire limits follow a reload (the next connection gets them).
         let limits: WireLimits = Arc::new(move || {
             let l = current.load().gateway.rules.limits;
             (l.max_uri_bytes, l.max_header_bytes)
         });
-        let listener = Listener {
-            name: "server.listen",
-            bound: listeners.proxy,
-            tls,
-            connections: at_start.server.connections,
-            protocols: Protocols::Both,
-            tunnels: true,
-        };
         let make = move |peer: Arc<Peer>| {
             let engine = engine.clone();
             hyper::service::service_fn(move |req| {
@@ -142,10 +191,8 @@ pub fn run(
                 async move { Ok::<_, std::convert::Infallible>(engine.handle(req, &peer).await) }
             })
         };
-        served.spawn(listen::serve(listener, limits, make, stop_seen, grace));
-        let _ = stop.await;
-        let _ = stopping.send(true);
+        served.spawn(listen::serve(sockets.proxy, limits, make, stop, grace));
         while served.join_next().await.is_some() {}
-        Ok(())
-    })
+    });
+    Ok(())
 }

@@ -13,7 +13,9 @@ pub struct Server {
     pub listen: EnvString,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate.
     pub tls: Option<Tls>,
-    /// Proxy worker threads; 1 is the cheapest per request on small machines.
+    /// Worker threads. Each accepts and serves its own connections (the proxy's and the
+    /// decision endpoint's) with its own upstream pools; 1 is the cheapest per request on a
+    /// machine shared with the upstream.
     #[serde(default = "one")]
     pub threads: usize,
     /// Peers whose `X-Forwarded-For` is extended instead of replaced.
