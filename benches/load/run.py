@@ -87,6 +87,8 @@ def main():
     ap.add_argument("--no-apache", action="store_true")
     ap.add_argument("--only", help="measure only targets whose name contains this (plus direct and nginx)")
     ap.add_argument("--compare", metavar="BINARY", help="also measure this scopegate binary (A/B a change in one run)")
+    ap.add_argument("--decision-unix", action="store_true",
+                    help="nginx asks the decision endpoint over a unix socket instead of loopback TCP")
     ap.add_argument("--perf", metavar="NAME", help="record `perf record -g` of the target NAME into perf.data")
     ap.add_argument("--workers", type=int, default=1,
                     help="worker threads of scopegate and worker processes of nginx (scaling: run with 1, then 2)")
@@ -171,6 +173,8 @@ http {{ access_log off; keepalive_requests 100000000;
   server {{ listen 127.0.0.1:{ports['nginx_tls']} ssl; ssl_certificate {cert}; ssl_certificate_key {key_pem};
     ssl_protocols TLSv1.3; ssl_session_tickets on; ssl_session_cache shared:tls:1m;
     location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
+        decision_socket = os.path.join(work, "decision.sock")
+        decision_address = f"unix:{decision_socket}" if args.decision_unix else f"127.0.0.1:{ports['decision']}"
         nginx_conf = os.path.join(work, "nginx.conf")
         open(nginx_conf, "w").write(f"""
 worker_processes {args.workers}; daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;
@@ -183,7 +187,7 @@ http {{
   server {{ listen 127.0.0.1:{ports['iss']}; root {www}; default_type application/json;
     location = /introspect {{ return 200 '{introspected}'; }} }}{tls_site}
   # nginx in front, asking scopegate's decision endpoint (the README's configuration).
-  upstream decide {{ server 127.0.0.1:{ports['decision']}; keepalive 64; keepalive_requests 1000000; }}
+  upstream decide {{ server {decision_address}; keepalive 64; keepalive_requests 1000000; }}
   server {{ listen 127.0.0.1:{ports['nginx_auth']};
     location / {{
       auth_request /_scopegate;
@@ -266,7 +270,9 @@ MaxKeepAliveRequests 0
         for label, binary in instances:
             ports[label], ports[label + "_admin"] = free_port(), free_port()
             conf = os.path.join(work, f"{label}.yaml")
-            decision = f'decision: {{ listen: "127.0.0.1:{ports["decision"]}" }}' if label == "scopegate" else ""
+            # nginx's workers run as another user: the socket is opened to them.
+            mode = ', socket_mode: "0666"' if args.decision_unix else ""
+            decision = f'decision: {{ listen: "{decision_address}"{mode} }}' if label == "scopegate" else ""
             log = "log: { requests: off }" if "log off" in label else ""
             up_conf = f'{{ url: "http://127.0.0.1:{ports["up"]}" }}'
             if "3 addresses" in label:
@@ -326,6 +332,8 @@ routes:
             targets.append((f"{label} 403", ports[label], "/orgs/acme/repos", files["t403"], lambda g=g: [g.pid]))
             if label == "scopegate":
                 name = "nginx + auth_request → scopegate decision (100 JWTs)"
+                if args.decision_unix:
+                    name = name.replace("decision", "decision on a unix socket")
                 targets.append((name, ports["nginx_auth"], "/orgs/acme/repos", files["t100"],
                                 lambda g=g: family(nginx.pid) + [g.pid]))
                 also[name] = lambda g=g: [g.pid]
