@@ -93,7 +93,7 @@ def main():
     ap.add_argument("--workers", type=int, default=1,
                     help="worker threads of scopegate and worker processes of nginx (scaling: run with 1, then 2)")
     ap.add_argument("--tls", action="store_true",
-                    help="also measure TLS termination: nginx and scopegate over HTTPS, kept-alive and a new connection per request")
+                    help="also measure TLS termination: nginx and scopegate over HTTPS, kept-alive, a new connection per request, and HTTP/2 (h2load: apt-get install nghttp2-client)")
     ap.add_argument("--credentials", action="store_true",
                     help="also measure opaque tokens (introspected once, then cached) and a legacy API key")
     ap.add_argument("--upstream", choices=["hyper", "nginx"], default="hyper",
@@ -170,7 +170,7 @@ http {{ access_log off; keepalive_requests 100000000;
             os.chmod(key_pem, 0o644)
             ports["nginx_tls"] = free_port()
             tls_site = f"""
-  server {{ listen 127.0.0.1:{ports['nginx_tls']} ssl; ssl_certificate {cert}; ssl_certificate_key {key_pem};
+  server {{ listen 127.0.0.1:{ports['nginx_tls']} ssl http2; ssl_certificate {cert}; ssl_certificate_key {key_pem};
     ssl_protocols TLSv1.3; ssl_session_tickets on; ssl_session_cache shared:tls:1m;
     location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
         decision_socket = os.path.join(work, "decision.sock")
@@ -214,6 +214,8 @@ http {{
             tls_base = f"https://127.0.0.1:{ports['nginx_tls']}"
             targets.append(("nginx TLS", tls_base, "/orgs/acme/repos", files["t100"], lambda: family(nginx.pid)))
             targets.append(("nginx TLS, new connection per request", tls_base + "#new", "/orgs/acme/repos",
+                            files["t100"], lambda: family(nginx.pid)))
+            targets.append(("nginx TLS, HTTP/2 (h2load)", tls_base + "#h2", "/orgs/acme/repos",
                             files["t100"], lambda: family(nginx.pid)))
 
         if not args.no_apache:
@@ -323,6 +325,8 @@ routes:
                 targets.append((f"{label} (100 JWTs)", base, "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
                 targets.append((f"{label}, new connection per request (100 JWTs)", base + "#new", "/orgs/acme/repos",
                                 files["t100"], lambda g=g: [g.pid]))
+                targets.append((f"{label}, HTTP/2 (h2load, one cached JWT)", base + "#h2", "/orgs/acme/repos",
+                                files["t100"], lambda g=g: [g.pid]))
                 continue
             targets.append((f"{label} (100 JWTs)", ports[label], "/orgs/acme/repos", files["t100"], lambda g=g: [g.pid]))
             if "3 addresses" in label:
@@ -338,9 +342,29 @@ routes:
                                 lambda g=g: family(nginx.pid) + [g.pid]))
                 also[name] = lambda g=g: [g.pid]
 
+        def h2load(base, path, tokens, duration):
+            # HTTP/2 over TLS, one stream at a time per connection (as wrk's HTTP/1.1), one token;
+            # latencies from its per-request log (start, status, duration in µs).
+            token = open(tokens).readline().strip()
+            log = os.path.join(work, "h2load.log")
+            out = subprocess.run(["h2load", "-c", str(args.connections), "-m", "1", "-D", str(duration),
+                                  "--log-file", log, "-H", f"authorization: Bearer {token}", base + path],
+                                 capture_output=True, text=True).stdout
+            reqs = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+            rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+            rows = [line.split() for line in open(log) if line.strip()]
+            durations = sorted(int(r[2]) for r in rows)
+            non2xx = sum(1 for r in rows if not r[1].startswith("2"))
+            def lat(pct):
+                return float(durations[min(len(durations) - 1, int(len(durations) * pct / 100))])
+            return reqs, rps, lat(50), lat(99), non2xx
+
         def wrk(port, path, tokens, duration):
-            # A port, or a base URL (`#new`: a new connection for every request).
+            # A port, or a base URL (`#new`: a new connection for every request; `#h2`: HTTP/2
+            # with h2load).
             base = port if isinstance(port, str) else f"http://127.0.0.1:{port}"
+            if base.endswith("#h2"):
+                return h2load(base.removesuffix("#h2"), path, tokens, duration)
             new = base.endswith("#new")
             # A tokens file `#Header`: its lines are that header's whole value.
             tokens, _, header = tokens.partition("#")
