@@ -2,10 +2,11 @@
 //! network, and the network half replaced by a backend the test controls.
 
 use super::*;
+use crate::answer::Unreachable;
 use crate::authn::sha256_hex;
 use crate::request::Connection;
-use crate::token::TokenError;
 use crate::token::testing::{self, Signer};
+use crate::token::{Cached, TokenError, TokenHash};
 use http::{HeaderMap, Method, Uri};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

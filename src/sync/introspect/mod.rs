@@ -8,6 +8,7 @@
 mod coalesce;
 mod dialect;
 mod membership;
+mod metrics;
 
 use super::breaker::{self, Breaker};
 use super::budget::{Budget, Spent};
@@ -15,15 +16,13 @@ use super::cluster::{IssuerIdentity, Lease};
 use crate::answer::Unreachable;
 use crate::clock::unix_now;
 use crate::compile::IntrospectionLimits;
-use crate::metrics::{must, register};
 use crate::token::{
     self, Cached, Dialect, IntrospectionStatus, Issuer, IssuerState, Memberships, Principals,
     TokenCache, TokenError, TokenHash,
 };
 use coalesce::Coalescer;
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+pub use metrics::IntrospectionMetrics;
+use prometheus::Registry;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -33,102 +32,6 @@ use tokio::sync::Semaphore;
 /// The answer for a token, or `None` when no authorization server could give one.
 /// An answer, or what could not be reached.
 type Introspected = Result<Cached, Unreachable>;
-
-/// What introspection counts.
-#[derive(Clone)]
-pub struct IntrospectionMetrics {
-    calls: IntCounterVec,
-    /// New tokens not introspected: budget spent, server throttling, calls at the bound.
-    refused: IntCounterVec,
-    seconds: HistogramVec,
-    coalesced: IntCounter,
-    circuit_open: IntGaugeVec,
-    circuit: IntGaugeVec,
-    memberships: IntCounterVec,
-    /// Answers taken from another replica (Redis) instead of a call.
-    shared: IntCounter,
-}
-
-impl IntrospectionMetrics {
-    pub fn new(registry: &Registry) -> IntrospectionMetrics {
-        let calls = must(IntCounterVec::new(
-            Opts::new(
-                "scopegate_introspection_requests_total",
-                "Introspection calls by issuer and result (active, inactive, error, timeout)",
-            ),
-            &["issuer", "result"],
-        ));
-        let seconds = must(HistogramVec::new(
-            HistogramOpts::new(
-                "scopegate_introspection_duration_seconds",
-                "Introspection call latency",
-            )
-            .buckets(vec![
-                1e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
-            &["issuer"],
-        ));
-        let refused = must(IntCounterVec::new(
-            Opts::new(
-                "scopegate_introspection_refused_total",
-                "New opaque tokens answered 503 without a call, by reason (client_budget, total_budget, client_table_full, throttled, concurrency)",
-            ),
-            &["reason"],
-        ));
-        let coalesced = must(IntCounter::new(
-            "scopegate_introspection_coalesced_total",
-            "Requests that waited for an introspection already in flight for the same token",
-        ));
-        let circuit_open = must(IntGaugeVec::new(
-            Opts::new(
-                "scopegate_introspection_circuit_open",
-                "1 while calls to the issuer's introspection endpoint are paused after failures",
-            ),
-            &["issuer"],
-        ));
-        let circuit = must(IntGaugeVec::new(
-            Opts::new(
-                "scopegate_introspection_circuit",
-                "The circuit breaker of the issuer's introspection endpoint: 0 closed, 1 open (calls paused after failures), 2 half-open (one call probes)",
-            ),
-            &["issuer"],
-        ));
-        let memberships = must(IntCounterVec::new(
-            Opts::new(
-                "scopegate_membership_requests_total",
-                "Organization-membership answers by issuer and result (member, not_member, app_not_approved, sso_required, error, circuit_open)",
-            ),
-            &["issuer", "result"],
-        ));
-        let shared = must(IntCounter::new(
-            "scopegate_introspection_shared_total",
-            "Introspection answers taken from another replica through Redis instead of a call",
-        ));
-        register(
-            registry,
-            [
-                Box::new(shared.clone()),
-                Box::new(memberships.clone()),
-                Box::new(calls.clone()),
-                Box::new(refused.clone()),
-                Box::new(seconds.clone()),
-                Box::new(coalesced.clone()),
-                Box::new(circuit_open.clone()),
-                Box::new(circuit.clone()),
-            ],
-        );
-        IntrospectionMetrics {
-            calls,
-            refused,
-            seconds,
-            coalesced,
-            circuit_open,
-            circuit,
-            memberships,
-            shared,
-        }
-    }
-}
 
 pub struct Introspector {
     issuers: Arc<[Issuer]>,
