@@ -99,7 +99,14 @@ pub fn run(
         let grace = at_start.shutdown_grace;
         let thread = std::thread::Builder::new()
             .name(format!("scopegate-worker-{i}"))
-            .spawn(move || worker(current, sockets, stop_seen, grace))
+            .spawn(move || {
+                // Said at once: the others keep serving until the stop that joins them.
+                let served = worker(current, sockets, stop_seen, grace);
+                if let Err(e) = &served {
+                    tracing::error!("worker {i}: {e}");
+                }
+                served
+            })
             .map_err(|e| format!("worker thread: {e}"))?;
         workers.push(thread);
     }
