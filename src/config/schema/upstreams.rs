@@ -31,7 +31,7 @@ pub struct Upstream {
     pub retry_budget_percent: u32,
     #[serde(default)]
     pub timeouts: UpstreamTimeouts,
-    /// Idle connections kept per address.
+    /// Idle connections kept per address, by each worker thread (`server.threads`).
     #[serde(default = "default_max_idle")]
     pub max_idle_connections: usize,
     /// The `Host` sent: `keep` the client's, `upstream` the URL's `host:port`, or this value.
