@@ -1,9 +1,9 @@
 //! The verified-token cache: SHA-256 of the token → the answer, so a repeated token costs a
 //! hash and a lookup instead of a signature check. The token itself is never stored.
 //!
-//! The table is quick_cache's: its S3-FIFO admission keeps a flood of one-off tokens from
-//! evicting the hot ones, at about 21 bytes of its own per entry (moka, before it, took about
-//! 400: `cargo bench --bench memory`). It knows no lifetimes, so each entry carries when it
+//! The table is quick_cache's, its hash keyed per process: its S3-FIFO admission keeps a flood
+//! of one-off tokens from evicting the hot ones, at about 21 bytes of its own per entry (moka,
+//! before it, took about 400: `cargo bench --bench memory`). It knows no lifetimes, so each entry carries when it
 //! ends, and a lookup past that is a miss that removes it.
 
 use super::error::TokenError;
@@ -49,33 +49,10 @@ struct Entry {
     ends_ms: u64,
 }
 
-/// The key is already a SHA-256 digest: its first 8 bytes are as uniform as any hash of it,
-/// so the table uses them directly instead of hashing 32 bytes again with SipHash.
-#[derive(Clone, Default)]
-struct DigestPrefix;
-
-#[derive(Default)]
-struct DigestPrefixHasher(u64);
-
-impl std::hash::BuildHasher for DigestPrefix {
-    type Hasher = DigestPrefixHasher;
-    fn build_hasher(&self) -> DigestPrefixHasher {
-        DigestPrefixHasher(0)
-    }
-}
-
-impl std::hash::Hasher for DigestPrefixHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its length (`write_usize`) and then its bytes.
-        if let Some(prefix) = bytes.first_chunk::<8>() {
-            self.0 = u64::from_le_bytes(*prefix);
-        }
-    }
-    fn write_usize(&mut self, _len: usize) {}
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// The table's hash is keyed per process (SipHash, `RandomState`): the key is the SHA-256 of
+/// a token anyone may send, and refusals are cached too, so an unkeyed hash (the digest's own
+/// bytes) would let a client grind garbage tokens into one bucket and slow every lookup.
+type Keyed = std::hash::RandomState;
 
 /// Counts the entries the table drops for room (not those that end or are invalidated).
 #[derive(Clone)]
@@ -109,7 +86,7 @@ impl Clock {
 }
 
 pub struct TokenCache {
-    inner: Cache<TokenHash, Entry, UnitWeighter, DigestPrefix, CountEvictions>,
+    inner: Cache<TokenHash, Entry, UnitWeighter, Keyed, CountEvictions>,
     clock: Clock,
     max_ttl: Duration,
     negative_ttl: Duration,
@@ -128,7 +105,7 @@ impl TokenCache {
             capacity,
             max_entries,
             UnitWeighter,
-            DigestPrefix,
+            Keyed::new(),
             CountEvictions(evictions),
         );
         TokenCache {
@@ -212,12 +189,6 @@ impl TokenCache {
         }
     }
 
-    #[cfg(test)]
-    fn bucket_hash(key: &TokenHash) -> u64 {
-        use std::hash::BuildHasher;
-        DigestPrefix.hash_one(key)
-    }
-
     /// Takes the valid answers of `old` (a cache a reload replaces), each principal made
     /// again by `rebase` for this configuration (its scopes as bits of the new scope set),
     /// for what is left of its life. Refusals are not carried: they are cheap to make again.
@@ -266,16 +237,17 @@ mod tests {
     }
 
     #[test]
-    fn the_table_hash_is_the_digest_prefix_so_distinct_tokens_spread() {
+    fn the_table_hash_is_keyed_so_a_client_cannot_choose_colliding_buckets() {
+        use std::hash::BuildHasher;
         let a = hash("token-a");
-        assert_eq!(
-            TokenCache::bucket_hash(&a),
-            u64::from_le_bytes(a[..8].try_into().unwrap())
-        );
+        let (one, other) = (Keyed::new(), Keyed::new());
         assert_ne!(
-            TokenCache::bucket_hash(&a),
-            TokenCache::bucket_hash(&hash("token-b"))
+            one.hash_one(a),
+            u64::from_le_bytes(a[..8].try_into().unwrap()),
+            "not the digest's own bytes"
         );
+        assert_ne!(one.hash_one(a), other.hash_one(a), "a key of its own");
+        assert_eq!(one.hash_one(a), one.hash_one(a));
     }
 
     #[test]
