@@ -10,10 +10,14 @@ Needs wrk, nginx, apache2 + libapache2-mod-oauth2 and openssl (apt), and a relea
     python3 benches/load/run.py [--duration 10] [--rounds 3] [--connections 32]
         [--compare OLD_BINARY] [--workers 2] [--tls] [--credentials] [--rate 5000]
         [--upstream nginx] [--only NAME] [--log-cost] [--perf NAME]
+        [--pingora benches/engines/pingora-gate/target/release/pingora-gate]
+        [--crosscheck] [--wrk-threads 2]
 
 CPU per request is the proxy process's utime+stime (all threads and, for nginx and Apache,
 all processes) over the run, divided by the requests wrk counted: the robust number on a
-shared 2-core machine, where wrk, upstream and proxy compete for the cores.
+shared 2-core machine, where wrk, upstream and proxy compete for the cores. `--crosscheck`
+measures the same windows a second, independent way (`perf stat -e task-clock` on the same
+processes: the scheduler's own nanosecond count, read by perf, not from /proc).
 """
 import argparse, base64, hashlib, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -100,6 +104,11 @@ def main():
                     help="the upstream: the one-thread hyper server (default) or a separate nginx answering `return 200`")
     ap.add_argument("--rate", type=int, metavar="RPS",
                     help="also measure latency at this fixed request rate with oha (cargo install oha), for direct, nginx and scopegate")
+    ap.add_argument("--pingora", metavar="BINARY",
+                    help="also measure a bare pingora gateway (benches/engines/pingora-gate: bearer header present, nothing verified) on --workers threads")
+    ap.add_argument("--crosscheck", action="store_true",
+                    help="also count each window's CPU with `perf stat -e task-clock` (an independent clock) and print both")
+    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads (its connections spread over them)")
     ap.add_argument("--log-cost", action="store_true", help="also measure scopegate with its request log off (the default writes one JSON line per request)")
     args = ap.parse_args()
     for tool in ["wrk", "nginx", "openssl"] + ([] if args.no_apache else ["apache2"]):
@@ -258,6 +267,27 @@ MaxKeepAliveRequests 0
             wait_port(ports["apache"])
             targets.append(("apache mod_oauth2", ports["apache"], "/orgs/acme/repos", files["t100"], lambda: family(apache.pid)))
 
+        if args.pingora:
+            # Bare pingora, the engine scopegate measured itself against (docs/engine-decision.md).
+            ports["pingora"] = free_port()
+            cmd = [os.path.abspath(args.pingora), f"127.0.0.1:{ports['up']}", str(args.workers), f"127.0.0.1:{ports['pingora']}"]
+            if args.tls:
+                ports["pingora_tls"] = free_port()
+                cmd += [f"127.0.0.1:{ports['pingora_tls']}", cert, key_pem]
+            pingora = start(cmd)
+            wait_port(ports["pingora"])
+            name = "pingora bare gate (bearer present, nothing verified)"
+            targets.append((name, ports["pingora"], "/orgs/acme/repos", files["t100"], lambda: [pingora.pid]))
+            targets.append(("pingora bare gate 401", ports["pingora"], "/orgs/acme/repos", "", lambda: [pingora.pid]))
+            if args.tls:
+                wait_port(ports["pingora_tls"])
+                base = f"https://127.0.0.1:{ports['pingora_tls']}"
+                targets.append(("pingora bare gate TLS", base, "/orgs/acme/repos", files["t100"], lambda: [pingora.pid]))
+                targets.append(("pingora bare gate TLS, new connection per request", base + "#new", "/orgs/acme/repos",
+                                files["t100"], lambda: [pingora.pid]))
+                targets.append(("pingora bare gate TLS, HTTP/2 (h2load)", base + "#h2", "/orgs/acme/repos",
+                                files["t100"], lambda: [pingora.pid]))
+
         gateways = {}
         instances = [("scopegate", os.path.join(ROOT, "target/release/scopegate"))]
         if args.log_cost:
@@ -372,7 +402,7 @@ routes:
             tokens, _, header = tokens.partition("#")
             env = {**os.environ, "TOKENS": tokens, "TARGET_PATH": path, "NEW_CONNECTION": "1" if new else "0",
                    "HEADER": header or "Authorization", "PREFIX": "" if header else "Bearer "}
-            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{duration}s", "--latency", "-s", script,
+            out = subprocess.run(["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{duration}s", "--latency", "-s", script,
                                   base.removesuffix("#new")], env=env, capture_output=True, text=True).stdout
             reqs = int(re.search(r"(\d+) requests in", out).group(1))
             def lat(pct):
@@ -393,6 +423,7 @@ routes:
 
         results = {name: [] for name, *_ in targets}
         alone = {}
+        crosscheck = {}
         for r in range(args.rounds):
             for name, port, path, tokens, pids in targets:
                 ps = pids()
@@ -400,10 +431,21 @@ routes:
                 if args.perf == name and ps:
                     perf = subprocess.Popen(["perf", "record", "-g", "-o", "perf.data", "-p", str(ps[0])],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stat = None
+                if args.crosscheck and ps:
+                    stat = subprocess.Popen(["perf", "stat", "-e", "task-clock", "-x", ",", "-p", ",".join(map(str, ps))],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                    time.sleep(0.1)  # attached before the window opens
                 before = cpu_ticks(ps)
                 part = also[name]() if name in also else []
                 part_before = cpu_ticks(part)
                 reqs, rps, p50, p99, non2xx = wrk(port, path, tokens, args.duration)
+                if stat:
+                    stat.send_signal(signal.SIGINT)
+                    # CSV: the task-clock in milliseconds first (it also counts the 0.1 s of
+                    # attaching, when the process is idle).
+                    line = next(l for l in stat.communicate()[1].splitlines() if "task-clock" in l)
+                    crosscheck.setdefault(name, []).append(float(line.split(",")[0]) * 1e3 / reqs)
                 if part:
                     decided_us = (cpu_ticks(part) - part_before) / TICK * 1e6 / reqs
                     alone.setdefault(name, []).append(decided_us)
@@ -420,13 +462,21 @@ routes:
         med = {n: [statistics.median(x[i] for x in v) for i in range(5)] for n, v in results.items()}
         ng = med["nginx"]
         direct = med["direct"]
-        print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds alternating, medians; "
+        print(f"\nwrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s, {args.rounds} rounds alternating, medians; "
               f"proxies on {args.workers} worker thread(s)/process(es) (Apache: event MPM 2x32 threads)\n")
         print("| target | req/s | p50 µs | p99 µs | proxy CPU µs/req | CPU / nginx | req/s / nginx | p99 added over direct µs | non-2xx |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, (rps, p50, p99, us, bad) in med.items():
             ratio = "" if name == "direct" else f"{us / ng[3]:.2f}"
             print(f"| {name} | {rps:.0f} | {p50:.0f} | {p99:.0f} | {'' if name == 'direct' else f'{us:.1f}'} | {ratio} | {rps / ng[0]:.2f} | {p99 - direct[2]:.0f} | {bad:.0%} |")
+        if crosscheck:
+            ngc = statistics.median(crosscheck["nginx"])
+            print("\nThe same windows counted by `perf stat -e task-clock` (medians):\n")
+            print("| target | /proc utime+stime µs/req | perf task-clock µs/req | CPU / nginx (/proc) | CPU / nginx (perf) |")
+            print("| --- | ---: | ---: | ---: | ---: |")
+            for name, values in crosscheck.items():
+                us, pc = med[name][3], statistics.median(values)
+                print(f"| {name} | {us:.1f} | {pc:.1f} | {us / ng[3]:.2f} | {pc / ngc:.2f} |")
         if args.rate:
             fixed_rate(args, targets, files, results)
         for name, values in alone.items():

@@ -213,6 +213,24 @@ impl Rendered {
     }
 }
 
+/// A refusal body made of two literals, rendered at compile time: the frequent refusals (no
+/// token, no route) then cost no serialization. The literals must need no JSON escaping; a
+/// unit test holds every use equal to `json_body`'s output.
+macro_rules! static_body {
+    ($error:literal, $description:literal) => {
+        Bytes::from_static(
+            concat!(
+                "{\"error\":\"",
+                $error,
+                "\",\"error_description\":\"",
+                $description,
+                "\"}"
+            )
+            .as_bytes(),
+        )
+    };
+}
+
 fn json_body(error: &str, description: &str) -> Bytes {
     let v = serde_json::json!({ "error": error, "error_description": description });
     Bytes::from(v.to_string())
@@ -342,14 +360,14 @@ impl Refusal {
                 close = true;
                 json_body("invalid_request", e.description())
             }
-            Refusal::NotFound => json_body("not_found", "no route matches this request"),
+            Refusal::NotFound => static_body!("not_found", "no route matches this request"),
             Refusal::MethodNotAllowed(allow) => {
                 if let Ok(v) = HeaderValue::from_str(&allow.allow_header()) {
                     headers.push((http::header::ALLOW, v));
                 }
-                json_body(
+                static_body!(
                     "method_not_allowed",
-                    "this path does not accept this method",
+                    "this path does not accept this method"
                 )
             }
             Refusal::NoCredential => {
@@ -357,7 +375,7 @@ impl Refusal {
                     http::header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(REALM),
                 ));
-                json_body("unauthorized", "this resource needs a bearer token")
+                static_body!("unauthorized", "this resource needs a bearer token")
             }
             // RFC 6750 §3.1: an unsupported method gets the bare challenge; the body says why.
             Refusal::InvalidRequest(e) if e.is_unsupported_method() => {
@@ -395,43 +413,43 @@ impl Refusal {
                 forbidden.body.clone()
             }
             // Which condition failed stays in the log: the policy is not the client's to read.
-            Refusal::ClaimsNotSatisfied => json_body(
+            Refusal::ClaimsNotSatisfied => static_body!(
                 "claims_not_satisfied",
-                "the token's claims do not meet this resource's conditions",
+                "the token's claims do not meet this resource's conditions"
             ),
             Refusal::Organization(d) => json_body(d.error(), &d.description()),
-            Refusal::MissingOrganization => json_body(
+            Refusal::MissingOrganization => static_body!(
                 "invalid_request",
-                "the request does not name the organization",
+                "the request does not name the organization"
             ),
-            Refusal::AmbiguousOrganization => json_body(
+            Refusal::AmbiguousOrganization => static_body!(
                 "invalid_request",
-                "the request names the organization more than once",
+                "the request names the organization more than once"
             ),
             Refusal::Unavailable(_) => {
                 headers.push((
                     http::header::RETRY_AFTER,
                     HeaderValue::from(RETRY_AFTER_SECS),
                 ));
-                json_body(
+                static_body!(
                     "temporarily_unavailable",
-                    "the authorization server cannot be reached; try again later",
+                    "the authorization server cannot be reached; try again later"
                 )
             }
-            Refusal::BadGateway => json_body("bad_gateway", "the upstream cannot be reached"),
+            Refusal::BadGateway => static_body!("bad_gateway", "the upstream cannot be reached"),
             Refusal::GatewayTimeout => {
-                json_body("gateway_timeout", "the upstream did not answer in time")
+                static_body!("gateway_timeout", "the upstream did not answer in time")
             }
             Refusal::PayloadTooLarge => {
                 close = true;
-                json_body(
+                static_body!(
                     "payload_too_large",
-                    "the request body is larger than this resource takes",
+                    "the request body is larger than this resource takes"
                 )
             }
             Refusal::BodyTimeout => {
                 close = true;
-                json_body("request_timeout", "the request body stopped arriving")
+                static_body!("request_timeout", "the request body stopped arriving")
             }
             Refusal::CorsRefused(why) => json_body(
                 "cors_refused",
@@ -453,9 +471,9 @@ impl Refusal {
             Refusal::Overloaded => {
                 close = true;
                 headers.push((http::header::RETRY_AFTER, HeaderValue::from(1u32)));
-                json_body(
+                static_body!(
                     "overloaded",
-                    "the gateway serves as many connections as it may",
+                    "the gateway serves as many connections as it may"
                 )
             }
         };

@@ -150,15 +150,31 @@ fn unmet_claim_conditions_are_a_403_that_asks_for_no_scope() {
 }
 
 #[test]
-fn every_answer_is_json() {
+fn every_answer_is_json_and_a_precomputed_body_is_what_serde_json_would_write() {
+    let allow = MethodSet::parse(&["GET".into()]).unwrap();
     for r in [
         Refusal::NotFound,
-        Refusal::BadGateway,
+        Refusal::MethodNotAllowed(allow),
         Refusal::NoCredential,
+        Refusal::ClaimsNotSatisfied,
+        Refusal::MissingOrganization,
+        Refusal::AmbiguousOrganization,
+        Refusal::Unavailable(Unreachable::Introspection),
+        Refusal::BadGateway,
+        Refusal::GatewayTimeout,
+        Refusal::PayloadTooLarge,
+        Refusal::BodyTimeout,
+        Refusal::Overloaded,
     ] {
         let a = r.render();
         assert_eq!(header(&a, "content-type"), Some("application/json"));
-        body(&a);
+        let v = body(&a);
+        let (error, description) = (v["error"].as_str(), v["error_description"].as_str());
+        assert_eq!(
+            a.body,
+            json_body(error.unwrap(), description.unwrap()),
+            "{r:?}"
+        );
     }
 }
 
