@@ -10,7 +10,7 @@ pub struct Jwt;
 
 impl Authenticator for Jwt {
     fn claims(&self, p: &Presented, _: &Context) -> bool {
-        p.is_bearer() && token::looks_like_jwt(p.secret)
+        p.jwt_shaped
     }
 
     fn authenticate(&self, p: &Presented, ctx: &Context) -> Authn {

@@ -72,16 +72,21 @@ pub struct Presented<'a> {
     pub source: Source,
     pub digest: TokenHash,
     pub head: &'a Head<'a>,
+    /// A bearer token with a JWS's shape ([`crate::token::looks_like_jwt`]): read once here,
+    /// as both the opaque and the JWT authenticator ask.
+    pub jwt_shaped: bool,
 }
 
 impl<'a> Presented<'a> {
     /// `cred`, extracted from `head`; hashed here, once.
     pub fn new(cred: &'a Credential<'a>, head: &'a Head<'a>) -> Presented<'a> {
+        let bearer = matches!(cred.source, Source::Header | Source::Query);
         Presented {
             secret: &cred.token,
             source: cred.source,
             digest: crate::token::hash(&cred.token),
             head,
+            jwt_shaped: bearer && crate::token::looks_like_jwt(&cred.token),
         }
     }
 

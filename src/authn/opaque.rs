@@ -4,7 +4,7 @@
 use super::bearer::{self, Kind};
 use super::{Authenticator, Authn, Context, Need, Presented};
 use crate::answer::{Refusal, Unreachable};
-use crate::token::{self, Cached, TokenError};
+use crate::token::{Cached, TokenError};
 
 /// An opaque token: cache, else introspection.
 pub struct Opaque;
@@ -18,7 +18,7 @@ impl Authenticator for Opaque {
                 .issuers
                 .iter()
                 .any(|i| i.introspection.is_some() && i.opaque_tokens.claims(p.secret))
-                || !token::looks_like_jwt(p.secret))
+                || !p.jwt_shaped)
     }
 
     fn authenticate(&self, p: &Presented, ctx: &Context) -> Authn {

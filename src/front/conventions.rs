@@ -27,7 +27,20 @@ pub const FORWARD_AUTH_PATH: &str = "/forward-auth";
 pub const ENVOY_PREFIX: &str = "/envoy";
 
 /// The length of the client's body, as a caller that does not pass the body says it.
-pub const ORIGINAL_CONTENT_LENGTH: &str = "x-original-content-length";
+pub const ORIGINAL_CONTENT_LENGTH: HeaderName =
+    HeaderName::from_static("x-original-content-length");
+
+// The conventions' headers as names, not strings: a `&str` lookup parses the name on every
+// call.
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-original-host");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// A call that is not a question the endpoint answers: the caller's setup is at fault, not
 /// the client, and nothing is decided.
@@ -117,19 +130,19 @@ pub fn trusted(headers: &HeaderMap, secret: Option<&CallerSecret>) -> bool {
 
 /// Headers of the callers' conventions: they describe the call, not the client's request,
 /// and are not part of what is decided.
-const CONVENTION: [&str; 9] = [
-    "x-original-uri",
-    "x-original-method",
-    "x-original-host",
-    "x-forwarded-method",
-    "x-forwarded-uri",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
+const CONVENTION: [HeaderName; 9] = [
+    X_ORIGINAL_URI,
+    X_ORIGINAL_METHOD,
+    X_ORIGINAL_HOST,
+    X_FORWARDED_METHOD,
+    X_FORWARDED_URI,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+    X_REAL_IP,
     ORIGINAL_CONTENT_LENGTH,
 ];
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -165,17 +178,17 @@ pub fn original(
     let path = uri.path();
     let (front_end, method, target, host) = if path == NGINX_PATH {
         let target =
-            header(headers, "x-original-uri").ok_or(CallError::Missing("X-Original-URI"))?;
+            header(headers, &X_ORIGINAL_URI).ok_or(CallError::Missing("X-Original-URI"))?;
         let method =
-            header(headers, "x-original-method").ok_or(CallError::Missing("X-Original-Method"))?;
-        let host = header(headers, "x-original-host");
+            header(headers, &X_ORIGINAL_METHOD).ok_or(CallError::Missing("X-Original-Method"))?;
+        let host = header(headers, &X_ORIGINAL_HOST);
         (FrontEnd::Nginx, method, target.to_string(), host)
     } else if path == FORWARD_AUTH_PATH {
         let target =
-            header(headers, "x-forwarded-uri").ok_or(CallError::Missing("X-Forwarded-Uri"))?;
-        let method = header(headers, "x-forwarded-method")
-            .ok_or(CallError::Missing("X-Forwarded-Method"))?;
-        let host = header(headers, "x-forwarded-host");
+            header(headers, &X_FORWARDED_URI).ok_or(CallError::Missing("X-Forwarded-Uri"))?;
+        let method =
+            header(headers, &X_FORWARDED_METHOD).ok_or(CallError::Missing("X-Forwarded-Method"))?;
+        let host = header(headers, &X_FORWARDED_HOST);
         (FrontEnd::ForwardAuth, method, target.to_string(), host)
     } else if let Some(rest) = path.strip_prefix(ENVOY_PREFIX)
         && (rest.is_empty() || rest.starts_with('/'))
@@ -191,13 +204,13 @@ pub fn original(
     };
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| CallError::BadOriginal("the original method"))?;
-    let proto = header(headers, "x-forwarded-proto");
+    let proto = header(headers, &X_FORWARDED_PROTO);
     let client = client_address(headers).or(peer.map(|p| p.ip()));
-    let length = header(headers, ORIGINAL_CONTENT_LENGTH).map(str::to_string);
+    let length = header(headers, &ORIGINAL_CONTENT_LENGTH).map(str::to_string);
     let mut original = build(method, &target, headers, host, client, proto)
         .ok_or(CallError::BadOriginal("the original request target"))?;
     // What the caller added for this call is not the client's.
-    for name in CONVENTION {
+    for name in &CONVENTION {
         original.headers.remove(name);
     }
     if let Some(s) = secret {
@@ -253,13 +266,13 @@ pub fn build(
 fn client_address(headers: &HeaderMap) -> Option<IpAddr> {
     // Only the last entry: the ones before it are what the client claimed.
     let last = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .next_back()
         .and_then(|v| v.to_str().ok()?.rsplit(',').next());
     match last {
         Some(a) => a.trim().parse().ok(),
-        None => header(headers, "x-real-ip")?.trim().parse().ok(),
+        None => header(headers, &X_REAL_IP)?.trim().parse().ok(),
     }
 }
 
