@@ -104,12 +104,34 @@ fn digits(out: &mut String, mut v: u64) {
     out.push_str(std::str::from_utf8(&buf[at..]).expect("ASCII digits"));
 }
 
-/// `v` in `width` digits, zeros in front.
-fn padded(out: &mut String, v: u64, width: usize) {
-    let start = out.len();
-    digits(out, v);
-    for _ in out.len() - start..width {
-        out.insert(start, '0');
+/// `v` in at least `width` (≤ 20) digits, zeros in front.
+fn padded(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut at = buf.len();
+    while v > 0 {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let at = at.min(buf.len() - width);
+    out.push_str(std::str::from_utf8(&buf[at..]).expect("ASCII digits"));
+}
+
+/// An IP address as text; an IPv4 one without `fmt` (one per log line).
+pub(super) fn address_into(ip: std::net::IpAddr, out: &mut String) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                digits(out, u64::from(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -177,6 +199,18 @@ mod tests {
         w.int("n", 0);
         w.int("n", u64::MAX);
         w.str("s", "a\"b\\c\u{1}d é");
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.3.40",
+            "::1",
+            "2001:db8::8:1",
+        ] {
+            let mut text = String::new();
+            address_into(ip.parse().unwrap(), &mut text);
+            assert_eq!(text, ip);
+        }
         w.end();
         assert_eq!(
             out,

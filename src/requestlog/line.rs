@@ -1,7 +1,7 @@
 //! One request's facts, and its line in JSON or text.
 
 use super::Subject;
-use super::json::{JsonLine, rfc3339, rfc3339_into};
+use super::json::{JsonLine, address_into, rfc3339, rfc3339_into};
 use crate::answer::Refusal;
 use crate::principal::Principal;
 use http::{HeaderValue, Method};
@@ -199,9 +199,10 @@ impl Entry {
             w.str("scopegate.would_refuse", r);
         }
         if let Some(c) = self.client {
-            use std::fmt::Write;
             w.key("client.address");
-            let _ = write!(w.out, "\"{c}\"");
+            w.out.push('"');
+            address_into(c, w.out);
+            w.out.push('"');
         }
         if let Some(s) = self.upstream_status {
             w.int("scopegate.upstream.status_code", u64::from(s));
