@@ -1,6 +1,7 @@
 //! The request log's JSON, written by hand: one line per request, so no JSON value is built
 //! and no `fmt` runs for numbers, durations or the timestamp.
 
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 /// A JSON object written member by member.
@@ -135,9 +136,30 @@ pub(super) fn address_into(ip: std::net::IpAddr, out: &mut String) {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ` written into `out`, without `fmt`.
+/// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ` written into `out`, without `fmt`. The part up to the
+/// second is kept per thread and written again only when the second changes: most lines
+/// share it with the line before.
 pub(super) fn rfc3339_into(t: SystemTime, out: &mut String) {
-    let (year, month, day, rem, micros) = civil(t);
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    SECOND.with_borrow_mut(|(at, prefix)| {
+        if *at != secs {
+            prefix.clear();
+            second_into(secs, prefix);
+            *at = secs;
+        }
+        out.push_str(prefix);
+    });
+    padded(out, u64::from(d.subsec_micros()), 6);
+    out.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of `secs` since the epoch.
+fn second_into(secs: u64, out: &mut String) {
+    let (year, month, day, rem) = civil(secs);
     padded(out, year as u64, 4);
     out.push('-');
     padded(out, month as u64, 2);
@@ -150,15 +172,12 @@ pub(super) fn rfc3339_into(t: SystemTime, out: &mut String) {
     out.push(':');
     padded(out, (rem % 60) as u64, 2);
     out.push('.');
-    padded(out, u64::from(micros), 6);
-    out.push('Z');
 }
 
-/// The civil date (year, month, day), the second of the day and the microseconds of `t`
+/// The civil date (year, month, day) and the second of the day of `secs` since the epoch
 /// (H. Hinnant's algorithm).
-fn civil(t: SystemTime) -> (i64, i64, i64, i64, u32) {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
+fn civil(secs: u64) -> (i64, i64, i64, i64) {
+    let secs = secs as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -169,7 +188,7 @@ fn civil(t: SystemTime) -> (i64, i64, i64, i64, u32) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem, d.subsec_micros())
+    (year, month, day, rem)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmmmmZ`.
@@ -191,6 +210,18 @@ mod tests {
             rfc3339(SystemTime::UNIX_EPOCH),
             "1970-01-01T00:00:00.000000Z"
         );
+        // The kept second: the same second again, the next one, and back.
+        for (micros, text) in [
+            (1_700_000_000_999_999, "2023-11-14T22:13:20.999999Z"),
+            (1_700_000_001_000_001, "2023-11-14T22:13:21.000001Z"),
+            (1_700_000_000_000_000, "2023-11-14T22:13:20.000000Z"),
+            (951_825_599_500_000, "2000-02-29T11:59:59.500000Z"),
+        ] {
+            assert_eq!(
+                rfc3339(SystemTime::UNIX_EPOCH + Duration::from_micros(micros)),
+                text
+            );
+        }
         let mut out = String::new();
         let mut w = JsonLine::new(&mut out);
         for micros in [412, 12_500, 3_000, 1_005, 50, 0, 7_654_321] {
