@@ -80,14 +80,15 @@ pub struct Presented<'a> {
 impl<'a> Presented<'a> {
     /// `cred`, extracted from `head`; hashed here, once.
     pub fn new(cred: &'a Credential<'a>, head: &'a Head<'a>) -> Presented<'a> {
-        let bearer = matches!(cred.source, Source::Header | Source::Query);
-        Presented {
+        let mut presented = Presented {
             secret: &cred.token,
             source: cred.source,
             digest: crate::token::hash(&cred.token),
             head,
-            jwt_shaped: bearer && crate::token::looks_like_jwt(&cred.token),
-        }
+            jwt_shaped: false,
+        };
+        presented.jwt_shaped = presented.is_bearer() && crate::token::looks_like_jwt(&cred.token);
+        presented
     }
 
     /// A bearer token (the `Authorization` header or `?access_token=`), not a legacy key.
