@@ -114,6 +114,15 @@ def main():
     for tool in ["wrk", "nginx", "openssl"] + ([] if args.no_apache else ["apache2"]):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light apache2 libapache2-mod-oauth2")
+    # What the optional rows need, said before anything starts.
+    for wanted, tool, package in [(args.tls, "h2load", "nghttp2-client"), (args.crosscheck or args.perf, "perf", "linux-perf")]:
+        if wanted and not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: apt-get install {package}")
+    if args.rate and not (shutil.which("oha") or os.path.exists(os.path.expanduser("~/.cargo/bin/oha"))):
+        raise SystemExit("oha is missing: cargo install oha --locked")
+    if args.pingora and not os.path.exists(args.pingora):
+        raise SystemExit(f"{args.pingora} is missing: cargo build --release --manifest-path "
+                         "benches/engines/pingora-gate/Cargo.toml (needs cmake: apt-get install cmake)")
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--bin", "scopegate", "--example", "load-upstream"],
                        cwd=ROOT, check=True)
