@@ -2,7 +2,9 @@
 //! prefixes stripped and paths rewritten (also in the decision endpoint's answer), several
 //! upstream processes with one killed mid-test (retried, ejected, back once restarted), a
 //! name whose address changes (followed without a restart, and kept when it stops
-//! resolving), and mutual TLS to an upstream that requires a client certificate.
+//! resolving), mutual TLS to an upstream that requires a client certificate, and the
+//! workers' own connections to a plain HTTP/1 upstream (reused, closed when idle too long,
+//! never reused after the upstream closed them or an answer was cut short).
 
 mod support;
 
@@ -347,4 +349,161 @@ routes:
         "a private CA is not trusted by default"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A plain HTTP/1 upstream written for the connection tests: it counts the connections it
+/// was opened and closed on, answers each request with the number of its connection, and
+/// misbehaves on two paths: `/close-after` closes the connection 100 ms after answering
+/// (an upstream's own keep-alive timeout, with nothing said), `/short` announces 100 bytes,
+/// sends 10 and stalls.
+struct Counting {
+    port: u16,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Counting {
+    fn start() -> Counting {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let opened = std::sync::Arc::new(AtomicUsize::new(0));
+        let closed = std::sync::Arc::new(AtomicUsize::new(0));
+        let (o, c) = (opened.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let id = o.fetch_add(1, Ordering::SeqCst) + 1;
+                let closed = c.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                        let mut length = 0;
+                        loop {
+                            let mut h = String::new();
+                            reader.read_line(&mut h).unwrap_or(0);
+                            if h.trim().is_empty() {
+                                break;
+                            }
+                            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let answer = id.to_string();
+                        if path == "/short" {
+                            let _ = stream.write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+                            );
+                            std::thread::sleep(Duration::from_secs(3));
+                            break;
+                        }
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        if path == "/close-after" {
+                            std::thread::sleep(Duration::from_millis(100));
+                            break;
+                        }
+                    }
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Counting {
+            port,
+            opened,
+            closed,
+        }
+    }
+
+    fn opened(&self) -> usize {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn closed(&self) -> usize {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn counting_gateway(up: &Counting) -> TestGateway {
+    TestGateway::start(&gateway_yaml(&format!(
+        "upstreams:\n  api:\n    url: \"http://127.0.0.1:{}\"\n    timeouts: {{ idle: 1s, body: 1s }}\nroutes:\n  - {{ name: all, match: {{ path: \"/{{*rest}}\" }}, upstream: api, auth: none }}\n",
+        up.port
+    )))
+}
+
+#[test]
+fn a_plain_upstream_connection_is_reused_by_later_requests_and_closed_once_idle_past_its_timeout() {
+    let up = Counting::start();
+    let gw = counting_gateway(&up);
+    // Twenty requests, each on a new client connection, one after the other: one upstream
+    // connection carries them all.
+    for _ in 0..20 {
+        let r = get(&format!("{}/items", gw.url), None);
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().unwrap(), "1", "answered on the first connection");
+    }
+    assert_eq!(up.opened(), 1);
+    // Idle past `timeouts.idle` (1 s), the gateway closes it without being asked.
+    eventually("the idle upstream connection is closed", || {
+        up.closed() == 1
+    });
+    let r = get(&format!("{}/items", gw.url), None);
+    assert_eq!(
+        r.text().unwrap(),
+        "2",
+        "a new connection after the idle one closed"
+    );
+}
+
+#[test]
+fn an_upstream_connection_the_upstream_closed_while_idle_is_not_used_again_and_no_request_fails() {
+    let up = Counting::start();
+    let gw = counting_gateway(&up);
+    // POSTs are never tried twice: each answered 200 proves no request met a closed connection.
+    let client = reqwest::blocking::Client::new();
+    for i in 1..=5 {
+        let r = client
+            .post(format!("{}/close-after", gw.url))
+            .body("payload")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().unwrap(), i.to_string(), "a connection of its own");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn an_answer_cut_short_does_not_leave_its_upstream_connection_to_the_next_request() {
+    let up = Counting::start();
+    let gw = counting_gateway(&up);
+    let cut = get(&format!("{}/short", gw.url), None);
+    assert_eq!(cut.status(), 200);
+    assert!(
+        cut.bytes().is_err(),
+        "the client sees the body end unfinished"
+    );
+    // The stalled connection is the gateway's only one to this upstream: the next request
+    // gets a new one and its answer at once, not after the stall.
+    let started = Instant::now();
+    let r = get(&format!("{}/items", gw.url), None);
+    assert_eq!(r.text().unwrap(), "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

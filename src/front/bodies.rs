@@ -57,16 +57,37 @@ impl std::error::Error for AnswerBodyError {}
 /// The upstream's answer body on its way to the client, cut when the upstream pauses longer
 /// than `pause` in the middle of it; the pause is measured only while the gateway waits for
 /// the upstream (a slow client holds the body back without counting against it).
-pub struct Paced {
+pub struct Paced<E: Ended> {
     inner: Incoming,
     pause: Pause,
+    /// Told when the body was read to its end (and dropped unread otherwise).
+    then: Option<E>,
+    ended: bool,
 }
 
-impl Paced {
-    pub fn new(inner: Incoming, pause: Duration) -> Paced {
+/// What is done once an answer's body has been passed on in full: the worker's own
+/// connection it came on goes back to its pool ([`super::h1_pool::Lent`]).
+pub trait Ended: Unpin {
+    fn ended(self);
+}
+
+impl<E: Ended> Paced<E> {
+    pub fn new(inner: Incoming, pause: Duration, then: Option<E>) -> Paced<E> {
         Paced {
             inner,
             pause: Pause::new(pause),
+            then,
+            ended: false,
+        }
+    }
+}
+
+impl<E: Ended> Drop for Paced<E> {
+    fn drop(&mut self) {
+        if let Some(then) = self.then.take()
+            && (self.ended || self.inner.is_end_stream())
+        {
+            then.ended();
         }
     }
 }
@@ -100,7 +121,7 @@ impl Pause {
     }
 }
 
-impl Body for Paced {
+impl<E: Ended> Body for Paced<E> {
     type Data = Bytes;
     type Error = AnswerBodyError;
 
@@ -115,7 +136,10 @@ impl Body for Paced {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(AnswerBodyError::Upstream(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                me.ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let pause = me.pause.pause;
                 if me.pause.over(cx) {

@@ -21,6 +21,7 @@ mod callers;
 pub mod conventions;
 pub mod exchange;
 mod grpc;
+mod h1_pool;
 mod headers;
 pub mod listen;
 mod metadata;

@@ -4,10 +4,11 @@
 
 use super::bodies::{BodyFault, Paced, Watched};
 use super::exchange::{Arrival, Exchange};
+use super::h1_pool::{H1Pool, Lent, Terms};
 use super::headers::{cors_origin, declared_length, private};
 use super::listen::Peer;
 use super::metadata::{self, Served};
-use super::retry::{IDEMPOTENT, reset_before_answer};
+use super::retry::{CallError, IDEMPOTENT};
 use super::tunnel;
 use super::upstreams::Clients;
 use crate::answer::{Refusal, Rendered};
@@ -31,13 +32,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub type Body = Either<Paced, Full<Bytes>>;
+pub type Body = Either<Paced<Lent>, Full<Bytes>>;
 
 pub struct Engine {
     /// The configuration in force (replaced by a reload).
     pub current: Current,
     /// Upstream connections, pooled across reloads.
     clients: Clients,
+    /// This worker's own connections to plain HTTP/1 upstreams.
+    h1: Arc<H1Pool>,
     tls: bool,
 }
 
@@ -67,7 +70,7 @@ fn answer(a: Rendered, request_id: &HeaderValue) -> Response<Body> {
 enum UpstreamError {
     Timeout,
     /// No address to send to, or the error of the last try.
-    Failed(Option<hyper_util::client::legacy::Error>),
+    Failed(Option<CallError>),
 }
 use UpstreamError::{Failed, Timeout};
 
@@ -302,8 +305,20 @@ impl Engine {
             http::Version::HTTP_11
         };
         let pool = &gw.state.upstreams[forward.upstream];
-        let Some(client) = self.clients.of(generation).by_upstream[forward.upstream].clone() else {
-            return refuse(exchange, decided.route, Refusal::BadGateway);
+        // Plain HTTP/1 goes on the worker's own connections; the rest through the pooled client.
+        let own = !upstream.tls && !upstream.http2 && websocket.is_none();
+        let client = if own {
+            None
+        } else {
+            let Some(c) = self.clients.of(generation).by_upstream[forward.upstream].clone() else {
+                return refuse(exchange, decided.route, Refusal::BadGateway);
+            };
+            Some(c)
+        };
+        let terms = Terms {
+            connect_timeout: upstream.connect_timeout,
+            idle_timeout: upstream.idle_timeout,
+            max_idle: upstream.max_idle,
         };
         if let HostHeader::Set(host) = &upstream.host_header {
             parts.headers.insert(HOST, host.clone());
@@ -346,26 +361,39 @@ impl Engine {
             let Some(lease) = pool.pick(avoid, Instant::now()) else {
                 break Err(Failed(None));
             };
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(if upstream.tls {
-                Scheme::HTTPS
-            } else {
-                Scheme::HTTP
-            });
-            uri.authority = Some(lease.endpoint.authority.clone());
-            uri.path_and_query = Some(target.clone());
-            parts.uri = match Uri::from_parts(uri) {
-                Ok(u) => u,
-                Err(_) => break Err(Failed(None)),
+            let asked = async {
+                let Some(client) = &client else {
+                    parts.uri = Uri::from(target.clone());
+                    let req = Request::from_parts(parts, body);
+                    let endpoint = &lease.endpoint;
+                    let (resp, lent) = self
+                        .h1
+                        .send(endpoint.addr, &endpoint.authority, req, terms)
+                        .await?;
+                    return Ok((resp, Some(lent)));
+                };
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(if upstream.tls {
+                    Scheme::HTTPS
+                } else {
+                    Scheme::HTTP
+                });
+                uri.authority = Some(lease.endpoint.authority.clone());
+                uri.path_and_query = Some(target.clone());
+                parts.uri = Uri::from_parts(uri).map_err(|_| None)?;
+                match client.request(Request::from_parts(parts, body)).await {
+                    Ok(resp) => Ok((resp, None)),
+                    Err(e) => Err(Some(CallError::Pooled(e))),
+                }
             };
-            let asked = client.request(Request::from_parts(parts, body));
             let result = tokio::time::timeout(upstream.response_timeout, asked).await;
             let failed = match result {
-                Ok(Ok(resp)) => {
+                Ok(Ok(answered)) => {
                     lease.report(Outcome::Answered, Instant::now());
-                    break Ok(resp);
+                    break Ok(answered);
                 }
-                Ok(Err(e)) => e,
+                Ok(Err(None)) => break Err(Failed(None)),
+                Ok(Err(Some(e))) => e,
                 Err(_) => {
                     if lease.report(Outcome::Failed, Instant::now()) {
                         generation.requests.ejected(forward.upstream);
@@ -376,7 +404,7 @@ impl Engine {
             if lease.report(Outcome::Failed, Instant::now()) {
                 generation.requests.ejected(forward.upstream);
             }
-            let unanswered = failed.is_connect() || reset_before_answer(&failed);
+            let unanswered = failed.unanswered();
             match &again {
                 Some((method, headers, version))
                     if avoid.is_none() && unanswered && pool.retries.spend() =>
@@ -394,7 +422,7 @@ impl Engine {
             }
         };
         if let Some(call) = &call {
-            if let Ok(r) = &answered {
+            if let Ok((r, _)) = &answered {
                 otel::annotate_int(
                     call,
                     "http.response.status_code",
@@ -412,7 +440,7 @@ impl Engine {
             BodyFault::Stalled => Refusal::BodyTimeout,
         });
         match answered {
-            Ok(resp) => {
+            Ok((resp, lent)) => {
                 exchange.allowed(decided.route);
                 generation
                     .requests
@@ -446,7 +474,8 @@ impl Engine {
                 if forward.query_credential {
                     private(&mut parts.headers);
                 }
-                Response::from_parts(parts, Either::Left(Paced::new(body, upstream.body_pause)))
+                let body = Paced::new(body, upstream.body_pause, lent);
+                Response::from_parts(parts, Either::Left(body))
             }
             Err(e) => {
                 let refusal = match (client_fault, e) {
@@ -482,6 +511,7 @@ impl Engine {
     pub fn new(current: Current, tls: bool) -> Engine {
         Engine {
             clients: Clients::default(),
+            h1: Arc::default(),
             tls,
             current,
         }
