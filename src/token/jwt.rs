@@ -39,6 +39,16 @@ struct Peek {
     iss: Option<String>,
 }
 
+/// How issuers start a header, base64url-encoded (each a whole number of 3-byte groups, so
+/// its encoding is a fixed prefix): `{"alg"` (Auth0, Keycloak, Google), `{"typ":"JWT","alg"`
+/// (Microsoft Entra ID), `{"typ":"at+jwt","alg"` (RFC 9068 access tokens from jsonwebtoken,
+/// as the dev issuer). Each names `alg` before anything else could.
+const HEADER_STARTS: [&str; 3] = [
+    "eyJhbGci",
+    "eyJ0eXAiOiJKV1QiLCJhbGci",
+    "eyJ0eXAiOiJhdCtqd3QiLCJhbGci",
+];
+
 /// Whether the token has the shape of a JWS compact serialization: three parts, the first a
 /// base64url JSON object with an `alg`. A dotted opaque token (Zoho's `1000.x.y`, Google's
 /// `ya29.…`) is not one, and goes to introspection.
@@ -54,9 +64,9 @@ pub fn looks_like_jwt(token: &str) -> bool {
     else {
         return false;
     };
-    // `{"alg"` first, as issuers usually write it: nothing to decode (the header is parsed
-    // for real by `verify`).
-    if h.starts_with("eyJhbGci") {
+    // A header that starts as issuers write it: nothing to decode (the header is parsed for
+    // real by `verify`).
+    if HEADER_STARTS.iter().any(|start| h.starts_with(start)) {
         return true;
     }
     let Ok(json) = URL_SAFE_NO_PAD.decode(h) else {
@@ -170,6 +180,19 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_header_starts_read_without_decoding_are_the_encodings_of_headers_naming_alg() {
+        let starts = [
+            r#"{"alg""#,
+            r#"{"typ":"JWT","alg""#,
+            r#"{"typ":"at+jwt","alg""#,
+        ];
+        for (json, encoded) in starts.iter().zip(HEADER_STARTS) {
+            assert_eq!(json.len() % 3, 0, "{json} encodes to a fixed prefix");
+            assert_eq!(URL_SAFE_NO_PAD.encode(json), encoded);
+        }
+    }
+
+    #[test]
     fn only_a_token_whose_first_part_is_a_jws_header_looks_like_a_jwt() {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"at+jwt"}"#);
         assert!(looks_like_jwt(&format!("{header}.e30.c2ln")));
@@ -186,6 +209,10 @@ mod tests {
         // Three parts whose first is JSON but not a header, or not JSON at all.
         let no_alg = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT"}"#);
         assert!(!looks_like_jwt(&format!("{no_alg}.e30.c2ln")));
+        let kid_first = URL_SAFE_NO_PAD.encode(br#"{"kid":"k1","alg":"RS256"}"#);
+        assert!(looks_like_jwt(&format!("{kid_first}.e30.c2ln")));
+        let at_jwt_no_alg = URL_SAFE_NO_PAD.encode(br#"{"typ":"at+jwt","kid":"k"}"#);
+        assert!(!looks_like_jwt(&format!("{at_jwt_no_alg}.e30.c2ln")));
         assert!(!looks_like_jwt("a.b.c"));
         assert!(!looks_like_jwt(&format!("{header}.e30")));
         assert!(!looks_like_jwt(&format!("{header}.e30.c2ln.x")));
