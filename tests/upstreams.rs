@@ -355,7 +355,7 @@ routes:
 /// was opened and closed on, answers each request with the number of its connection, and
 /// misbehaves on two paths: `/close-after` closes the connection 100 ms after answering
 /// (an upstream's own keep-alive timeout, with nothing said), `/short` announces 100 bytes,
-/// sends 10 and stalls.
+/// sends 10 and stalls, `/early` answers before it reads the request's body.
 struct Counting {
     port: u16,
     opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -396,9 +396,19 @@ impl Counting {
                                 length = v.trim().parse().unwrap_or(0);
                             }
                         }
-                        let mut body = vec![0; length];
-                        reader.read_exact(&mut body).unwrap();
                         let answer = id.to_string();
+                        if path == "/early" {
+                            // Answered before the body is read, as an upstream refusing it would.
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly");
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            break;
+                        }
+                        if path == "/early" {
+                            continue;
+                        }
                         if path == "/short" {
                             let _ = stream.write_all(
                                 b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
@@ -506,4 +516,36 @@ fn an_answer_cut_short_does_not_leave_its_upstream_connection_to_the_next_reques
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_connection_still_sending_a_body_its_upstream_answered_early_does_not_hold_up_the_next_request()
+{
+    use std::io::{Read, Write};
+    let up = Counting::start();
+    let gw = counting_gateway(&up);
+    let addr: std::net::SocketAddr = gw.url.trim_start_matches("http://").parse().unwrap();
+    // A client sends half of its body; the upstream answers at once, and the gateway's
+    // connection to it goes on waiting for the other half.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf.")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = [0u8; 256];
+    let n = slow.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("early"),
+        "{answer}"
+    );
+    // Another request meanwhile gets its answer at once, on a connection of its own.
+    let started = Instant::now();
+    let r = get(&format!("{}/items", gw.url), None);
+    assert_eq!(r.text().unwrap(), "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(slow);
 }

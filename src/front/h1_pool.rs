@@ -92,9 +92,6 @@ impl H1Pool {
             terms,
         };
         while let Some(mut send) = self.take(addr) {
-            if send.ready().await.is_err() {
-                continue;
-            }
             match send.try_send_request(req).await {
                 Ok(resp) => return Ok((resp, lent(send))),
                 Err(mut e) => match e.take_message() {
@@ -110,13 +107,16 @@ impl H1Pool {
         }
     }
 
-    /// The most recent idle connection to `addr`, after closing those idle too long.
+    /// The most recent idle connection to `addr` that is ready for a request, after closing
+    /// those idle too long. One not ready yet is left for later, not waited for: it may still
+    /// be sending the body of a request its upstream answered early.
     fn take(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let (_, list) = idle.iter_mut().find(|(a, _)| *a == addr)?;
         let now = Instant::now();
         list.retain(|i| i.usable(now));
-        list.pop_back().map(|i| i.send)
+        let ready = list.iter().rposition(|i| i.send.is_ready())?;
+        list.remove(ready).map(|i| i.send)
     }
 
     fn give_back(self: &Arc<Self>, addr: SocketAddr, send: SendRequest<UpstreamBody>, t: Terms) {
