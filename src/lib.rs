@@ -37,6 +37,7 @@ pub mod request;
 pub mod requestlog;
 pub mod resource;
 pub mod route;
+pub mod scan;
 pub mod scope;
 pub mod server;
 pub mod sync;

@@ -10,7 +10,7 @@ use syn::visit::Visit;
 
 /// Bottom to top. A new module gets a line here, in the layer it belongs to.
 const LAYERS: &[&[&str]] = &[
-    &["bits", "clock", "config", "dns"],
+    &["bits", "clock", "config", "dns", "scan"],
     &[
         "scope",
         "claim",

@@ -65,23 +65,24 @@ impl<'a> JsonLine<'a> {
         self.out.push('"');
         // Runs that need no escape are copied whole.
         let mut run = 0;
-        for (i, b) in v.bytes().enumerate() {
-            let escaped = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b if b < 0x20 => "",
-                _ => continue,
+        loop {
+            let plain = crate::scan::prefix_len(&v.as_bytes()[run..], |b| {
+                (b != b'"') & (b != b'\\') & (b >= 0x20)
+            });
+            self.out.push_str(&v[run..run + plain]);
+            let Some(&b) = v.as_bytes().get(run + plain) else {
+                break;
             };
-            self.out.push_str(&v[run..i]);
-            if escaped.is_empty() {
-                use std::fmt::Write;
-                let _ = write!(self.out, "\\u{:04x}", b);
-            } else {
-                self.out.push_str(escaped);
+            match b {
+                b'"' => self.out.push_str("\\\""),
+                b'\\' => self.out.push_str("\\\\"),
+                _ => {
+                    use std::fmt::Write;
+                    let _ = write!(self.out, "\\u{:04x}", b);
+                }
             }
-            run = i + 1;
+            run += plain + 1;
         }
-        self.out.push_str(&v[run..]);
         self.out.push('"');
     }
 
