@@ -100,7 +100,8 @@ impl H1Pool {
                 },
             }
         }
-        let mut send = self.connect(addr, terms.connect_timeout).await?;
+        // Boxed: connecting is rare, and its future would otherwise enlarge every request's.
+        let mut send = Box::pin(self.connect(addr, terms.connect_timeout)).await?;
         match send.send_request(req).await {
             Ok(resp) => Ok((resp, lent(send))),
             Err(e) => Err(CallError::Sent(e)),
