@@ -1,5 +1,6 @@
 //! The reverse proxy: requests served by hyper (HTTP/1.1 and HTTP/2, optional rustls) are
-//! decided in their exchange and forwarded by a pooled hyper client. Requests and
+//! decided in their exchange and forwarded on the worker's own HTTP/1 connections
+//! (`h1_pool.rs`) or, for TLS, HTTP/2 and WebSocket upstreams, hyper-util's pooled client. Requests and
 //! responses stream through; the gateway only ever looks at the request head.
 
 use super::bodies::{BodyFault, Paced, Watched};

@@ -1,7 +1,9 @@
-//! The pooled HTTP clients the proxy forwards with: one per way of connecting (TLS settings,
-//! timeouts, pool size), shared by the upstreams that connect alike and kept across reloads
-//! (so a reload does not drop warm connections). Requests carry the chosen address as the
-//! URI's authority, so each address has its own pool; TLS names the upstream, not the address.
+//! The pooled HTTP clients the proxy forwards with to TLS and HTTP/2 upstreams and for
+//! WebSocket upgrades (plain HTTP/1 goes on `h1_pool.rs`): one per way of connecting (TLS
+//! settings, timeouts, pool size), shared by the upstreams that connect alike and kept
+//! across reloads (so a reload does not drop warm connections). Requests carry the chosen
+//! address as the URI's authority, so each address has its own pool; TLS names the
+//! upstream, not the address.
 
 use super::bodies::Watched;
 use crate::decision::Upstream;
