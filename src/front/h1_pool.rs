@@ -108,15 +108,17 @@ impl H1Pool {
         }
     }
 
-    /// The most recent idle connection to `addr` that is ready for a request, after closing
-    /// those idle too long. One not ready yet is left for later, not waited for: it may still
-    /// be sending the body of a request its upstream answered early.
+    /// The most recent idle connection to `addr` that is ready for a request and not idle
+    /// too long (the sweeper closes those; the list is not walked per request). One not ready
+    /// yet is left for later, not waited for: it may still be sending the body of a request
+    /// its upstream answered early.
     fn take(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let (_, list) = idle.iter_mut().find(|(a, _)| *a == addr)?;
         let now = Instant::now();
-        list.retain(|i| i.usable(now));
-        let ready = list.iter().rposition(|i| i.send.is_ready())?;
+        let ready = list
+            .iter()
+            .rposition(|i| i.usable(now) && i.send.is_ready())?;
         list.remove(ready).map(|i| i.send)
     }
 

@@ -17,6 +17,7 @@
 //! could not start twice in one process, so hyper replaced it.
 
 mod bodies;
+mod call;
 mod callers;
 pub mod conventions;
 pub mod exchange;

@@ -4,16 +4,16 @@
 //! responses stream through; the gateway only ever looks at the request head.
 
 use super::bodies::{BodyFault, Paced, Watched};
+use super::call::{Call, UpstreamError};
 use super::exchange::{Arrival, Exchange};
-use super::h1_pool::{H1Pool, Lent, Terms};
+use super::h1_pool::{H1Pool, Lent};
 use super::headers::{cors_origin, declared_length, private};
 use super::listen::Peer;
 use super::metadata::{self, Served};
-use super::retry::{CallError, IDEMPOTENT};
+use super::retry::IDEMPOTENT;
 use super::tunnel;
 use super::upstreams::Clients;
 use crate::answer::{Refusal, Rendered};
-use crate::balance::Outcome;
 use crate::cors::{self, Cors, Preflight, Preflights};
 use crate::decision::HostHeader;
 use crate::decision::{Decided, Verdict};
@@ -25,9 +25,9 @@ use crate::request::FramingError;
 use crate::request::{Connection, Head};
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST};
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderName, HeaderValue, Request, Response, Uri};
-use http_body_util::{Either, Empty, Full};
+use http::uri::PathAndQuery;
+use http::{HeaderName, HeaderValue, Request, Response};
+use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,14 +66,6 @@ fn answer(a: Rendered, request_id: &HeaderValue) -> Response<Body> {
     }
     resp
 }
-
-/// Why no upstream answer came.
-enum UpstreamError {
-    Timeout,
-    /// No address to send to, or the error of the last try.
-    Failed(Option<CallError>),
-}
-use UpstreamError::{Failed, Timeout};
 
 impl Engine {
     /// Answers one request: its exchange (span, metrics, log line) around the decision and
@@ -305,7 +297,6 @@ impl Engine {
         } else {
             http::Version::HTTP_11
         };
-        let pool = &gw.state.upstreams[forward.upstream];
         // Plain HTTP/1 goes on the worker's own connections; the rest through the pooled client.
         let own = !upstream.tls && !upstream.http2 && websocket.is_none();
         let client = if own {
@@ -315,11 +306,6 @@ impl Engine {
                 return refuse(exchange, decided.route, Refusal::BadGateway);
             };
             Some(c)
-        };
-        let terms = Terms {
-            connect_timeout: upstream.connect_timeout,
-            idle_timeout: upstream.idle_timeout,
-            max_idle: upstream.max_idle,
         };
         if let HostHeader::Set(host) = &upstream.host_header {
             parts.headers.insert(HOST, host.clone());
@@ -337,11 +323,11 @@ impl Engine {
             && IDEMPOTENT.contains(&parts.method)
             && body.is_end_stream();
         // The upstream call's span, whose context the upstream receives as `traceparent`.
-        let call = exchange
+        let span = exchange
             .trace()
             .map(|cx| otel::child(cx, "upstream", Kind::Client));
-        if let Some(call) = &call {
-            otel::inject(call, &mut parts.headers);
+        if let Some(span) = &span {
+            otel::inject(span, &mut parts.headers);
         }
         let sent = Instant::now();
         let body = Watched::new(
@@ -351,86 +337,23 @@ impl Engine {
         );
         let fault = body.fault.clone();
         let counted = body.counted.clone();
-        let again = retry.then(|| (parts.method.clone(), parts.headers.clone(), parts.version));
-        pool.retries.earn();
-        let mut attempt = Some((parts, Either::Left(body)));
-        let mut avoid = None;
-        let answered = loop {
-            let Some((mut parts, body)) = attempt.take() else {
-                break Err(Failed(None));
-            };
-            let Some(lease) = pool.pick(avoid, Instant::now()) else {
-                break Err(Failed(None));
-            };
-            let asked = async {
-                let Some(client) = &client else {
-                    parts.uri = Uri::from(target.clone());
-                    let req = Request::from_parts(parts, body);
-                    let endpoint = &lease.endpoint;
-                    let (resp, lent) = self
-                        .h1
-                        .send(endpoint.addr, &endpoint.authority, req, terms)
-                        .await?;
-                    return Ok((resp, Some(lent)));
-                };
-                let mut uri = http::uri::Parts::default();
-                uri.scheme = Some(if upstream.tls {
-                    Scheme::HTTPS
-                } else {
-                    Scheme::HTTP
-                });
-                uri.authority = Some(lease.endpoint.authority.clone());
-                uri.path_and_query = Some(target.clone());
-                parts.uri = Uri::from_parts(uri).map_err(|_| None)?;
-                match client.request(Request::from_parts(parts, body)).await {
-                    Ok(resp) => Ok((resp, None)),
-                    Err(e) => Err(Some(CallError::Pooled(e))),
-                }
-            };
-            let result = tokio::time::timeout(upstream.response_timeout, asked).await;
-            let failed = match result {
-                Ok(Ok(answered)) => {
-                    lease.report(Outcome::Answered, Instant::now());
-                    break Ok(answered);
-                }
-                Ok(Err(None)) => break Err(Failed(None)),
-                Ok(Err(Some(e))) => e,
-                Err(_) => {
-                    if lease.report(Outcome::Failed, Instant::now()) {
-                        generation.requests.ejected(forward.upstream);
-                    }
-                    break Err(Timeout);
-                }
-            };
-            if lease.report(Outcome::Failed, Instant::now()) {
-                generation.requests.ejected(forward.upstream);
-            }
-            let unanswered = failed.unanswered();
-            match &again {
-                Some((method, headers, version))
-                    if avoid.is_none() && unanswered && pool.retries.spend() =>
-                {
-                    generation.requests.retried(forward.upstream);
-                    tracing::info!(upstream = %upstream.name, address = %lease.endpoint.addr, "upstream: {failed}; trying another address");
-                    avoid = Some(lease.endpoint.addr);
-                    let (mut next, ()) = Request::new(()).into_parts();
-                    next.method = method.clone();
-                    next.headers = headers.clone();
-                    next.version = *version;
-                    attempt = Some((next, Either::Right(Empty::new())));
-                }
-                _ => break Err(Failed(Some(failed))),
-            }
+        let to = Call {
+            upstream,
+            index: forward.upstream,
+            generation,
+            client,
+            h1: &self.h1,
         };
-        if let Some(call) = &call {
+        let answered = to.send(parts, Either::Left(body), target, retry).await;
+        if let Some(span) = &span {
             if let Ok((r, _)) = &answered {
                 otel::annotate_int(
-                    call,
+                    span,
                     "http.response.status_code",
                     i64::from(r.status().as_u16()),
                 );
             }
-            otel::end(call);
+            otel::end(span);
         }
         exchange.body_read(counted.load(std::sync::atomic::Ordering::Relaxed));
         // The client's body broke, not the upstream: the client's fault, and its
@@ -481,8 +404,8 @@ impl Engine {
             Err(e) => {
                 let refusal = match (client_fault, e) {
                     (Some(r), _) => r,
-                    (None, Timeout) => Refusal::GatewayTimeout,
-                    (None, Failed(e)) => {
+                    (None, UpstreamError::Timeout) => Refusal::GatewayTimeout,
+                    (None, UpstreamError::Failed(e)) => {
                         match e {
                             Some(e) => tracing::warn!(upstream = %upstream.name, "upstream: {e}"),
                             None => {
