@@ -355,7 +355,8 @@ routes:
 /// was opened and closed on, answers each request with the number of its connection, and
 /// misbehaves on two paths: `/close-after` closes the connection 100 ms after answering
 /// (an upstream's own keep-alive timeout, with nothing said), `/short` announces 100 bytes,
-/// sends 10 and stalls, `/early` answers before it reads the request's body.
+/// sends 10 and stalls, `/early` answers before it reads the request's body, `/twice`
+/// answers twice.
 struct Counting {
     port: u16,
     opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -408,6 +409,13 @@ impl Counting {
                         }
                         if path == "/early" {
                             continue;
+                        }
+                        if path == "/twice" {
+                            // A second answer nobody asked for, in the same write: what a
+                            // desynchronised upstream would hand the next client.
+                            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED");
+                            std::thread::sleep(Duration::from_secs(1));
+                            break;
                         }
                         if path == "/short" {
                             let _ = stream.write_all(
@@ -543,4 +551,19 @@ fn a_connection_still_sending_a_body_its_upstream_answered_early_does_not_hold_u
     // Another request meanwhile gets its answer at once, on a connection of its own.
     answered_at_once_on_a_second_connection(&gw);
     drop(slow);
+}
+
+#[test]
+fn an_answer_nobody_asked_for_on_an_upstream_connection_never_reaches_the_next_client() {
+    let up = Counting::start();
+    let gw = counting_gateway(&up);
+    let first = get(&format!("{}/twice", gw.url), None);
+    assert_eq!(first.text().unwrap(), "A");
+    // The connection that carried the extra answer is not used again: the next client gets
+    // its own answer from a new connection.
+    for _ in 0..5 {
+        let next = get(&format!("{}/items", gw.url), None).text().unwrap();
+        assert_ne!(next, "SMUGGLED");
+        assert_eq!(next, "2");
+    }
 }
